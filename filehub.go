@@ -158,6 +158,13 @@ type MetaStore interface {
 	// Returns ENOTFOUND if no soft-deleted file has that ID.
 	RestoreFile(ctx context.Context, id string) (*File, error)
 
+	// PurgeFile removes the file record for good, decrements its blob's
+	// reference count (setting the blob's unreferenced-since time when it
+	// reaches zero) and records a file.purged event, in one transaction. It
+	// never deletes the blob itself: that is the cleanup service's job, after
+	// a grace period. Returns ENOTFOUND if there is no such file.
+	PurgeFile(ctx context.Context, id string) (*File, error)
+
 	// FindBlob returns the blob record for sum. Returns ENOTFOUND if none.
 	FindBlob(ctx context.Context, sum string) (*Blob, error)
 
