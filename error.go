@@ -14,6 +14,7 @@ const (
 	EFORBIDDEN    = "forbidden"             // credentials lack a scope (403)
 	ENOTFOUND     = "not_found"             // no such object, or not visible (404)
 	ECONFLICT     = "conflict"              // state does not allow the operation (409)
+	ETIMEOUT      = "timeout"               // the client stalled while sending (408)
 	ETOOLARGE     = "too_large"             // body or file exceeds a limit (413)
 	EUNSUPPORTED  = "unsupported_type"      // content type refused by policy (415)
 	ERANGE        = "range_not_satisfiable" // bad Range header (416)
