@@ -1,0 +1,290 @@
+package files
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"hash"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/filehub/filehub"
+)
+
+// Upload is the result of storing one file. It marshals to the file's JSON
+// fields plus "deduplicated".
+type Upload struct {
+	*filehub.File
+	// Deduplicated reports that the content was already stored, so no new
+	// blob bytes were written.
+	Deduplicated bool `json:"deduplicated"`
+}
+
+// commitTimeout bounds the commit phase of an upload, which runs detached
+// from the request's context: once the whole body has arrived, a client that
+// hangs up should not leave a half-committed upload behind.
+const commitTimeout = 30 * time.Second
+
+// Upload streams body into the store as a file called name (sanitized here)
+// owned by ownerKeyID. Memory use does not grow with the body's size.
+//
+// The body is copied to a staged blob while being hashed, in a two-stage
+// pipeline: the calling goroutine reads and hashes while a second goroutine
+// writes, so hashing, writing and write-back overlap. The content type is
+// sniffed from the first bytes before anything is written. Then the blob is
+// committed (unless its content is already stored) and the file recorded;
+// see docs/decisions.md for why this order is safe against crashes and
+// concurrent cleanup.
+//
+// Errors: ETOOLARGE past MaxUploadSize, EUNSUPPORTED for a refused type,
+// ESTORAGE on a full disk, EINVALID (or ETIMEOUT, if the body reader says so)
+// when the body cannot be read to the end, EUNAVAILABLE when a store is down.
+// On any error nothing is left behind: no record, no blob, no staged file.
+func (s *Service) Upload(ctx context.Context, body io.Reader, name, ownerKeyID string) (*Upload, error) {
+	start := time.Now()
+	s.metrics.inFlight.Inc()
+	defer s.metrics.inFlight.Dec()
+
+	up, received, err := s.upload(ctx, body, name, ownerKeyID)
+
+	s.metrics.bytesReceived.Add(float64(received))
+	s.metrics.duration.Observe(time.Since(start).Seconds())
+	s.metrics.uploads.WithLabelValues(uploadResult(up, err)).Inc()
+	if err != nil {
+		s.log.DebugContext(ctx, "upload failed", "name", name, "received", received, "err", err)
+		return nil, err
+	}
+	if up.Deduplicated {
+		s.metrics.dedupHits.Inc()
+		s.metrics.dedupSaved.Add(float64(up.Size))
+	}
+	return up, nil
+}
+
+func uploadResult(up *Upload, err error) string {
+	switch filehub.ErrorCode(err) {
+	case "":
+		if up.Deduplicated {
+			return resultDeduplicated
+		}
+		return resultStored
+	case filehub.ETOOLARGE:
+		return resultTooLarge
+	case filehub.EUNSUPPORTED:
+		return resultUnsupported
+	case filehub.ESTORAGE:
+		return resultStorageFull
+	case filehub.EINVALID, filehub.ETIMEOUT:
+		return resultAborted
+	case filehub.EUNAVAILABLE:
+		return resultUnavailable
+	}
+	return resultError
+}
+
+func (s *Service) upload(ctx context.Context, body io.Reader, name, ownerKeyID string) (*Upload, int64, error) {
+	name = SanitizeName(name)
+	// Read one byte past the limit so that an oversized body is detected
+	// whatever Content-Length claimed (or when there was none).
+	body = io.LimitReader(body, s.cfg.MaxUploadSize+1)
+
+	p := newPipeline()
+	defer p.release()
+
+	// Sniff the type before anything is written: a refused upload never
+	// touches the disk.
+	head := p.free[0]
+	n, eof, err := readChunk(ctx, body, head)
+	received := int64(n)
+	if err != nil {
+		return nil, received, err
+	}
+	ct := sniff(head[:min(n, sniffLen)])
+	if err := s.policy.check(ct); err != nil {
+		return nil, received, err
+	}
+	if received > s.cfg.MaxUploadSize {
+		return nil, received, s.tooLarge()
+	}
+
+	staged, err := s.blobs.Stage(ctx)
+	if err != nil {
+		return nil, received, err
+	}
+	defer staged.Close()
+
+	h := sha256.New()
+	total, err := p.run(ctx, body, staged, h, n, eof)
+	received = total
+	if err != nil {
+		return nil, received, err
+	}
+	if total > s.cfg.MaxUploadSize {
+		return nil, received, s.tooLarge()
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+
+	// The body is complete: finish even if the client hangs up now.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+
+	// Known content needs neither fsync nor link: the blob record exists,
+	// so its object does too, and CreateFile will only bump its count. If
+	// the record vanishes before CreateFile runs, CreateFile calls place,
+	// which commits the staged copy after all.
+	if _, err := s.meta.FindBlob(cctx, sum); err != nil {
+		if filehub.ErrorCode(err) != filehub.ENOTFOUND {
+			return nil, received, err
+		}
+		if err := staged.Commit(cctx, sum); err != nil {
+			return nil, received, err
+		}
+	}
+	f := &filehub.File{
+		ID:          filehub.NewID("f_"),
+		Name:        name,
+		Size:        total,
+		SHA256:      sum,
+		ContentType: ct.name,
+		CreatedAt:   s.now().UTC(),
+		OwnerKeyID:  ownerKeyID,
+	}
+	dedup, err := s.meta.CreateFile(cctx, f, func(ctx context.Context) error {
+		return staged.Commit(ctx, sum)
+	})
+	if err != nil {
+		return nil, received, err
+	}
+	return &Upload{File: f, Deduplicated: dedup}, received, nil
+}
+
+func (s *Service) tooLarge() error {
+	return filehub.Errorf(filehub.ETOOLARGE, "upload exceeds the limit of %d bytes", s.cfg.MaxUploadSize)
+}
+
+// Pipeline sizing. Each upload holds at most pipelineDepth chunks, so 100
+// concurrent uploads hold 100 × 4 × 64 KiB = 25 MiB of buffers: memory is
+// bounded by concurrency, never by file size. 64 KiB chunks keep the number
+// of write system calls low (16 per MiB) while leaving room for many uploads.
+const (
+	chunkSize     = 64 << 10
+	pipelineDepth = 4
+)
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+
+// pipeline copies a body to a staged blob: the caller's goroutine reads and
+// hashes, a writer goroutine writes. Buffers circulate between them through
+// the free list, so at most pipelineDepth chunks are in use.
+type pipeline struct {
+	bufs []*[]byte
+	free [][]byte // only used for the head chunk before run
+}
+
+func newPipeline() *pipeline {
+	p := &pipeline{}
+	for range pipelineDepth {
+		b := chunkPool.Get().(*[]byte)
+		p.bufs = append(p.bufs, b)
+	}
+	p.free = [][]byte{*p.bufs[0]}
+	return p
+}
+
+func (p *pipeline) release() {
+	for _, b := range p.bufs {
+		chunkPool.Put(b)
+	}
+	p.bufs = nil
+}
+
+// readChunk fills buf from r. It returns the bytes read, whether r is
+// exhausted, and a filehub error if reading failed.
+func readChunk(ctx context.Context, r io.Reader, buf []byte) (n int, eof bool, err error) {
+	n, err = io.ReadFull(r, buf)
+	switch {
+	case err == nil:
+		return n, false, nil
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return n, true, nil
+	}
+	var fe *filehub.Error
+	if errors.As(err, &fe) {
+		return n, false, err
+	}
+	if ctx.Err() != nil {
+		return n, false, filehub.WrapError(filehub.EINVALID, "upload aborted: the client went away", err)
+	}
+	return n, false, filehub.WrapError(filehub.EINVALID, "upload aborted: the body could not be read", err)
+}
+
+// run copies the rest of body after the first n bytes already in the head
+// buffer, returning the total size.
+func (p *pipeline) run(ctx context.Context, body io.Reader, w io.Writer, h hash.Hash, n int, eof bool) (int64, error) {
+	head := (*p.bufs[0])[:n]
+	total := int64(n)
+	if eof {
+		// Small upload: the whole body is in hand; no goroutine needed.
+		h.Write(head)
+		if _, err := w.Write(head); err != nil {
+			return total, err
+		}
+		return total, nil
+	}
+
+	type chunk struct{ b []byte }
+	work := make(chan chunk, pipelineDepth)
+	free := make(chan []byte, pipelineDepth)
+	for _, b := range p.bufs[1:] {
+		free <- *b
+	}
+	var writeErr atomic.Pointer[error]
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for c := range work {
+			if writeErr.Load() == nil {
+				if _, err := w.Write(c.b); err != nil {
+					writeErr.Store(&err)
+				}
+			}
+			free <- c.b[:cap(c.b)]
+		}
+	}()
+	finish := func(err error) (int64, error) {
+		close(work)
+		<-done
+		if werr := writeErr.Load(); werr != nil {
+			return total, *werr
+		}
+		return total, err
+	}
+
+	// The writer may still be writing a chunk while it is being hashed
+	// here; both only read it, and it returns to the free list only after
+	// the write, so it is never overwritten while in use.
+	work <- chunk{head}
+	h.Write(head)
+	for !eof {
+		if writeErr.Load() != nil {
+			return finish(nil)
+		}
+		buf := <-free
+		var err error
+		n, eof, err = readChunk(ctx, body, buf)
+		total += int64(n)
+		if err != nil {
+			return finish(err)
+		}
+		if n == 0 {
+			free <- buf
+			break
+		}
+		work <- chunk{buf[:n]}
+		h.Write(buf[:n])
+	}
+	return finish(nil)
+}
