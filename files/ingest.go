@@ -96,7 +96,7 @@ func (s *Service) upload(ctx context.Context, body io.Reader, name, ownerKeyID s
 
 	// Sniff the type before anything is written: a refused upload never
 	// touches the disk.
-	head := p.free[0]
+	head := *p.bufs[0]
 	n, eof, err := readChunk(ctx, body, head)
 	received := int64(n)
 	if err != nil {
@@ -180,8 +180,7 @@ var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return
 // hashes, a writer goroutine writes. Buffers circulate between them through
 // the free list, so at most pipelineDepth chunks are in use.
 type pipeline struct {
-	bufs []*[]byte
-	free [][]byte // only used for the head chunk before run
+	bufs []*[]byte // bufs[0] is the head chunk, read before the pipeline starts
 }
 
 func newPipeline() *pipeline {
@@ -190,7 +189,6 @@ func newPipeline() *pipeline {
 		b := chunkPool.Get().(*[]byte)
 		p.bufs = append(p.bufs, b)
 	}
-	p.free = [][]byte{*p.bufs[0]}
 	return p
 }
 

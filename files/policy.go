@@ -1,7 +1,6 @@
 package files
 
 import (
-	"bytes"
 	"strings"
 
 	"github.com/filehub/filehub"
@@ -15,7 +14,6 @@ import (
 var DefaultDenyTypes = []string{
 	"application/x-elf",
 	"application/vnd.microsoft.portable-executable",
-	"application/x-dosexec",
 	"application/x-mach-binary",
 	"application/x-ms-installer",
 }
@@ -39,13 +37,9 @@ type contentType struct {
 
 // sniff detects the content type of an upload from its first bytes.
 func sniff(head []byte) contentType {
+	// mimetype classifies anything starting with the DOS "MZ" signature as
+	// a Windows executable, PE header or not, which is what the policy needs.
 	m := mimetype.Detect(head)
-	// mimetype recognises Windows executables only by their PE header. A
-	// bare DOS "MZ" executable (or a PE whose header lies beyond the sniffed
-	// bytes) is just as runnable, so treat any MZ start as one.
-	if bytes.HasPrefix(head, []byte("MZ")) && !m.Is("application/vnd.microsoft.portable-executable") {
-		return contentType{name: "application/x-dosexec", lineage: []string{"application/x-dosexec"}}
-	}
 	ct := contentType{name: m.String()}
 	for t := m; t != nil && t.Parent() != nil; t = t.Parent() {
 		ct.lineage = append(ct.lineage, t.String())
