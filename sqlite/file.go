@@ -1,0 +1,430 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/filehub/filehub"
+)
+
+// Page sizes of ListFiles and ListEvents.
+const (
+	defaultLimit = 100
+	maxLimit     = 1000
+)
+
+// fileColumns are the columns scanFile reads, in order.
+const fileColumns = `id, name, size, sha256, content_type, created_at, deleted_at, purge_after, owner_key_id`
+
+// CreateFile records f and its file.created event; see filehub.MetaStore.
+// The request joins the writer's next group commit (see the package doc) and
+// returns once that batch is durable.
+//
+// place is called, with ctx, only when no blob record existed for
+// f.SHA256. A blob record that exists with a reference count of zero (all
+// its files were purged and the cleanup service has not removed it yet) is
+// revived without calling place: deduplicated is true, since removing the
+// object is the job of the cleanup service, which deletes the record first.
+// If place fails, nothing is recorded and its error is returned unchanged. A
+// nil place is not called.
+//
+// CreateFile returns EINVALID if f is incomplete or its size differs from the
+// size recorded for its blob, ECONFLICT if a file with f.ID exists.
+func (db *DB) CreateFile(ctx context.Context, f *filehub.File, place filehub.PlaceFunc) (deduplicated bool, err error) {
+	if err := validateFile(f); err != nil {
+		return false, err
+	}
+	snap := *f
+	snap.CreatedAt = snap.CreatedAt.UTC()
+	snap.DeletedAt, snap.PurgeAfter = nil, nil
+	// Marshal before queueing: the writer goroutine is the bottleneck.
+	snapJSON, err := json.Marshal(&snap)
+	if err != nil {
+		return false, filehub.WrapError(filehub.EINTERNAL, "encode file", err)
+	}
+	created := nanos(snap.CreatedAt)
+	now := nanos(time.Now())
+
+	err = db.write(ctx, "create file", func(wctx context.Context, tx *sql.Tx) error {
+		// Insert-or-nothing, then increment: the writer holds SQLite's write
+		// lock for the whole batch, so nothing can slip in between, and
+		// RowsAffected tells whether this request created the record.
+		res, err := tx.ExecContext(wctx,
+			`INSERT INTO blobs (sha256, size, ref_count, created_at) VALUES (?, ?, 1, ?)
+			 ON CONFLICT (sha256) DO NOTHING`,
+			snap.SHA256, snap.Size, created)
+		if err != nil {
+			return mapError(wctx, "insert blob", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return mapError(wctx, "insert blob", err)
+		}
+		if n == 1 {
+			if place != nil {
+				if err := place(ctx); err != nil {
+					return err
+				}
+			}
+		} else {
+			deduplicated = true
+			var size int64
+			err := tx.QueryRowContext(wctx,
+				`UPDATE blobs SET ref_count = ref_count + 1, unreferenced_since = NULL
+				 WHERE sha256 = ? RETURNING size`, snap.SHA256).Scan(&size)
+			if err != nil {
+				return mapError(wctx, "reference blob", err)
+			}
+			if size != snap.Size {
+				return filehub.Errorf(filehub.EINVALID,
+					"size %d does not match the stored size %d of content %s", snap.Size, size, snap.SHA256)
+			}
+		}
+		_, err = tx.ExecContext(wctx,
+			`INSERT INTO files (id, name, size, sha256, content_type, created_at, owner_key_id)
+			 VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			snap.ID, snap.Name, snap.Size, snap.SHA256, snap.ContentType, created, snap.OwnerKeyID)
+		if err != nil {
+			if filehub.ErrorCode(mapError(wctx, "", err)) == filehub.ECONFLICT {
+				return filehub.WrapError(filehub.ECONFLICT, fmt.Sprintf("file %s already exists", snap.ID), err)
+			}
+			return mapError(wctx, "insert file", err)
+		}
+		return insertEvent(wctx, tx, filehub.EventFileCreated, now, snapJSON)
+	})
+	if err != nil {
+		return false, err
+	}
+	return deduplicated, nil
+}
+
+func validateFile(f *filehub.File) error {
+	switch {
+	case f == nil:
+		return filehub.Errorf(filehub.EINVALID, "no file given")
+	case f.ID == "":
+		return filehub.Errorf(filehub.EINVALID, "file has no ID")
+	case f.Name == "":
+		return filehub.Errorf(filehub.EINVALID, "file has no name")
+	case f.Size < 0:
+		return filehub.Errorf(filehub.EINVALID, "file size is negative")
+	case !filehub.ValidSHA256(f.SHA256):
+		return filehub.Errorf(filehub.EINVALID, "file has no valid SHA-256")
+	case f.ContentType == "":
+		return filehub.Errorf(filehub.EINVALID, "file has no content type")
+	case f.CreatedAt.IsZero():
+		return filehub.Errorf(filehub.EINVALID, "file has no creation time")
+	case f.OwnerKeyID == "":
+		return filehub.Errorf(filehub.EINVALID, "file has no owner key")
+	}
+	return nil
+}
+
+// FindFile returns the file with the given ID, soft-deleted or not. It
+// returns ENOTFOUND if there is none.
+func (db *DB) FindFile(ctx context.Context, id string) (*filehub.File, error) {
+	if db.closed.Load() {
+		return nil, errClosed
+	}
+	f, err := scanFile(db.rdb.QueryRowContext(ctx, `SELECT `+fileColumns+` FROM files WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, filehub.Errorf(filehub.ENOTFOUND, "file %s not found", id)
+	}
+	if err != nil {
+		return nil, mapError(ctx, "find file", err)
+	}
+	return f, nil
+}
+
+// ListFiles returns files in creation order; see filehub.MetaStore. A limit
+// of 0 means 100, a limit above 1000 is capped at 1000. The cursor is the
+// base64url encoding of the position of the page's last file, so pages stay
+// stable while files are added, deleted or purged. It returns EINVALID for
+// a malformed cursor or a negative limit.
+func (db *DB) ListFiles(ctx context.Context, filter filehub.FileFilter) ([]*filehub.File, string, error) {
+	if db.closed.Load() {
+		return nil, "", errClosed
+	}
+	limit, err := pageLimit(filter.Limit)
+	if err != nil {
+		return nil, "", err
+	}
+	after, err := decodeCursor(filter.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	q := `SELECT seq, ` + fileColumns + ` FROM files WHERE seq > ?`
+	if !filter.IncludeDeleted {
+		q += ` AND deleted_at IS NULL`
+	}
+	q += ` ORDER BY seq LIMIT ?`
+	// One row more than asked tells whether there is a next page.
+	rows, err := db.rdb.QueryContext(ctx, q, after, limit+1)
+	if err != nil {
+		return nil, "", mapError(ctx, "list files", err)
+	}
+	defer rows.Close()
+	var (
+		files = make([]*filehub.File, 0, min(limit, 64))
+		seqs  []int64
+	)
+	for rows.Next() {
+		var seq int64
+		f, err := scanFile(rows, &seq)
+		if err != nil {
+			return nil, "", mapError(ctx, "list files", err)
+		}
+		files = append(files, f)
+		seqs = append(seqs, seq)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", mapError(ctx, "list files", err)
+	}
+	if len(files) <= limit {
+		return files, "", nil
+	}
+	files = files[:limit]
+	return files, encodeCursor(seqs[limit-1]), nil
+}
+
+func pageLimit(n int) (int, error) {
+	switch {
+	case n < 0:
+		return 0, filehub.Errorf(filehub.EINVALID, "limit must not be negative")
+	case n == 0:
+		return defaultLimit, nil
+	case n > maxLimit:
+		return maxLimit, nil
+	}
+	return n, nil
+}
+
+func encodeCursor(seq int64) string {
+	return base64.RawURLEncoding.EncodeToString(strconv.AppendInt(nil, seq, 10))
+}
+
+func decodeCursor(c string) (int64, error) {
+	if c == "" {
+		return 0, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, filehub.WrapError(filehub.EINVALID, "malformed cursor", err)
+	}
+	seq, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil || seq < 1 {
+		return 0, filehub.WrapError(filehub.EINVALID, "malformed cursor", err)
+	}
+	return seq, nil
+}
+
+// SoftDeleteFile marks a live file deleted; see filehub.MetaStore. It
+// returns ENOTFOUND if no live file has that ID and EINVALID if at or
+// purgeAfter is zero.
+func (db *DB) SoftDeleteFile(ctx context.Context, id string, at, purgeAfter time.Time) (*filehub.File, error) {
+	if at.IsZero() || purgeAfter.IsZero() {
+		return nil, filehub.Errorf(filehub.EINVALID, "deletion and purge times are required")
+	}
+	var f *filehub.File
+	err := db.write(ctx, "delete file", func(wctx context.Context, tx *sql.Tx) error {
+		var err error
+		f, err = scanFile(tx.QueryRowContext(wctx,
+			`UPDATE files SET deleted_at = ?, purge_after = ?
+			 WHERE id = ? AND deleted_at IS NULL RETURNING `+fileColumns,
+			nanos(at), nanos(purgeAfter), id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return filehub.Errorf(filehub.ENOTFOUND, "file %s not found", id)
+		}
+		if err != nil {
+			return mapError(wctx, "delete file", err)
+		}
+		return insertFileEvent(wctx, tx, filehub.EventFileDeleted, f)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// RestoreFile undoes a soft delete; see filehub.MetaStore. It returns
+// ENOTFOUND if no soft-deleted file has that ID.
+func (db *DB) RestoreFile(ctx context.Context, id string) (*filehub.File, error) {
+	var f *filehub.File
+	err := db.write(ctx, "restore file", func(wctx context.Context, tx *sql.Tx) error {
+		var err error
+		f, err = scanFile(tx.QueryRowContext(wctx,
+			`UPDATE files SET deleted_at = NULL, purge_after = NULL
+			 WHERE id = ? AND deleted_at IS NOT NULL RETURNING `+fileColumns, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return filehub.Errorf(filehub.ENOTFOUND, "deleted file %s not found", id)
+		}
+		if err != nil {
+			return mapError(wctx, "restore file", err)
+		}
+		return insertFileEvent(wctx, tx, filehub.EventFileRestored, f)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// PurgeFile removes the file record for good; see filehub.MetaStore. It
+// returns the file as it was, and ENOTFOUND if there is no such file.
+func (db *DB) PurgeFile(ctx context.Context, id string) (*filehub.File, error) {
+	var f *filehub.File
+	err := db.write(ctx, "purge file", func(wctx context.Context, tx *sql.Tx) error {
+		var err error
+		f, err = scanFile(tx.QueryRowContext(wctx,
+			`DELETE FROM files WHERE id = ? RETURNING `+fileColumns, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return filehub.Errorf(filehub.ENOTFOUND, "file %s not found", id)
+		}
+		if err != nil {
+			return mapError(wctx, "purge file", err)
+		}
+		// The right-hand sides see the values before the update.
+		_, err = tx.ExecContext(wctx,
+			`UPDATE blobs SET ref_count = ref_count - 1,
+			   unreferenced_since = CASE WHEN ref_count = 1 THEN ? ELSE unreferenced_since END
+			 WHERE sha256 = ?`, nanos(time.Now()), f.SHA256)
+		if err != nil {
+			return mapError(wctx, "dereference blob", err)
+		}
+		return insertFileEvent(wctx, tx, filehub.EventFilePurged, f)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// FindBlob returns the blob record for sum. It returns ENOTFOUND if there
+// is none.
+func (db *DB) FindBlob(ctx context.Context, sum string) (*filehub.Blob, error) {
+	if db.closed.Load() {
+		return nil, errClosed
+	}
+	var (
+		b       filehub.Blob
+		created int64
+	)
+	err := db.rdb.QueryRowContext(ctx,
+		`SELECT sha256, size, ref_count, created_at FROM blobs WHERE sha256 = ?`, sum).
+		Scan(&b.SHA256, &b.Size, &b.RefCount, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, filehub.Errorf(filehub.ENOTFOUND, "content %s not found", sum)
+	}
+	if err != nil {
+		return nil, mapError(ctx, "find blob", err)
+	}
+	b.CreatedAt = fromNanos(created)
+	return &b, nil
+}
+
+// ListEvents returns up to limit events with ID > afterID, in ID order. A
+// limit of 0 or less means 100, a limit above 1000 is capped at 1000.
+func (db *DB) ListEvents(ctx context.Context, afterID int64, limit int) ([]*filehub.Event, error) {
+	if db.closed.Load() {
+		return nil, errClosed
+	}
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	limit = min(limit, maxLimit)
+	rows, err := db.rdb.QueryContext(ctx,
+		`SELECT id, type, time, file FROM events WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
+	if err != nil {
+		return nil, mapError(ctx, "list events", err)
+	}
+	defer rows.Close()
+	var events []*filehub.Event
+	for rows.Next() {
+		var (
+			e    filehub.Event
+			at   int64
+			file []byte
+		)
+		if err := rows.Scan(&e.ID, &e.Type, &at, &file); err != nil {
+			return nil, mapError(ctx, "list events", err)
+		}
+		e.Time = fromNanos(at)
+		if file != nil {
+			e.File = new(filehub.File)
+			if err := json.Unmarshal(file, e.File); err != nil {
+				return nil, filehub.WrapError(filehub.EINTERNAL, "decode event",
+					fmt.Errorf("event %d: %w", e.ID, err))
+			}
+		}
+		events = append(events, &e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, mapError(ctx, "list events", err)
+	}
+	return events, nil
+}
+
+// insertFileEvent records an event of type typ with a snapshot of f.
+func insertFileEvent(ctx context.Context, tx *sql.Tx, typ string, f *filehub.File) error {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return filehub.WrapError(filehub.EINTERNAL, "encode file", err)
+	}
+	return insertEvent(ctx, tx, typ, nanos(time.Now()), b)
+}
+
+func insertEvent(ctx context.Context, tx *sql.Tx, typ string, at int64, file []byte) error {
+	// The snapshot is stored as TEXT so that SQLite's JSON functions and
+	// people with the sqlite3 shell can read it.
+	_, err := tx.ExecContext(ctx, `INSERT INTO events (type, time, file) VALUES (?, ?, ?)`,
+		typ, at, string(file))
+	return mapError(ctx, "insert event", err)
+}
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+// scanFile reads fileColumns, preceded by the columns in lead, if any.
+func scanFile(s scanner, lead ...any) (*filehub.File, error) {
+	var (
+		f                   filehub.File
+		created             int64
+		deleted, purgeAfter sql.NullInt64
+	)
+	dest := append(lead, &f.ID, &f.Name, &f.Size, &f.SHA256, &f.ContentType,
+		&created, &deleted, &purgeAfter, &f.OwnerKeyID)
+	if err := s.Scan(dest...); err != nil {
+		return nil, err
+	}
+	f.CreatedAt = fromNanos(created)
+	f.DeletedAt = nullTime(deleted)
+	f.PurgeAfter = nullTime(purgeAfter)
+	return &f, nil
+}
+
+// nanos is how times are stored: Unix nanoseconds, which are UTC by
+// definition and compare as integers.
+func nanos(t time.Time) int64 { return t.UnixNano() }
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+func nullTime(n sql.NullInt64) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := fromNanos(n.Int64)
+	return &t
+}
+
+func nullNanos(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: nanos(*t), Valid: true}
+}
