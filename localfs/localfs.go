@@ -69,9 +69,12 @@ type Config struct {
 	// sync_file_range) to start writing back every few MiB as soon as they
 	// are written, so that disk writes overlap with receiving the upload,
 	// the final fsync has little left to do and dirty pages do not pile up
-	// in memory. On a 256 MiB write+commit it is about 1.4x as fast as
-	// without it on the development machine (see the package benchmarks).
-	// Other operating systems ignore the setting.
+	// in memory. Measured with BenchmarkCommit (256 MiB in 256 KiB writes,
+	// then Commit) on the shared development VM, medians of 10 interleaved
+	// runs: 1.8 GB/s with write-behind, 1.5 GB/s without, 1.3 GB/s for a
+	// plain create+write+fsync+rename; on a quiet machine 2.7-3.0 vs
+	// 1.5-1.8 GB/s. Uploads smaller than 4 MiB are not affected. Other
+	// operating systems ignore the setting.
 	DisableWriteBehind bool
 }
 
