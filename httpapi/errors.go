@@ -1,0 +1,122 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/filehub/filehub"
+)
+
+// statusByCode is the one table mapping filehub error codes to HTTP
+// statuses. Codes missing from it (there should be none) are 500.
+var statusByCode = map[string]int{
+	filehub.EINVALID:      http.StatusBadRequest,
+	filehub.EUNAUTHORIZED: http.StatusUnauthorized,
+	filehub.EFORBIDDEN:    http.StatusForbidden,
+	filehub.ENOTFOUND:     http.StatusNotFound,
+	filehub.ECONFLICT:     http.StatusConflict,
+	filehub.ETIMEOUT:      http.StatusRequestTimeout,
+	filehub.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	filehub.EUNSUPPORTED:  http.StatusUnsupportedMediaType,
+	filehub.ERANGE:        http.StatusRequestedRangeNotSatisfiable,
+	filehub.ERATELIMIT:    http.StatusTooManyRequests,
+	filehub.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	filehub.ESTORAGE:      http.StatusInsufficientStorage,
+	filehub.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// StatusCode returns the HTTP status for a filehub error code: the status of
+// the problem document an error with that code is sent as.
+func StatusCode(code string) int {
+	if s, ok := statusByCode[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// Problem is the RFC 9457 problem document sent with every error response,
+// as application/problem+json.
+type Problem struct {
+	// Type is "urn:filehub:error:<code>".
+	Type string `json:"type"`
+	// Title is the status text, e.g. "Not Found".
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	// Detail is the client-safe message (filehub.ErrorMessage).
+	Detail string `json:"detail"`
+	// Code is the filehub error code, e.g. "not_found".
+	Code string `json:"code"`
+	// RequestID identifies the request in the server's logs.
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// ProblemContentType is the media type of problem documents.
+const ProblemContentType = "application/problem+json"
+
+// writeError answers with err's status and problem document. Internal
+// errors are logged with their cause, which is never sent; the causes of
+// other server-side failures (503, 507) are logged as warnings.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := filehub.ErrorCode(err)
+	status := StatusCode(code)
+	log := info(r.Context()).log
+	switch {
+	case errors.Is(r.Context().Err(), context.Canceled):
+		// The client is gone; nobody will read the answer.
+		log.Debug("request aborted by client", "err", err)
+	case status == http.StatusInternalServerError:
+		log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	case status >= 500:
+		log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	default:
+		log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	switch status {
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="filehub"`)
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "1")
+		}
+	}
+	h.writeProblem(w, r, status, code, filehub.ErrorMessage(err))
+}
+
+// writeProblem writes a problem document. If the request body was not read
+// to the end, the connection is closed after the response rather than
+// reused: net/http would otherwise read (and discard) what is left of a
+// possibly huge body that was just refused.
+func (h *Handler) writeProblem(w http.ResponseWriter, r *http.Request, status int, code, detail string) {
+	ri := info(r.Context())
+	if ri.body != nil && !ri.body.done && r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
+	hdr := w.Header()
+	hdr.Del("Content-Length")
+	hdr.Del("Content-Disposition")
+	hdr.Del("Content-Encoding")
+	hdr.Set("Content-Type", ProblemContentType)
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Cache-Control", "no-store")
+	writeJSON(w, status, Problem{
+		Type:      "urn:filehub:error:" + code,
+		Title:     http.StatusText(status),
+		Status:    status,
+		Detail:    detail,
+		Code:      code,
+		RequestID: ri.id,
+	})
+}
+
+// writeJSON writes v as the response body.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	if w.Header().Get("Content-Type") == "" {
+		w.Header().Set("Content-Type", "application/json")
+	}
+	w.WriteHeader(status)
+	// Values are plain structs that always encode; a write error means
+	// the client has gone, and there is no one left to tell.
+	_ = json.NewEncoder(w).Encode(v)
+}
