@@ -2,13 +2,13 @@ package bench_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -132,7 +132,7 @@ func BenchmarkUploadSmall(b *testing.B) {
 			tr := &http.Transport{MaxIdleConnsPerHost: 64}
 			defer tr.CloseIdleConnections()
 			client := &http.Client{Transport: tr}
-			b.SetParallelism(max(1, 50/ runtimeProcs()))
+			b.SetParallelism(max(1, 50/runtime.GOMAXPROCS(0)))
 			b.SetBytes(size)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -183,13 +183,3 @@ func dirBytes(b *testing.B, dir string) int64 {
 	}
 	return n
 }
-
-func runtimeProcs() int {
-	n, _ := strconv.Atoi(os.Getenv("GOMAXPROCS"))
-	if n <= 0 {
-		return 2
-	}
-	return n
-}
-
-var _ = fmt.Sprint
