@@ -1,0 +1,139 @@
+// Command filehub-load generates upload load against a filehub server, or
+// serves the reference upload handler that filehub's figures are compared
+// with. It runs as its own process so that the server's memory and CPU can
+// be measured without the load generator's.
+//
+//	filehub-load reference --listen 127.0.0.1:9090 --dir /tmp/ref
+//	filehub-load upload --url http://127.0.0.1:8080/v1/files --key $KEY -n 2000 -c 50 --size 4KiB --pid $SERVER_PID
+//
+// upload prints one JSON line: uploads, failures, uploads/s, MB/s, p50/p99
+// latency and, with --pid, the server's peak RSS.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/filehub/filehub/internal/loadgen"
+	"github.com/filehub/filehub/internal/refserver"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "filehub-load:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage:
+  filehub-load upload --url URL [--key KEY] [-n COUNT] [-c CONCURRENCY] [--size SIZE] [--duplicate] [--pid PID]
+  filehub-load reference [--listen ADDR] --dir DIR`
+
+func run(args []string) error {
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	switch args[0] {
+	case "upload":
+		return upload(args[1:])
+	case "reference":
+		return reference(args[1:])
+	}
+	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+}
+
+func upload(args []string) error {
+	fs := flag.NewFlagSet("upload", flag.ContinueOnError)
+	var cfg loadgen.Config
+	var size string
+	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080/v1/files", "upload endpoint")
+	fs.StringVar(&cfg.Key, "key", os.Getenv("FILEHUB_KEY"), "bearer key (default $FILEHUB_KEY)")
+	fs.IntVar(&cfg.Count, "n", 1000, "number of uploads")
+	fs.IntVar(&cfg.Concurrency, "c", 10, "uploads in flight at once")
+	fs.StringVar(&size, "size", "4KiB", "bytes per upload (B, KiB, MiB, GiB)")
+	fs.BoolVar(&cfg.Duplicate, "duplicate", false, "upload identical content every time")
+	fs.IntVar(&cfg.ServerPID, "pid", 0, "server process id, to report its peak RSS")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	n, err := parseSize(size)
+	if err != nil {
+		return err
+	}
+	cfg.Size = n
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	res, err := loadgen.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if err := res.WriteJSON(os.Stdout); err != nil {
+		return err
+	}
+	if res.Failures > 0 {
+		return fmt.Errorf("%d uploads failed; first: %s", res.Failures, res.FirstError)
+	}
+	return nil
+}
+
+func reference(args []string) error {
+	fs := flag.NewFlagSet("reference", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:9090", "address to listen on")
+	dir := fs.String("dir", "", "directory to store uploads in (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return errors.New("reference: --dir is required")
+	}
+	if err := os.MkdirAll(*dir, 0o750); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "reference handler listening on http://%s\n", ln.Addr())
+	srv := &http.Server{Handler: &refserver.Handler{Dir: *dir}, ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// parseSize reads "4096", "4KiB", "10MiB", "1GiB", "10MB".
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+			if err != nil || n < 0 {
+				return 0, fmt.Errorf("bad size %q", s)
+			}
+			return n * u.mult, nil
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n, nil
+}
