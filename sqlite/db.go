@@ -72,6 +72,9 @@ type DB struct {
 	quit     chan struct{} // closed by Close
 	stopped  chan struct{} // closed when the writer goroutine has returned
 
+	// stmts are the writer's prepared statements; see prepareStmts.
+	stmts map[string]*sql.Stmt
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -232,7 +235,7 @@ type job struct {
 	// place callbacks, but never used for SQL (see the package doc).
 	ctx context.Context
 	// fn does the work inside the batch transaction, inside a savepoint.
-	fn func(ctx context.Context, tx *sql.Tx) error
+	fn func(ctx context.Context, tx *wtx) error
 	// err is fn's result, or the batch's if COMMIT failed; done is closed
 	// once it is final.
 	err  error
@@ -242,7 +245,7 @@ type job struct {
 // write runs fn in the writer goroutine's next batch and returns its result
 // once the batch has committed. fn receives the writer's context for SQL and
 // must use the caller's ctx (captured) only for callbacks.
-func (db *DB) write(ctx context.Context, op string, fn func(ctx context.Context, tx *sql.Tx) error) error {
+func (db *DB) write(ctx context.Context, op string, fn func(ctx context.Context, tx *wtx) error) error {
 	if db.closed.Load() {
 		return errClosed
 	}
@@ -261,6 +264,7 @@ func (db *DB) write(ctx context.Context, op string, fn func(ctx context.Context,
 // writer is the single goroutine that writes; see the package doc.
 func (db *DB) writer() {
 	defer close(db.stopped)
+	defer db.closeStmts()
 	batch := make([]*job, 0, db.maxBatch)
 	for {
 		select {
@@ -300,19 +304,21 @@ func (db *DB) runBatch(batch []*job) {
 		db.metrics.observe(len(batch), time.Since(start))
 	}
 
-	tx, err := db.wdb.BeginTx(ctx, nil)
+	db.prepareStmts(ctx)
+	sqlTx, err := db.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		db.logger.Error("sqlite: begin write batch", "err", err, "batch", len(batch))
 		finish(mapError(ctx, "begin transaction", err))
 		return
 	}
+	tx := &wtx{tx: sqlTx, stmts: db.stmts}
 	for _, j := range batch {
 		if err := j.ctx.Err(); err != nil {
 			j.err = fmt.Errorf("sqlite: write request abandoned: %w", err)
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
-			db.abort(tx, batch, err)
+		if _, err := tx.exec(ctx, qSavepoint); err != nil {
+			db.abort(sqlTx, batch, err)
 			finish(nil)
 			return
 		}
@@ -321,24 +327,88 @@ func (db *DB) runBatch(batch []*job) {
 			// Undo this job only. If that fails, SQLite has already rolled
 			// back the whole transaction (as it does after some I/O errors),
 			// so the batch is lost.
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO w"); err != nil {
-				db.abort(tx, batch, err)
+			if _, err := tx.exec(ctx, qRollbackTo); err != nil {
+				db.abort(sqlTx, batch, err)
 				finish(nil)
 				return
 			}
 		}
-		if _, err := tx.ExecContext(ctx, "RELEASE w"); err != nil {
-			db.abort(tx, batch, err)
+		if _, err := tx.exec(ctx, qRelease); err != nil {
+			db.abort(sqlTx, batch, err)
 			finish(nil)
 			return
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if err := sqlTx.Commit(); err != nil {
 		db.logger.Error("sqlite: commit write batch", "err", err, "batch", len(batch))
 		finish(mapError(ctx, "commit", err))
 		return
 	}
 	finish(nil)
+}
+
+// Statements every write batch runs many times; the writer prepares them
+// once (see prepareStmts). All other statements are prepared per use.
+const (
+	qSavepoint   = `SAVEPOINT w`
+	qRelease     = `RELEASE w`
+	qRollbackTo  = `ROLLBACK TO w`
+	qInsertBlob  = `INSERT INTO blobs (sha256, size, ref_count, created_at) VALUES (?, ?, 1, ?) ON CONFLICT (sha256) DO NOTHING`
+	qRefBlob     = `UPDATE blobs SET ref_count = ref_count + 1, unreferenced_since = NULL WHERE sha256 = ? RETURNING size`
+	qInsertFile  = `INSERT INTO files (id, name, size, sha256, content_type, created_at, owner_key_id) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	qInsertEvent = `INSERT INTO events (type, time, file) VALUES (?, ?, ?)`
+)
+
+// prepareStmts prepares the hot statements on the write connection, which
+// saves parsing them for every request (a fifth of the writer's time in
+// profiles). It runs between batches, when the connection is free, and
+// retries at the next batch if it fails (when a NoMigrate store has no
+// schema yet). Only the writer goroutine touches db.stmts.
+func (db *DB) prepareStmts(ctx context.Context) {
+	if db.stmts != nil {
+		return
+	}
+	stmts := make(map[string]*sql.Stmt)
+	for _, q := range []string{qSavepoint, qRelease, qRollbackTo, qInsertBlob, qRefBlob, qInsertFile, qInsertEvent} {
+		st, err := db.wdb.PrepareContext(ctx, q)
+		if err != nil {
+			for _, st := range stmts {
+				st.Close()
+			}
+			return
+		}
+		stmts[q] = st
+	}
+	db.stmts = stmts
+}
+
+func (db *DB) closeStmts() {
+	for _, st := range db.stmts {
+		st.Close()
+	}
+	db.stmts = nil
+}
+
+// wtx is the batch transaction as jobs see it: it runs the prepared form of
+// the hot statements and prepares all others on the fly. A prepared
+// statement stays valid across schema changes: SQLite re-prepares it.
+type wtx struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func (t *wtx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st, ok := t.stmts[q]; ok {
+		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, q, args...)
+}
+
+func (t *wtx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if st, ok := t.stmts[q]; ok {
+		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, q, args...)
 }
 
 // abort rolls tx back after a failure that breaks the whole batch and fails

@@ -407,19 +407,25 @@ func TestGroupCommitIsolation(t *testing.T) {
 }
 
 // batchStats returns the number of write batches and of requests in them.
-func batchStats(t *testing.T, reg *prometheus.Registry) (count uint64, sum float64) {
+func batchStats(t testing.TB, reg *prometheus.Registry) (count uint64, sum float64) {
+	t.Helper()
+	return histStats(t, reg, "filehub_sqlite_write_batch_size")
+}
+
+// histStats returns the sample count and sum of the histogram name.
+func histStats(t testing.TB, reg *prometheus.Registry, name string) (count uint64, sum float64) {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() == "filehub_sqlite_write_batch_size" {
+		if mf.GetName() == name {
 			h := mf.GetMetric()[0].GetHistogram()
 			return h.GetSampleCount(), h.GetSampleSum()
 		}
 	}
-	t.Fatal("no filehub_sqlite_write_batch_size metric")
+	t.Fatalf("no %s metric", name)
 	return 0, 0
 }
 
@@ -543,7 +549,8 @@ func BenchmarkCreateFile(b *testing.B) {
 		{"single", 1},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			db := mustOpen(b, tempPath(b), sqlite.Config{MaxBatch: bc.maxBatch})
+			reg := prometheus.NewRegistry()
+			db := mustOpen(b, tempPath(b), sqlite.Config{MaxBatch: bc.maxBatch, Registerer: reg})
 			var seq atomic.Int64
 			b.SetParallelism(max(1, 50/runtime.GOMAXPROCS(0)))
 			b.ResetTimer()
@@ -557,6 +564,12 @@ func BenchmarkCreateFile(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "files/s")
+			if count, sum := batchStats(b, reg); count > 0 {
+				b.ReportMetric(sum/float64(count), "files/batch")
+			}
+			if count, sum := histStats(b, reg, "filehub_sqlite_write_batch_duration_seconds"); count > 0 {
+				b.ReportMetric(sum/float64(count)*1e6, "µs/batch")
+			}
 		})
 	}
 }

@@ -51,14 +51,11 @@ func (db *DB) CreateFile(ctx context.Context, f *filehub.File, place filehub.Pla
 	created := nanos(snap.CreatedAt)
 	now := nanos(time.Now())
 
-	err = db.write(ctx, "create file", func(wctx context.Context, tx *sql.Tx) error {
+	err = db.write(ctx, "create file", func(wctx context.Context, tx *wtx) error {
 		// Insert-or-nothing, then increment: the writer holds SQLite's write
 		// lock for the whole batch, so nothing can slip in between, and
 		// RowsAffected tells whether this request created the record.
-		res, err := tx.ExecContext(wctx,
-			`INSERT INTO blobs (sha256, size, ref_count, created_at) VALUES (?, ?, 1, ?)
-			 ON CONFLICT (sha256) DO NOTHING`,
-			snap.SHA256, snap.Size, created)
+		res, err := tx.exec(wctx, qInsertBlob, snap.SHA256, snap.Size, created)
 		if err != nil {
 			return mapError(wctx, "insert blob", err)
 		}
@@ -75,9 +72,7 @@ func (db *DB) CreateFile(ctx context.Context, f *filehub.File, place filehub.Pla
 		} else {
 			deduplicated = true
 			var size int64
-			err := tx.QueryRowContext(wctx,
-				`UPDATE blobs SET ref_count = ref_count + 1, unreferenced_since = NULL
-				 WHERE sha256 = ? RETURNING size`, snap.SHA256).Scan(&size)
+			err := tx.queryRow(wctx, qRefBlob, snap.SHA256).Scan(&size)
 			if err != nil {
 				return mapError(wctx, "reference blob", err)
 			}
@@ -86,10 +81,7 @@ func (db *DB) CreateFile(ctx context.Context, f *filehub.File, place filehub.Pla
 					"size %d does not match the stored size %d of content %s", snap.Size, size, snap.SHA256)
 			}
 		}
-		_, err = tx.ExecContext(wctx,
-			`INSERT INTO files (id, name, size, sha256, content_type, created_at, owner_key_id)
-			 VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			snap.ID, snap.Name, snap.Size, snap.SHA256, snap.ContentType, created, snap.OwnerKeyID)
+		_, err = tx.exec(wctx, qInsertFile, snap.ID, snap.Name, snap.Size, snap.SHA256, snap.ContentType, created, snap.OwnerKeyID)
 		if err != nil {
 			if filehub.ErrorCode(mapError(wctx, "", err)) == filehub.ECONFLICT {
 				return filehub.WrapError(filehub.ECONFLICT, fmt.Sprintf("file %s already exists", snap.ID), err)
@@ -232,9 +224,9 @@ func (db *DB) SoftDeleteFile(ctx context.Context, id string, at, purgeAfter time
 		return nil, filehub.Errorf(filehub.EINVALID, "deletion and purge times are required")
 	}
 	var f *filehub.File
-	err := db.write(ctx, "delete file", func(wctx context.Context, tx *sql.Tx) error {
+	err := db.write(ctx, "delete file", func(wctx context.Context, tx *wtx) error {
 		var err error
-		f, err = scanFile(tx.QueryRowContext(wctx,
+		f, err = scanFile(tx.queryRow(wctx,
 			`UPDATE files SET deleted_at = ?, purge_after = ?
 			 WHERE id = ? AND deleted_at IS NULL RETURNING `+fileColumns,
 			nanos(at), nanos(purgeAfter), id))
@@ -256,9 +248,9 @@ func (db *DB) SoftDeleteFile(ctx context.Context, id string, at, purgeAfter time
 // ENOTFOUND if no soft-deleted file has that ID.
 func (db *DB) RestoreFile(ctx context.Context, id string) (*filehub.File, error) {
 	var f *filehub.File
-	err := db.write(ctx, "restore file", func(wctx context.Context, tx *sql.Tx) error {
+	err := db.write(ctx, "restore file", func(wctx context.Context, tx *wtx) error {
 		var err error
-		f, err = scanFile(tx.QueryRowContext(wctx,
+		f, err = scanFile(tx.queryRow(wctx,
 			`UPDATE files SET deleted_at = NULL, purge_after = NULL
 			 WHERE id = ? AND deleted_at IS NOT NULL RETURNING `+fileColumns, id))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -279,9 +271,9 @@ func (db *DB) RestoreFile(ctx context.Context, id string) (*filehub.File, error)
 // returns the file as it was, and ENOTFOUND if there is no such file.
 func (db *DB) PurgeFile(ctx context.Context, id string) (*filehub.File, error) {
 	var f *filehub.File
-	err := db.write(ctx, "purge file", func(wctx context.Context, tx *sql.Tx) error {
+	err := db.write(ctx, "purge file", func(wctx context.Context, tx *wtx) error {
 		var err error
-		f, err = scanFile(tx.QueryRowContext(wctx,
+		f, err = scanFile(tx.queryRow(wctx,
 			`DELETE FROM files WHERE id = ? RETURNING `+fileColumns, id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return filehub.Errorf(filehub.ENOTFOUND, "file %s not found", id)
@@ -290,7 +282,7 @@ func (db *DB) PurgeFile(ctx context.Context, id string) (*filehub.File, error) {
 			return mapError(wctx, "purge file", err)
 		}
 		// The right-hand sides see the values before the update.
-		_, err = tx.ExecContext(wctx,
+		_, err = tx.exec(wctx,
 			`UPDATE blobs SET ref_count = ref_count - 1,
 			   unreferenced_since = CASE WHEN ref_count = 1 THEN ? ELSE unreferenced_since END
 			 WHERE sha256 = ?`, nanos(time.Now()), f.SHA256)
@@ -371,7 +363,7 @@ func (db *DB) ListEvents(ctx context.Context, afterID int64, limit int) ([]*file
 }
 
 // insertFileEvent records an event of type typ with a snapshot of f.
-func insertFileEvent(ctx context.Context, tx *sql.Tx, typ string, f *filehub.File) error {
+func insertFileEvent(ctx context.Context, tx *wtx, typ string, f *filehub.File) error {
 	b, err := json.Marshal(f)
 	if err != nil {
 		return filehub.WrapError(filehub.EINTERNAL, "encode file", err)
@@ -379,11 +371,10 @@ func insertFileEvent(ctx context.Context, tx *sql.Tx, typ string, f *filehub.Fil
 	return insertEvent(ctx, tx, typ, nanos(time.Now()), b)
 }
 
-func insertEvent(ctx context.Context, tx *sql.Tx, typ string, at int64, file []byte) error {
+func insertEvent(ctx context.Context, tx *wtx, typ string, at int64, file []byte) error {
 	// The snapshot is stored as TEXT so that SQLite's JSON functions and
 	// people with the sqlite3 shell can read it.
-	_, err := tx.ExecContext(ctx, `INSERT INTO events (type, time, file) VALUES (?, ?, ?)`,
-		typ, at, string(file))
+	_, err := tx.exec(ctx, qInsertEvent, typ, at, string(file))
 	return mapError(ctx, "insert event", err)
 }
 

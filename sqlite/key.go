@@ -23,8 +23,8 @@ func (db *DB) CreateAPIKey(ctx context.Context, k *filehub.APIKey) error {
 	for i, s := range k.Scopes {
 		scopes[i] = string(s)
 	}
-	return db.write(ctx, "create API key", func(wctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(wctx,
+	return db.write(ctx, "create API key", func(wctx context.Context, tx *wtx) error {
+		_, err := tx.exec(wctx,
 			`INSERT INTO api_keys (id, name, scopes, hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)`,
 			k.ID, k.Name, strings.Join(scopes, ","), k.Hash, nanos(k.CreatedAt), nullNanos(k.RevokedAt))
 		if err != nil {
@@ -109,13 +109,13 @@ func (db *DB) RevokeAPIKey(ctx context.Context, idOrName string, at time.Time) (
 		return nil, filehub.Errorf(filehub.EINVALID, "revocation time is required")
 	}
 	var k *filehub.APIKey
-	err := db.write(ctx, "revoke API key", func(wctx context.Context, tx *sql.Tx) error {
+	err := db.write(ctx, "revoke API key", func(wctx context.Context, tx *wtx) error {
 		var err error
 		// An ID match wins over a name match: a key could be named like
 		// another key's ID.
-		k, err = scanKey(tx.QueryRowContext(wctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?`, idOrName))
+		k, err = scanKey(tx.queryRow(wctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?`, idOrName))
 		if errors.Is(err, sql.ErrNoRows) {
-			k, err = scanKey(tx.QueryRowContext(wctx, `SELECT `+keyColumns+` FROM api_keys WHERE name = ?`, idOrName))
+			k, err = scanKey(tx.queryRow(wctx, `SELECT `+keyColumns+` FROM api_keys WHERE name = ?`, idOrName))
 		}
 		if errors.Is(err, sql.ErrNoRows) {
 			return filehub.Errorf(filehub.ENOTFOUND, "API key %q not found", idOrName)
@@ -126,7 +126,7 @@ func (db *DB) RevokeAPIKey(ctx context.Context, idOrName string, at time.Time) (
 		if k.RevokedAt != nil {
 			return filehub.Errorf(filehub.ECONFLICT, "API key %q is already revoked", k.Name)
 		}
-		if _, err := tx.ExecContext(wctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ?`, nanos(at), k.ID); err != nil {
+		if _, err := tx.exec(wctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ?`, nanos(at), k.ID); err != nil {
 			return mapError(wctx, "revoke API key", err)
 		}
 		t := fromNanos(nanos(at))
