@@ -322,7 +322,7 @@ func (db *DB) runBatch(batch []*job) {
 			finish(nil)
 			return
 		}
-		j.err = j.fn(j.ctx, tx)
+		j.err = runJob(j, tx)
 		if j.err != nil {
 			// Undo this job only. If that fails, SQLite has already rolled
 			// back the whole transaction (as it does after some I/O errors),
@@ -345,6 +345,18 @@ func (db *DB) runBatch(batch []*job) {
 		return
 	}
 	finish(nil)
+}
+
+// runJob runs j.fn. A panic (in a place callback, say) becomes an
+// EINTERNAL error of this job alone: unrecovered, it would take the writer,
+// and with it every other caller, down.
+func runJob(j *job, tx *wtx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = filehub.WrapError(filehub.EINTERNAL, "internal error", fmt.Errorf("sqlite: write request panicked: %v", p))
+		}
+	}()
+	return j.fn(j.ctx, tx)
 }
 
 // Statements every write batch runs many times; the writer prepares them

@@ -429,6 +429,24 @@ func histStats(t testing.TB, reg *prometheus.Registry, name string) (count uint6
 	return 0, 0
 }
 
+// TestPlacePanics checks that a panicking place callback fails its own
+// request only and leaves the store working.
+func TestPlacePanics(t *testing.T) {
+	ctx := t.Context()
+	db := mustOpen(t, tempPath(t), sqlite.Config{})
+	f := newFile("panics")
+	_, err := db.CreateFile(ctx, f, func(context.Context) error { panic("boom") })
+	if filehub.ErrorCode(err) != filehub.EINTERNAL {
+		t.Errorf("CreateFile with a panicking place = %v, want EINTERNAL", err)
+	}
+	if _, err := db.FindBlob(ctx, f.SHA256); !errors.Is(err, filehub.ErrNotFound) {
+		t.Errorf("FindBlob after the panic = %v, want ENOTFOUND", err)
+	}
+	if _, err := db.CreateFile(ctx, f, nil); err != nil {
+		t.Errorf("CreateFile after the panic: %v", err)
+	}
+}
+
 // TestCancelWhileQueued checks that a request whose context ends while it
 // waits for the writer returns at once and writes nothing.
 func TestCancelWhileQueued(t *testing.T) {
