@@ -266,6 +266,20 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	}
 }
 
+// TestWALMode checks the journal mode, which other processes' concurrent
+// access relies on; it is a property of the file, so visible to any reader.
+func TestWALMode(t *testing.T) {
+	path := tempPath(t)
+	mustOpen(t, path, sqlite.Config{})
+	var mode string
+	if err := rawDB(t, path).QueryRowContext(t.Context(), `PRAGMA journal_mode`).Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "wal" {
+		t.Errorf("journal_mode = %q, want wal", mode)
+	}
+}
+
 // TestTwoHandles opens the same file twice, as the server and the `keys`
 // command would, and writes through both at once.
 func TestTwoHandles(t *testing.T) {
