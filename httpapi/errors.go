@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/filehub/filehub"
 )
@@ -60,6 +61,13 @@ const ProblemContentType = "application/problem+json"
 // other server-side failures (503, 507) are logged as warnings.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := filehub.ErrorCode(err)
+	if code == filehub.EINTERNAL && errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// net/http cancels the request when the client hangs up (or
+		// half-closes) mid-body; whatever layer noticed first, it was
+		// the client's doing, not a server fault.
+		err = filehub.WrapError(filehub.EINVALID, "request aborted: the client went away", err)
+		code = filehub.EINVALID
+	}
 	status := StatusCode(code)
 	log := info(r.Context()).log
 	switch {
@@ -86,12 +94,14 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 
 // writeProblem writes a problem document. If the request body was not read
 // to the end, the connection is closed after the response rather than
-// reused: net/http would otherwise read (and discard) what is left of a
-// possibly huge body that was just refused.
+// reused, and further reads from it fail at once: net/http would otherwise
+// read and discard what is left of the body (up to 256 KiB, without any
+// deadline) before answering, from a client that may never send it.
 func (h *Handler) writeProblem(w http.ResponseWriter, r *http.Request, status int, code, detail string) {
 	ri := info(r.Context())
 	if ri.body != nil && !ri.body.done && r.ContentLength != 0 {
 		w.Header().Set("Connection", "close")
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 	}
 	hdr := w.Header()
 	hdr.Del("Content-Length")

@@ -83,7 +83,7 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	blobs := &faultyBlobs{BlobStore: store, real: store, free: cfg.free, failAfter: cfg.failAfter}
 
 	reg := prometheus.NewRegistry()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	fc := cfg.files
 	if fc.MaxUploadSize == 0 {
 		fc.MaxUploadSize = testMaxUpload
@@ -230,6 +230,22 @@ func (e *env) state() state {
 	return s
 }
 
+// objectSums returns the sums of the objects on disk.
+func (e *env) objectSums() []string {
+	e.t.Helper()
+	var sums []string
+	err := filepath.WalkDir(filepath.Join(e.dir, "blobs"), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			sums = append(sums, d.Name())
+		}
+		return err
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return sums
+}
+
 func (e *env) tmpFiles() []string {
 	e.t.Helper()
 	ents, err := os.ReadDir(filepath.Join(e.dir, "tmp"))
@@ -290,6 +306,21 @@ func (e *env) counter(name string, labels map[string]string) float64 {
 		}
 	}
 	return total
+}
+
+// gauge returns the value of a gauge in the env's registry.
+func (e *env) gauge(name string) float64 {
+	e.t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return 0
 }
 
 // multipartBody builds a multipart/form-data body from (field, filename,
@@ -390,13 +421,22 @@ func (f *faultyBlobs) FreeSpace(ctx context.Context) (int64, error) {
 
 func (f *faultyBlobs) Stage(ctx context.Context) (filehub.StagedBlob, error) {
 	sb, err := f.BlobStore.Stage(ctx)
+	if err == nil {
+		f.mu.Lock()
+		f.staged++
+		f.mu.Unlock()
+	}
 	if err != nil || f.failAfter == 0 {
 		return sb, err
 	}
-	f.mu.Lock()
-	f.staged++
-	f.mu.Unlock()
 	return &failingStaged{StagedBlob: sb, left: f.failAfter}, nil
+}
+
+// stagedCount returns how many blobs were staged so far.
+func (f *faultyBlobs) stagedCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.staged
 }
 
 type failingStaged struct {
@@ -413,3 +453,7 @@ func (s *failingStaged) Write(p []byte) (int, error) {
 	s.left -= int64(len(p))
 	return s.StagedBlob.Write(p)
 }
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }

@@ -33,6 +33,7 @@ type bodyReader struct {
 	renewed   time.Time
 	noDeadl   bool // the connection does not support deadlines
 	deadlined bool // a deadline is set and must be cleared
+	eof       bool // the body was read to its end
 }
 
 func newBodyReader(w http.ResponseWriter, r io.ReadCloser, timeout time.Duration, limit int64) *bodyReader {
@@ -61,6 +62,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		// Clear the deadline at once: net/http now starts a background
 		// read on the connection, which our deadline would otherwise
 		// interrupt, cancelling the request mid-commit.
+		b.eof = true
 		b.stop()
 		return n, err
 	case errors.Is(err, os.ErrDeadlineExceeded):
@@ -69,8 +71,10 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		// Not a clean end: the client announced more than it sent (or
 		// broke off a chunked body). Treating this as EOF would store a
-		// truncated file.
-		return n, filehub.WrapError(filehub.EINVALID, "upload aborted: the body ended before it was complete", err)
+		// truncated file, so the cause is deliberately not wrapped:
+		// readers that check errors.Is(err, io.ErrUnexpectedEOF) to
+		// detect a short final read must not mistake it for one.
+		return n, filehub.Errorf(filehub.EINVALID, "upload aborted: the body ended before it was complete")
 	default:
 		var fe *filehub.Error
 		if errors.As(err, &fe) {
@@ -82,12 +86,21 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 
 func (b *bodyReader) Close() error { return b.r.Close() }
 
-// stop clears the read deadline so that a kept-alive connection does not
-// inherit it.
+// stop ends the reader's use of the connection. After a complete body it
+// clears the read deadline so that a kept-alive connection does not inherit
+// it. Otherwise the connection is about to be closed (see writeProblem), and
+// the deadline is moved to now: net/http would else try to drain the rest
+// of the body, with no deadline at all, from a client that may be stalled.
 func (b *bodyReader) stop() {
-	if b.deadlined {
-		_ = b.rc.SetReadDeadline(time.Time{})
-		b.deadlined = false
+	switch {
+	case b.noDeadl:
+	case b.eof:
+		if b.deadlined {
+			_ = b.rc.SetReadDeadline(time.Time{})
+			b.deadlined = false
+		}
+	default:
+		_ = b.rc.SetReadDeadline(time.Now())
 	}
 }
 
@@ -99,7 +112,8 @@ type partReader struct{ r io.Reader }
 func (p partReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	if errors.Is(err, io.ErrUnexpectedEOF) {
-		err = filehub.WrapError(filehub.EINVALID, "upload aborted: the multipart body ended inside a part", err)
+		// Not wrapped, for the same reason as in bodyReader.Read.
+		err = filehub.Errorf(filehub.EINVALID, "upload aborted: the multipart body ended inside a part")
 	}
 	return n, err
 }

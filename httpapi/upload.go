@@ -109,7 +109,9 @@ func (h *Handler) uploadParts(ctx context.Context, r *http.Request, owner string
 	}
 	for {
 		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
+		// Only a bare io.EOF is the closing boundary: NextPart wraps
+		// the io.EOF of a body that ends without one.
+		if err == io.EOF {
 			break
 		}
 		if err != nil {
