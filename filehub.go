@@ -171,6 +171,22 @@ type MetaStore interface {
 	// ListEvents returns up to limit events with ID > afterID, in ID order.
 	ListEvents(ctx context.Context, afterID int64, limit int) ([]*Event, error)
 
+	// EventBounds describes the retained event log: latest is the highest
+	// event ID ever assigned, even if that event has been trimmed since (0
+	// if no event was ever recorded); oldest is the lowest retained ID, or
+	// latest+1 when no event is retained. Retained IDs form a contiguous
+	// range of assigned IDs, so a reader that has seen every event up to N
+	// has missed trimmed events if and only if N+1 < oldest.
+	EventBounds(ctx context.Context) (oldest, latest int64, err error)
+
+	// TrimEvents deletes the events older than before and all but the
+	// newest keep events, and returns how many it deleted. It always
+	// deletes a prefix of the log (the lowest IDs), so the retained IDs
+	// stay contiguous. A zero before sets no age bound; a negative keep
+	// sets no count bound (keep 0 deletes every event). Trimming never
+	// lowers the latest ID EventBounds reports.
+	TrimEvents(ctx context.Context, before time.Time, keep int) (deleted int64, err error)
+
 	// CreateAPIKey stores k (ID, Name, Scopes, CreatedAt and Hash must be
 	// set). Returns ECONFLICT if the ID or hash exists.
 	CreateAPIKey(ctx context.Context, k *APIKey) error

@@ -54,6 +54,9 @@ func RunMetaStore(t *testing.T, newStore func(t *testing.T) filehub.MetaStore) {
 		{"PurgeRevive", testMetaPurgeRevive},
 		{"Events", testMetaEvents},
 		{"EventsPaging", testMetaEventsPaging},
+		{"EventBounds", testMetaEventBounds},
+		{"TrimEventsByCount", testMetaTrimEventsByCount},
+		{"TrimEventsByAge", testMetaTrimEventsByAge},
 		{"APIKeys", testMetaAPIKeys},
 		{"APIKeyConflicts", testMetaAPIKeyConflicts},
 		{"RevokeAPIKey", testMetaRevokeAPIKey},
@@ -735,6 +738,112 @@ func testMetaEventsPaging(t *testing.T, s filehub.MetaStore) {
 	}
 }
 
+// mustBounds returns the store's event bounds, requiring success.
+func mustBounds(t *testing.T, s filehub.MetaStore) (oldest, latest int64) {
+	t.Helper()
+	oldest, latest, err := s.EventBounds(t.Context())
+	if err != nil {
+		t.Fatalf("EventBounds: %v", err)
+	}
+	return oldest, latest
+}
+
+func mustTrim(t *testing.T, s filehub.MetaStore, before time.Time, keep int) int64 {
+	t.Helper()
+	n, err := s.TrimEvents(t.Context(), before, keep)
+	if err != nil {
+		t.Fatalf("TrimEvents(%v, %d): %v", before, keep, err)
+	}
+	return n
+}
+
+func testMetaEventBounds(t *testing.T, s filehub.MetaStore) {
+	if oldest, latest := mustBounds(t, s); oldest != 1 || latest != 0 {
+		t.Errorf("empty log: bounds = %d, %d; want 1, 0", oldest, latest)
+	}
+	mustCreateN(t, s, 3)
+	all := mustEvents(t, s)
+	oldest, latest := mustBounds(t, s)
+	if oldest != all[0].ID || latest != all[len(all)-1].ID {
+		t.Errorf("bounds = %d, %d; want %d, %d", oldest, latest, all[0].ID, all[len(all)-1].ID)
+	}
+	// Trimming everything keeps latest: it is the highest id ever assigned,
+	// and the next event gets a higher one.
+	if n := mustTrim(t, s, time.Time{}, 0); n != int64(len(all)) {
+		t.Errorf("TrimEvents(keep 0) deleted %d, want %d", n, len(all))
+	}
+	if o, l := mustBounds(t, s); l != latest || o != latest+1 {
+		t.Errorf("after trimming all: bounds = %d, %d; want %d, %d", o, l, latest+1, latest)
+	}
+	mustCreateN(t, s, 1)
+	next := mustEvents(t, s)
+	if len(next) != 1 || next[0].ID <= latest {
+		t.Fatalf("after trimming all, a new event has id %v; want one event above %d", next, latest)
+	}
+	if o, l := mustBounds(t, s); o != next[0].ID || l != next[0].ID {
+		t.Errorf("bounds = %d, %d; want %d, %d", o, l, next[0].ID, next[0].ID)
+	}
+}
+
+func testMetaTrimEventsByCount(t *testing.T, s filehub.MetaStore) {
+	mustCreateN(t, s, 10)
+	all := mustEvents(t, s)
+	for _, tc := range []struct {
+		keep        int
+		wantDeleted int64
+	}{
+		{-1, 0}, // no count bound
+		{20, 0},
+		{10, 0},
+		{7, 3},
+		{7, 0}, // idempotent
+		{2, 5},
+	} {
+		if n := mustTrim(t, s, time.Time{}, tc.keep); n != tc.wantDeleted {
+			t.Errorf("TrimEvents(keep %d) deleted %d, want %d", tc.keep, n, tc.wantDeleted)
+		}
+	}
+	left := mustEvents(t, s)
+	if len(left) != 2 || left[0].ID != all[8].ID || left[1].ID != all[9].ID {
+		t.Fatalf("after trimming to 2: %d events, want the newest two (%d, %d)", len(left), all[8].ID, all[9].ID)
+	}
+	if o, l := mustBounds(t, s); o != all[8].ID || l != all[9].ID {
+		t.Errorf("bounds = %d, %d; want %d, %d", o, l, all[8].ID, all[9].ID)
+	}
+}
+
+func testMetaTrimEventsByAge(t *testing.T, s filehub.MetaStore) {
+	// Event times are the store's clock at the change, so the test can only
+	// cut between events created before and after a point it observes.
+	mustCreateN(t, s, 4)
+	time.Sleep(2 * time.Millisecond) // event times must differ from cut
+	cut := time.Now()
+	time.Sleep(2 * time.Millisecond)
+	files := mustCreateN(t, s, 3)
+	all := mustEvents(t, s)
+
+	if n := mustTrim(t, s, cut.Add(-time.Hour), -1); n != 0 {
+		t.Errorf("TrimEvents(an hour ago) deleted %d, want 0", n)
+	}
+	if n := mustTrim(t, s, cut, -1); n != 4 {
+		t.Errorf("TrimEvents(cut) deleted %d, want 4", n)
+	}
+	left := mustEvents(t, s)
+	if len(left) != 3 || left[0].File.ID != files[0].ID {
+		t.Fatalf("after trimming by age: %d events, want the 3 newer ones", len(left))
+	}
+	// Both bounds at once: the stricter wins.
+	if n := mustTrim(t, s, cut, 1); n != 2 {
+		t.Errorf("TrimEvents(cut, keep 1) deleted %d, want 2", n)
+	}
+	if o, l := mustBounds(t, s); o != all[6].ID || l != all[6].ID {
+		t.Errorf("bounds = %d, %d; want %d, %d", o, l, all[6].ID, all[6].ID)
+	}
+	if n := mustTrim(t, s, time.Now().Add(time.Hour), -1); n != 1 {
+		t.Errorf("TrimEvents(future) deleted %d, want 1", n)
+	}
+}
+
 // metaKey returns a complete API key named name.
 func metaKey(name string, i int, scopes ...filehub.Scope) *filehub.APIKey {
 	return &filehub.APIKey{
@@ -887,6 +996,8 @@ func testMetaClosed(t *testing.T, s filehub.MetaStore) {
 		"PurgeFile":        func() error { _, err := s.PurgeFile(ctx, f.ID); return err },
 		"FindBlob":         func() error { _, err := s.FindBlob(ctx, f.SHA256); return err },
 		"ListEvents":       func() error { _, err := s.ListEvents(ctx, 0, 10); return err },
+		"EventBounds":      func() error { _, _, err := s.EventBounds(ctx); return err },
+		"TrimEvents":       func() error { _, err := s.TrimEvents(ctx, time.Time{}, 0); return err },
 		"CreateAPIKey":     func() error { return s.CreateAPIKey(ctx, k) },
 		"FindAPIKeyByHash": func() error { _, err := s.FindAPIKeyByHash(ctx, k.Hash); return err },
 		"ListAPIKeys":      func() error { _, err := s.ListAPIKeys(ctx); return err },
