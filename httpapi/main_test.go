@@ -38,7 +38,7 @@ const testMaxUpload = 1 << 20
 // env is a running API server on 127.0.0.1 with real stores in a temp dir
 // and one key per interesting scope set.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	meta  *sqlite.DB
 	blobs *faultyBlobs
@@ -67,7 +67,7 @@ const (
 	keyRevoked = "revoked"
 )
 
-func newEnv(t *testing.T, cfg envConfig) *env {
+func newEnv(t testing.TB, cfg envConfig) *env {
 	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -83,7 +83,13 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	blobs := &faultyBlobs{BlobStore: store, real: store, free: cfg.free, failAfter: cfg.failAfter}
 
 	reg := prometheus.NewRegistry()
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// Logs go to the test's log, shown when it fails; a fuzz target's
+	// server outlives each input's T, so its logs are dropped.
+	var logw io.Writer = testWriter{t}
+	if _, ok := t.(*testing.F); ok {
+		logw = io.Discard
+	}
+	logger := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	fc := cfg.files
 	if fc.MaxUploadSize == 0 {
 		fc.MaxUploadSize = testMaxUpload
@@ -165,7 +171,7 @@ func (e *env) upload(name string, data []byte) *files.Upload {
 	return &up
 }
 
-func mustJSON(t *testing.T, b []byte, v any) {
+func mustJSON(t testing.TB, b []byte, v any) {
 	t.Helper()
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("decoding %q: %v", b, err)
@@ -350,7 +356,7 @@ func sum(b []byte) string {
 // rawConn is a TCP connection to the server for requests net/http's client
 // will not send (lying lengths, half bodies, stalls).
 type rawConn struct {
-	t *testing.T
+	t testing.TB
 	net.Conn
 	br *bufio.Reader
 }
@@ -454,6 +460,6 @@ func (s *failingStaged) Write(p []byte) (int, error) {
 	return s.StagedBlob.Write(p)
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
