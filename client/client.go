@@ -206,7 +206,12 @@ type Download struct {
 }
 
 // Close releases the connection.
-func (d *Download) Close() error { return d.Body.Close() }
+func (d *Download) Close() error {
+	if d.Body == nil {
+		return nil
+	}
+	return d.Body.Close()
+}
 
 // Open starts downloading a live file's content. Returns ENOTFOUND if there
 // is no such file or it is soft-deleted.
@@ -248,11 +253,12 @@ func (c *Client) DownloadTo(ctx context.Context, id string, w io.Writer) (*Downl
 	if err != nil {
 		return nil, err
 	}
-	defer d.Close()
-	if _, err := io.Copy(w, d.Body); err != nil {
+	body := d.Body
+	defer body.Close()
+	d.Body = nil
+	if _, err := io.Copy(w, body); err != nil {
 		return nil, c.transportError(ctx, err)
 	}
-	d.Body = nil
 	return d, nil
 }
 
