@@ -498,3 +498,47 @@ func FuzzUpload(f *testing.F) {
 		e.assertDirEmpty(t, "tmp")
 	})
 }
+
+// TestTruncatedBodyIsNotStored covers the way net/http reports a body cut
+// short of its Content-Length: io.ErrUnexpectedEOF. It must abort the
+// upload, not end it.
+func TestTruncatedBodyIsNotStored(t *testing.T) {
+	e := newEnv(t, files.Config{}, nil)
+	for _, size := range []int{10, 100 << 10} {
+		r := &failingReader{data: randomBytes(size, 6), err: io.ErrUnexpectedEOF}
+		_, err := e.svc.Upload(context.Background(), r, "cut", "k")
+		wantCode(t, err, filehub.EINVALID)
+	}
+	e.assertNothingLeft(t)
+}
+
+// TestCanceledContextIsAnAbort: a request whose client hung up surfaces as a
+// coded error, never a bare context.Canceled (which would be a 500).
+func TestCanceledContextIsAnAbort(t *testing.T) {
+	e := newEnv(t, files.Config{}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &cancelingReader{data: randomBytes(300<<10, 7), cancel: cancel}
+	_, err := e.svc.Upload(ctx, r, "x", "k")
+	if code := filehub.ErrorCode(err); code != filehub.EINVALID {
+		t.Fatalf("error %v: code %q, want %q", err, code, filehub.EINVALID)
+	}
+	e.assertNothingLeft(t)
+}
+
+// cancelingReader cancels its context after the first chunk and then fails
+// like a request body whose connection was closed.
+type cancelingReader struct {
+	data   []byte
+	cancel func()
+	reads  int
+}
+
+func (c *cancelingReader) Read(p []byte) (int, error) {
+	c.reads++
+	if c.reads > 1 {
+		c.cancel()
+		return 0, context.Canceled
+	}
+	n := copy(p, c.data)
+	return n, nil
+}

@@ -49,6 +49,12 @@ func (s *Service) Upload(ctx context.Context, body io.Reader, name, ownerKeyID s
 	defer s.metrics.inFlight.Dec()
 
 	up, received, err := s.upload(ctx, body, name, ownerKeyID)
+	var fe *filehub.Error
+	if err != nil && !errors.As(err, &fe) && ctx.Err() != nil {
+		// A store gave up because the request's context ended: the client
+		// went away before the body was complete.
+		err = filehub.WrapError(filehub.EINVALID, "upload aborted: the client went away", err)
+	}
 
 	s.metrics.bytesReceived.Add(float64(received))
 	s.metrics.duration.Observe(time.Since(start).Seconds())
@@ -201,12 +207,25 @@ func (p *pipeline) release() {
 
 // readChunk fills buf from r. It returns the bytes read, whether r is
 // exhausted, and a filehub error if reading failed.
+//
+// Only a plain io.EOF ends a body. io.ReadFull is deliberately not used: it
+// turns an EOF after a partial read into io.ErrUnexpectedEOF, which is also
+// what net/http returns for a body cut short (a client that hung up before
+// sending its Content-Length), and the two must not be confused — the first
+// is a complete upload, the second a truncated one that must not be stored.
 func readChunk(ctx context.Context, r io.Reader, buf []byte) (n int, eof bool, err error) {
-	n, err = io.ReadFull(r, buf)
+	for n < len(buf) {
+		var m int
+		m, err = r.Read(buf[n:])
+		n += m
+		if err != nil {
+			break
+		}
+	}
 	switch {
 	case err == nil:
 		return n, false, nil
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	case err == io.EOF:
 		return n, true, nil
 	}
 	var fe *filehub.Error
@@ -216,7 +235,7 @@ func readChunk(ctx context.Context, r io.Reader, buf []byte) (n int, eof bool, e
 	if ctx.Err() != nil {
 		return n, false, filehub.WrapError(filehub.EINVALID, "upload aborted: the client went away", err)
 	}
-	return n, false, filehub.WrapError(filehub.EINVALID, "upload aborted: the body could not be read", err)
+	return n, false, filehub.WrapError(filehub.EINVALID, "upload aborted: the body could not be read to its end", err)
 }
 
 // run copies the rest of body after the first n bytes already in the head
