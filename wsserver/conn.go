@@ -1,0 +1,295 @@
+package wsserver
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/wsproto"
+)
+
+// conn is one WebSocket connection. Its reader is the ServeHTTP goroutine;
+// its writer runs only while the session has something to send.
+type conn struct {
+	srv   *Server
+	ws    *websocket.Conn
+	keyID string // the key charged for this connection ("" until known)
+	key   *filehub.APIKey
+	hash  []byte
+
+	ping *time.Timer // nil until the session is attached
+
+	closing       atomic.Bool  // a close frame was sent (or the connection ended)
+	failed        atomic.Bool  // fail was called: ignore further input
+	closeDeadline atomic.Int64 // unix nanos; valid once closing is set
+	closeOnce     sync.Once
+
+	// Guarded by the session's mu once the connection is attached.
+	sess      *session
+	welcomed  bool           // welcome written: the writer may start
+	writing   bool           // a writer goroutine runs
+	fatal     *wsproto.Frame // error frame to write, then close with fatalCode
+	fatalCode int
+}
+
+func (c *conn) init(srv *Server, ws *websocket.Conn, key *filehub.APIKey, hash []byte) {
+	c.srv, c.ws, c.key, c.hash = srv, ws, key, hash
+}
+
+// window is how long a connection may be silent before it is considered
+// dead: a ping is due within PingInterval, its pong within PongTimeout.
+func (c *conn) window() time.Duration { return c.srv.cfg.PingInterval + c.srv.cfg.PongTimeout }
+
+// serve runs the connection: hello, welcome, then the read loop.
+func (c *conn) serve(ctx context.Context) {
+	srv := c.srv
+	defer c.finish()
+	c.ws.SetReadLimit(srv.cfg.MaxMessageBytes)
+	_ = c.ws.SetReadDeadline(time.Now().Add(srv.cfg.HelloTimeout))
+
+	typ, msg, err := c.ws.ReadMessage()
+	if err != nil {
+		c.readFailed(err, true)
+		return
+	}
+	frames, err := decode(typ, msg)
+	if err == nil && frames[0].Type != wsproto.TypeHello {
+		err = errors.New("the first frame must be hello")
+	}
+	if err != nil {
+		c.writeFatalNow(filehub.EINVALID, err.Error(), wsproto.CloseProtocolError)
+		return
+	}
+	srv.metrics.frameIn(wsproto.TypeHello)
+	ss, welcome, ok := c.hello(ctx, frames[0])
+	if !ok {
+		return
+	}
+	if err := c.writeFrames(welcome); err != nil {
+		c.closeNow(websocket.CloseGoingAway, "")
+		return
+	}
+	srv.metrics.frameOut(wsproto.TypeWelcome, 1)
+	srv.metrics.connections.WithLabelValues(connAccepted).Inc()
+	c.touch()
+	c.ping = time.AfterFunc(srv.cfg.PingInterval, c.sendPing)
+	c.ws.SetPongHandler(c.pong)
+	ss.welcomed(c)
+
+	if rest := frames[1:]; len(rest) > 0 {
+		ss.handle(ctx, c, rest)
+	}
+	for {
+		typ, msg, err := c.ws.ReadMessage()
+		if err != nil {
+			c.readFailed(err, false)
+			return
+		}
+		if c.closing.Load() || c.failed.Load() {
+			continue // draining until the client's close frame
+		}
+		c.touch()
+		frames, err := decode(typ, msg)
+		if err != nil {
+			c.fail(filehub.EINVALID, err.Error(), wsproto.CloseProtocolError)
+			continue
+		}
+		ss.handle(ctx, c, frames)
+	}
+}
+
+func decode(typ int, msg []byte) ([]*wsproto.Frame, error) {
+	if typ != websocket.TextMessage {
+		return nil, errors.New("protocol error: binary messages are not allowed")
+	}
+	return wsproto.Decode(msg)
+}
+
+// touch extends the read deadline after something was received.
+func (c *conn) touch() {
+	_ = c.ws.SetReadDeadline(time.Now().Add(c.window()))
+	if c.closing.Load() || c.failed.Load() {
+		// A concurrent close set a short deadline that we may just have
+		// overwritten: restore it.
+		_ = c.ws.SetReadDeadline(time.Unix(0, c.closeDeadline.Load()))
+	}
+}
+
+// readFailed handles the error that ends the read loop.
+func (c *conn) readFailed(err error, inHello bool) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
+		// gorilla has sent close 1009. Read what is left of the oversize
+		// message so that closing the socket does not reset it before the
+		// client has read the close frame.
+		c.closing.Store(true)
+		nc := c.ws.NetConn()
+		_ = nc.SetReadDeadline(time.Now().Add(closeGrace))
+		_, _ = io.CopyN(io.Discard, nc, 2*c.srv.cfg.MaxMessageBytes)
+	case c.closing.Load() || c.failed.Load():
+		// Our own close, completed or timed out.
+	case errors.As(err, &ne) && ne.Timeout():
+		if inHello {
+			c.srv.metrics.connections.WithLabelValues(connHelloTimeout).Inc()
+			c.closeNow(wsproto.CloseHelloTimeout, "no hello within the hello timeout")
+		} else {
+			c.srv.log.Debug("websocket connection silent for too long; closing it, keeping the session", "window", c.window())
+		}
+	default:
+		c.srv.log.Debug("websocket connection ended", "err", err)
+	}
+}
+
+// finish releases everything the connection holds.
+func (c *conn) finish() {
+	c.closing.Store(true)
+	if c.ping != nil {
+		c.ping.Stop()
+	}
+	_ = c.ws.NetConn().Close()
+	if ss := c.sess; ss != nil {
+		ss.detach(c)
+	}
+	c.srv.release(c)
+}
+
+// hello authenticates, opens or resumes the session and returns it with the
+// welcome frame. On failure it has closed the connection and returns false.
+func (c *conn) hello(ctx context.Context, h *wsproto.Frame) (*session, *wsproto.Frame, bool) {
+	srv := c.srv
+	if c.key == nil {
+		key, hash, err := srv.authenticate(ctx, h.Token)
+		if err == nil && !canOpen(key) {
+			err = filehub.Errorf(filehub.EFORBIDDEN, "this key cannot open WebSocket sessions (it needs the read or write scope)")
+		}
+		if err != nil {
+			result, code := connUnauthorized, wsproto.CloseAuthFailed
+			switch filehub.ErrorCode(err) {
+			case filehub.EFORBIDDEN:
+				result = connForbidden
+			case filehub.EUNAVAILABLE, filehub.EINTERNAL:
+				result, code = connUnavailable, websocket.CloseTryAgainLater
+			}
+			srv.metrics.connections.WithLabelValues(result).Inc()
+			c.writeFatalNow(filehub.ErrorCode(err), filehub.ErrorMessage(err), code)
+			return nil, nil, false
+		}
+		if !srv.countKey(c, key.ID) {
+			srv.metrics.connections.WithLabelValues(connTooMany).Inc()
+			c.writeFatalNow(filehub.ERATELIMIT, "too many WebSocket connections for this key", wsproto.CloseTooManyConns)
+			return nil, nil, false
+		}
+		c.key, c.hash = key, hash
+	}
+	ss, welcome, err := srv.openSession(c, h)
+	if err != nil {
+		c.writeFatalNow(filehub.EINVALID, err.Error(), wsproto.CloseProtocolError)
+		return nil, nil, false
+	}
+	return ss, welcome, true
+}
+
+// writeFrames writes frames as one message. Only for the hello phase, when
+// no writer goroutine can exist.
+func (c *conn) writeFrames(frames ...*wsproto.Frame) error {
+	b, err := wsproto.Encode(nil, frames...)
+	if err != nil {
+		return err
+	}
+	_ = c.ws.SetWriteDeadline(time.Now().Add(closeGrace + c.srv.cfg.PongTimeout))
+	return c.ws.WriteMessage(websocket.TextMessage, b)
+}
+
+// writeFatalNow writes an error frame and closes, in the hello phase.
+func (c *conn) writeFatalNow(code, msg string, closeCode int) {
+	if c.writeFrames(&wsproto.Frame{Type: wsproto.TypeError, Code: code, Message: msg}) == nil {
+		c.srv.metrics.frameOut(wsproto.TypeError, 1)
+	}
+	c.closeNow(closeCode, msg)
+	c.drainUntilClosed()
+}
+
+// drainUntilClosed reads until the client answers the close frame or the
+// grace period ends.
+func (c *conn) drainUntilClosed() {
+	for {
+		if _, _, err := c.ws.ReadMessage(); err != nil {
+			return
+		}
+	}
+}
+
+// closeNow sends a close frame with code and makes the reader give up
+// within closeGrace. It is safe to call from any goroutine, more than once.
+func (c *conn) closeNow(code int, text string) {
+	c.closeOnce.Do(func() {
+		deadline := time.Now().Add(closeGrace)
+		c.closeDeadline.Store(deadline.UnixNano())
+		c.closing.Store(true)
+		if len(text) > 120 {
+			text = text[:120] // a close frame's payload is at most 125 bytes
+		}
+		if err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), deadline); err != nil {
+			_ = c.ws.NetConn().Close()
+			return
+		}
+		_ = c.ws.SetReadDeadline(deadline)
+	})
+}
+
+// fail sends an error frame through the writer, then closes with
+// closeCode. It is safe to call from any goroutine once the connection is
+// attached to a session.
+func (c *conn) fail(code, msg string, closeCode int) {
+	ss := c.sess
+	ss.mu.Lock()
+	if c.fatal == nil && !c.closing.Load() {
+		c.fatal = &wsproto.Frame{Type: wsproto.TypeError, Code: code, Message: msg}
+		c.fatalCode = closeCode
+	}
+	ss.kickLocked(c)
+	ss.mu.Unlock()
+	// Should the writer be stuck on a client that does not read, the
+	// reader still ends within closeGrace (and closes the socket, which
+	// unblocks the writer).
+	deadline := time.Now().Add(closeGrace + c.srv.cfg.PongTimeout)
+	if !c.closing.Load() {
+		c.closeDeadline.Store(deadline.UnixNano())
+	}
+	c.failed.Store(true)
+	_ = c.ws.SetReadDeadline(time.Unix(0, c.closeDeadline.Load()))
+}
+
+// sendPing is the ping timer's function.
+func (c *conn) sendPing() {
+	if c.closing.Load() {
+		return
+	}
+	var payload [8]byte
+	binary.BigEndian.PutUint64(payload[:], uint64(time.Now().UnixNano()))
+	// A failure means the connection is broken or backed up; the read
+	// deadline will end it.
+	_ = c.ws.WriteControl(websocket.PingMessage, payload[:], time.Now().Add(c.srv.cfg.PongTimeout))
+	c.ping.Reset(c.srv.cfg.PingInterval)
+}
+
+// pong is the pong handler (it runs on the reader).
+func (c *conn) pong(data string) error {
+	c.touch()
+	if len(data) == 8 {
+		sent := int64(binary.BigEndian.Uint64([]byte(data)))
+		if rtt := time.Now().UnixNano() - sent; rtt >= 0 && rtt < int64(time.Hour) {
+			c.srv.metrics.pingRTT.Observe(time.Duration(rtt).Seconds())
+		}
+	}
+	return nil
+}

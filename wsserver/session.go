@@ -1,0 +1,715 @@
+package wsserver
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/wsproto"
+)
+
+// outFrame is a reliable server frame kept until the client acknowledges it.
+type outFrame struct {
+	seq  int64
+	data []byte    // the encoded frame (msg, res)
+	ev   *hubEvent // or: an event, encoded with seq at write time
+	sent int64     // unix nanos of the first write, 0 before
+}
+
+func (f *outFrame) size() int {
+	if f.ev != nil {
+		return 0 // not counted: events are re-read from the log
+	}
+	return len(f.data)
+}
+
+// session is the state that outlives connections (protocol §5.1).
+type session struct {
+	srv     *Server
+	id      string
+	keyID   string
+	keyHash []byte
+
+	mu         sync.Mutex
+	key        *filehub.APIKey // scopes; refreshed by key re-checks
+	token      []byte          // the current resume token
+	conn       *conn           // nil while detached
+	detachedAt time.Time
+	dropped    bool
+
+	// Client → server.
+	inSeq        int64 // last client seq processed
+	inRecv       int64 // last client seq received (processed or in backlog)
+	ackSent      int64 // last ack written to the client
+	backlog      []*wsproto.Frame
+	backlogBytes int
+	ackTimer     *time.Timer
+	ackArmed     bool
+
+	// Server → client.
+	outSeq   int64
+	out      []outFrame // unacknowledged frames, out[head:], seqs contiguous
+	head     int
+	next     int64 // seq of the next frame to write on this connection
+	outCount int   // counted (msg, res) frames and their bytes
+	outBytes int
+	evCount  int // unacknowledged event frames
+
+	fullSince time.Time
+	slowTimer *time.Timer
+
+	// Event subscription.
+	subscribed bool
+	evCursor   int64 // id of the last event put in the outbox
+	evTarget   int64 // latest event id known at subscribe time
+
+	results *resultCache
+}
+
+func newToken() []byte {
+	var b [32]byte
+	rand.Read(b[:])
+	return []byte(base64.RawURLEncoding.EncodeToString(b[:]))
+}
+
+// openSession creates or resumes the session hello asks for, attaches c to
+// it (not yet welcomed) and returns the welcome frame. An error means a
+// protocol violation.
+func (srv *Server) openSession(c *conn, h *wsproto.Frame) (*session, *wsproto.Frame, error) {
+	now := time.Now()
+	if h.SessionID != "" {
+		srv.mu.Lock()
+		ss := srv.sessions[h.SessionID]
+		srv.mu.Unlock()
+		result := resumeExpired
+		if ss != nil {
+			welcome, res, err := ss.resume(c, h, now)
+			if err != nil {
+				return nil, nil, err
+			}
+			if res == resumeResumed {
+				srv.metrics.resumes.WithLabelValues(res).Inc()
+				return ss, welcome, nil
+			}
+			result = res
+		}
+		srv.metrics.resumes.WithLabelValues(result).Inc()
+	}
+	ss := &session{
+		srv:     srv,
+		id:      filehub.NewID("s_"),
+		keyID:   c.key.ID,
+		keyHash: c.hash,
+		key:     c.key,
+		token:   newToken(),
+		next:    1,
+	}
+	ss.conn = c
+	c.sess = ss
+	srv.mu.Lock()
+	srv.sessions[ss.id] = ss
+	srv.mu.Unlock()
+	srv.metrics.sessions.Add(1)
+	srv.metrics.connected.Add(1)
+	return ss, ss.welcomeFrame(false), nil
+}
+
+func (ss *session) welcomeFrame(resumed bool) *wsproto.Frame {
+	cfg := &ss.srv.cfg
+	return &wsproto.Frame{
+		Type: wsproto.TypeWelcome, SessionID: ss.id, ResumeToken: string(ss.token),
+		Resumed: resumed, LastSeq: ss.inSeq,
+		HeartbeatMS: cfg.PingInterval.Milliseconds(), SessionTTLMS: cfg.SessionTTL.Milliseconds(),
+		MaxMessageBytes: cfg.MaxMessageBytes,
+	}
+}
+
+// resume attaches c to ss if h presents the right key and token (§5.2).
+// It returns the result for the metrics; only resumeResumed attached c.
+func (ss *session) resume(c *conn, h *wsproto.Frame, now time.Time) (*wsproto.Frame, string, error) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	// Compare the token even for the wrong key, so timing tells nothing.
+	tokenOK := subtle.ConstantTimeCompare(ss.token, []byte(h.ResumeToken)) == 1
+	switch {
+	case ss.dropped || ss.expiredLocked(now):
+		return nil, resumeExpired, nil
+	case !tokenOK || ss.keyID != c.key.ID:
+		return nil, resumeBadToken, nil
+	case h.LastSeq > ss.outSeq:
+		return nil, "", fmt.Errorf("protocol error: last_seq %d is beyond the last frame sent (%d)", h.LastSeq, ss.outSeq)
+	}
+	if old := ss.conn; old != nil {
+		// Takeover: the old connection is probably half-open.
+		old.closeNow(wsproto.CloseTakenOver, "session taken over by a newer connection")
+	} else {
+		ss.srv.metrics.connected.Add(1)
+	}
+	ss.ackLocked(h.LastSeq)
+	ss.conn = c
+	c.sess = ss
+	ss.token = newToken()
+	// Everything unacknowledged is re-sent on the new connection; the
+	// client's unprocessed frames will be replayed by the client.
+	ss.next = ss.outSeq + 1
+	if ss.head < len(ss.out) {
+		ss.next = ss.out[ss.head].seq
+	}
+	ss.backlog, ss.backlogBytes = nil, 0
+	ss.inRecv = ss.inSeq
+	ss.ackSent = 0 // make the writer confirm inSeq again
+	return ss.welcomeFrame(true), resumeResumed, nil
+}
+
+// welcomed lets c's writer start: the welcome has been written.
+func (ss *session) welcomed(c *conn) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	c.welcomed = true
+	ss.kickLocked(c)
+}
+
+// detach is called when c ends.
+func (ss *session) detach(c *conn) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.conn != c {
+		return
+	}
+	ss.conn = nil
+	ss.detachedAt = time.Now()
+	ss.backlog, ss.backlogBytes = nil, 0
+	ss.inRecv = ss.inSeq
+	if ss.slowTimer != nil {
+		ss.slowTimer.Stop()
+		ss.slowTimer = nil
+	}
+	ss.fullSince = time.Time{}
+	ss.srv.metrics.connected.Add(-1)
+}
+
+func (ss *session) expired(now time.Time) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.expiredLocked(now)
+}
+
+func (ss *session) expiredLocked(now time.Time) bool {
+	return ss.conn == nil && !ss.detachedAt.IsZero() && now.Sub(ss.detachedAt) > ss.srv.cfg.SessionTTL
+}
+
+// drop releases the session's resources after it left the registry.
+func (ss *session) drop() {
+	ss.srv.hub.unsubscribe(ss)
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.dropped {
+		return
+	}
+	ss.dropped = true
+	ss.srv.metrics.outboxDepth.Add(-int64(len(ss.out) - ss.head))
+	ss.out, ss.head = nil, 0
+	ss.results = nil
+	if ss.ackTimer != nil {
+		ss.ackTimer.Stop()
+	}
+}
+
+func (ss *session) setKey(k *filehub.APIKey) {
+	ss.mu.Lock()
+	ss.key = k
+	ss.mu.Unlock()
+}
+
+// fail sends an error frame and closes the session's connection, if any.
+func (ss *session) fail(code, msg string, closeCode int) {
+	ss.mu.Lock()
+	c := ss.conn
+	ss.mu.Unlock()
+	if c != nil {
+		c.fail(code, msg, closeCode)
+	}
+}
+
+// handle processes the frames of one client message, on the reader.
+func (ss *session) handle(ctx context.Context, c *conn, frames []*wsproto.Frame) {
+	m := ss.srv.metrics
+	// Acks first: they may make room for the frames that follow.
+	for _, f := range frames {
+		m.frameIn(f.Type)
+		if f.Type == wsproto.TypeHello {
+			c.fail(filehub.EINVALID, "protocol error: hello on an open session", wsproto.CloseProtocolError)
+			return
+		}
+		if f.Ack > 0 {
+			if err := ss.ack(f.Ack); err != nil {
+				c.fail(filehub.EINVALID, err.Error(), wsproto.CloseProtocolError)
+				return
+			}
+		}
+	}
+	for _, f := range frames {
+		if !wsproto.Reliable(f.Type) {
+			continue
+		}
+		if f.Type != wsproto.TypeMsg && f.Type != wsproto.TypeReq {
+			c.fail(filehub.EINVALID, "protocol error: clients may not send "+f.Type+" frames", wsproto.CloseProtocolError)
+			return
+		}
+		ss.mu.Lock()
+		switch {
+		case f.Seq <= ss.inRecv:
+			// A replayed duplicate: drop it, but acknowledge again.
+			ss.ackSent = min(ss.ackSent, f.Seq-1)
+			ss.mu.Unlock()
+			continue
+		case f.Seq > ss.inRecv+1:
+			ss.mu.Unlock()
+			c.fail(filehub.EINVALID, fmt.Sprintf("protocol error: seq %d after %d", f.Seq, ss.inRecv), wsproto.CloseProtocolError)
+			return
+		}
+		ss.inRecv = f.Seq
+		if len(ss.backlog) > 0 || !ss.roomLocked() {
+			ss.backlog = append(ss.backlog, f)
+			ss.backlogBytes += len(f.Data) + len(f.Params)
+			over := len(ss.backlog) > ss.srv.cfg.OutboxMaxFrames || ss.backlogBytes > ss.srv.cfg.OutboxMaxBytes
+			ss.markFullLocked()
+			ss.mu.Unlock()
+			if over {
+				// The client keeps sending but does not acknowledge.
+				ss.slowConsumer(c)
+				return
+			}
+			continue
+		}
+		ss.mu.Unlock()
+		if !ss.process(ctx, c, f) {
+			return
+		}
+	}
+	ss.drainBacklog(ctx, c)
+	ss.scheduleAck(c)
+}
+
+// drainBacklog processes backlogged client frames while there is room.
+func (ss *session) drainBacklog(ctx context.Context, c *conn) {
+	for {
+		ss.mu.Lock()
+		if len(ss.backlog) == 0 || !ss.roomLocked() || ss.conn != c {
+			ss.mu.Unlock()
+			return
+		}
+		f := ss.backlog[0]
+		ss.backlog[0] = nil
+		ss.backlog = ss.backlog[1:]
+		ss.backlogBytes -= len(f.Data) + len(f.Params)
+		if len(ss.backlog) == 0 {
+			ss.backlog = nil
+		}
+		ss.mu.Unlock()
+		if !ss.process(ctx, c, f) {
+			return
+		}
+	}
+}
+
+// process runs one in-order client frame. It returns false if the
+// connection is being closed.
+func (ss *session) process(ctx context.Context, c *conn, f *wsproto.Frame) bool {
+	switch f.Type {
+	case wsproto.TypeMsg:
+		ss.mu.Lock()
+		key := ss.key
+		ss.mu.Unlock()
+		if !key.Has(filehub.ScopeWrite) {
+			c.fail(filehub.EFORBIDDEN, "this key lacks the \"write\" scope needed to send messages", wsproto.CloseAuthFailed)
+			return false
+		}
+		reply, err := ss.srv.cfg.MessageHandler(ctx, Peer{SessionID: ss.id, KeyID: ss.keyID}, f.Data)
+		if err != nil {
+			ss.srv.log.Warn("websocket message handler failed", "session_id", ss.id, "err", err)
+			reply = nil
+		}
+		var body []byte
+		if reply != nil {
+			body, err = msgBody(reply)
+			if err != nil {
+				ss.srv.log.Error("websocket message handler returned invalid JSON", "session_id", ss.id, "err", err)
+			}
+		}
+		ss.mu.Lock()
+		ss.inSeq = f.Seq
+		if body != nil {
+			ss.enqueueLocked(wsproto.TypeMsg, body)
+		}
+		ss.mu.Unlock()
+	case wsproto.TypeReq:
+		ss.request(ctx, f)
+	}
+	return true
+}
+
+// msgBody returns the tail of a msg frame carrying data: `,"data":…}`.
+func msgBody(data json.RawMessage) ([]byte, error) {
+	if !json.Valid(data) {
+		return nil, fmt.Errorf("invalid JSON reply")
+	}
+	if bytes.ContainsAny(data, "\r\n") {
+		// Frames are separated by newlines: compact the reply.
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, data); err != nil {
+			return nil, err
+		}
+		data = buf.Bytes()
+	}
+	b := make([]byte, 0, len(data)+10)
+	b = append(b, `,"data":`...)
+	b = append(b, data...)
+	return append(b, '}'), nil
+}
+
+// enqueueLocked appends a reliable frame of type typ whose encoding after
+// the seq is body (starting with ',' and ending with '}') and wakes the
+// writer.
+func (ss *session) enqueueLocked(typ string, body []byte) {
+	ss.outSeq++
+	data := make([]byte, 0, len(typ)+len(body)+32)
+	data = append(data, `{"type":"`...)
+	data = append(data, typ...)
+	data = append(data, `","seq":`...)
+	data = strconv.AppendInt(data, ss.outSeq, 10)
+	data = append(data, body...)
+	ss.out = append(ss.out, outFrame{seq: ss.outSeq, data: data})
+	ss.outCount++
+	ss.outBytes += len(data)
+	ss.srv.metrics.outboxDepth.Add(1)
+	if !ss.roomLocked() {
+		ss.markFullLocked()
+	}
+	if ss.conn != nil {
+		ss.kickLocked(ss.conn)
+	}
+}
+
+// roomLocked reports whether the outbox can take another msg or res.
+func (ss *session) roomLocked() bool {
+	cfg := &ss.srv.cfg
+	return ss.outCount < cfg.OutboxMaxFrames && ss.outBytes < cfg.OutboxMaxBytes
+}
+
+// eventsWaitingLocked reports whether the session has events to send that
+// its window cannot take.
+func (ss *session) eventsBlockedLocked() bool {
+	return ss.subscribed && ss.evCount >= ss.srv.cfg.OutboxMaxFrames &&
+		ss.evCursor < max(ss.evTarget, ss.srv.hub.latest.Load())
+}
+
+// markFullLocked starts the slow-consumer clock.
+func (ss *session) markFullLocked() {
+	if !ss.fullSince.IsZero() || ss.conn == nil {
+		return
+	}
+	ss.fullSince = time.Now()
+	c := ss.conn
+	ss.slowTimer = time.AfterFunc(ss.srv.cfg.SlowConsumerTimeout, func() {
+		ss.mu.Lock()
+		still := ss.conn == c && !ss.fullSince.IsZero()
+		ss.mu.Unlock()
+		if still {
+			ss.slowConsumer(c)
+		}
+	})
+}
+
+// clearFullLocked stops the slow-consumer clock if there is room again.
+func (ss *session) clearFullLocked() {
+	if ss.fullSince.IsZero() || !ss.roomLocked() || len(ss.backlog) > 0 || ss.eventsBlockedLocked() {
+		return
+	}
+	ss.fullSince = time.Time{}
+	if ss.slowTimer != nil {
+		ss.slowTimer.Stop()
+		ss.slowTimer = nil
+	}
+}
+
+// slowConsumer closes c with 4008, keeping the session for a resume.
+func (ss *session) slowConsumer(c *conn) {
+	ss.srv.metrics.slowConsumers.Inc()
+	ss.srv.log.Info("closing the connection of a slow consumer", "session_id", ss.id, "key_id", ss.keyID)
+	c.closeNow(wsproto.CloseSlowConsumer, "slow consumer: acknowledge faster, then resume")
+}
+
+// ack drops the frames the client acknowledged with n.
+func (ss *session) ack(n int64) error {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if n > ss.outSeq {
+		return fmt.Errorf("protocol error: ack %d is beyond the last frame sent (%d)", n, ss.outSeq)
+	}
+	hadEvents := ss.eventsBlockedLocked()
+	ss.ackLocked(n)
+	ss.clearFullLocked()
+	if hadEvents && ss.conn != nil {
+		ss.kickLocked(ss.conn)
+	}
+	return nil
+}
+
+func (ss *session) ackLocked(n int64) {
+	var last *outFrame
+	dropped := 0
+	for ss.head < len(ss.out) && ss.out[ss.head].seq <= n {
+		f := &ss.out[ss.head]
+		if f.ev != nil {
+			ss.evCount--
+		} else {
+			ss.outCount--
+			ss.outBytes -= len(f.data)
+		}
+		last = f
+		dropped++
+		ss.head++
+	}
+	if dropped == 0 {
+		return
+	}
+	if last.sent != 0 {
+		ss.srv.metrics.ackLatency.Observe(time.Duration(time.Now().UnixNano() - last.sent).Seconds())
+	}
+	// Let acknowledged frames be collected.
+	clear(ss.out[ss.head-dropped : ss.head])
+	ss.srv.metrics.outboxDepth.Add(-int64(dropped))
+	switch {
+	case ss.head == len(ss.out):
+		ss.out, ss.head = ss.out[:0], 0
+		if cap(ss.out) > 64 {
+			ss.out = nil // an idle session keeps no big array
+		}
+	case ss.head > 256 && ss.head*2 > len(ss.out):
+		ss.out = append(ss.out[:0:0], ss.out[ss.head:]...)
+		ss.head = 0
+	}
+	if ss.next <= n {
+		ss.next = n + 1
+	}
+}
+
+// scheduleAck makes sure processed client frames are acknowledged: at once
+// after 64 frames, otherwise within 20ms (protocol §4).
+func (ss *session) scheduleAck(c *conn) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	pending := ss.inSeq - ss.ackSent
+	if pending <= 0 || ss.conn != c {
+		return
+	}
+	if pending >= 64 || c.writing {
+		// A running writer sends the ack with its next message.
+		ss.kickLocked(c)
+		return
+	}
+	if ss.ackArmed {
+		return
+	}
+	ss.ackArmed = true
+	if ss.ackTimer == nil {
+		ss.ackTimer = time.AfterFunc(ackDelay, ss.ackTimeout)
+	} else {
+		ss.ackTimer.Reset(ackDelay)
+	}
+}
+
+// ackDelay is how long an ack may wait for a frame to ride on.
+const ackDelay = 20 * time.Millisecond
+
+func (ss *session) ackTimeout() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.ackArmed = false
+	if ss.conn != nil && ss.inSeq > ss.ackSent {
+		ss.kickLocked(ss.conn)
+	}
+}
+
+// kickLocked starts c's writer unless it runs already.
+func (ss *session) kickLocked(c *conn) {
+	if c.writing || !c.welcomed || ss.conn != c {
+		return
+	}
+	c.writing = true
+	go ss.writeLoop(c)
+}
+
+func (ss *session) kick() {
+	ss.mu.Lock()
+	if ss.conn != nil {
+		ss.kickLocked(ss.conn)
+	}
+	ss.mu.Unlock()
+}
+
+// writeLoop writes queued frames to c until there is nothing left, then
+// exits; see the package doc.
+func (ss *session) writeLoop(c *conn) {
+	var batch []outFrame
+	var num []byte
+	for {
+		ss.mu.Lock()
+		if ss.conn != c || c.closing.Load() {
+			c.writing = false
+			ss.mu.Unlock()
+			return
+		}
+		if f := c.fatal; f != nil {
+			code := c.fatalCode
+			c.fatal = nil
+			ss.mu.Unlock()
+			if c.writeFrames(f) == nil {
+				ss.srv.metrics.frameOut(wsproto.TypeError, 1)
+			}
+			c.closeNow(code, f.Message)
+			ss.mu.Lock()
+			c.writing = false
+			ss.mu.Unlock()
+			return
+		}
+		needStore := ss.fillEventsLocked()
+		batch = ss.collectLocked(batch[:0])
+		var ack int64
+		if ss.inSeq > ss.ackSent {
+			ack, ss.ackSent = ss.inSeq, ss.inSeq
+		}
+		cursor := ss.evCursor
+		room := ss.srv.cfg.OutboxMaxFrames - ss.evCount
+		if len(batch) == 0 && ack == 0 && !needStore {
+			c.writing = false
+			ss.mu.Unlock()
+			return
+		}
+		ss.mu.Unlock()
+
+		if len(batch) > 0 || ack > 0 {
+			if err := ss.write(c, batch, ack, &num); err != nil {
+				ss.srv.log.Debug("websocket write failed", "session_id", ss.id, "err", err)
+				_ = c.ws.NetConn().Close() // the reader notices and detaches
+				ss.mu.Lock()
+				c.writing = false
+				ss.mu.Unlock()
+				return
+			}
+		}
+		if needStore && len(batch) == 0 && !ss.readEvents(c, cursor, room) {
+			ss.mu.Lock()
+			c.writing = false
+			ss.mu.Unlock()
+			return
+		}
+	}
+}
+
+// collectLocked appends the frames to write next to batch and marks them
+// sent.
+func (ss *session) collectLocked(batch []outFrame) []outFrame {
+	if ss.head == len(ss.out) {
+		return batch
+	}
+	first := ss.out[ss.head].seq
+	i := ss.head + int(ss.next-first)
+	now := time.Now().UnixNano()
+	size := 0
+	for ; i < len(ss.out) && size < maxBatchBytes && len(batch) < 512; i++ {
+		f := &ss.out[i]
+		if f.sent == 0 {
+			f.sent = now
+		}
+		batch = append(batch, *f)
+		if f.ev != nil {
+			size += len(f.ev.json) + 40
+		} else {
+			size += len(f.data)
+		}
+		ss.next = f.seq + 1
+	}
+	return batch
+}
+
+// write writes batch and an ack (if ack > 0) as one message.
+func (ss *session) write(c *conn, batch []outFrame, ack int64, num *[]byte) error {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(ss.srv.cfg.SlowConsumerTimeout))
+	w, err := c.ws.NextWriter(websocket.TextMessage)
+	if err != nil {
+		return err
+	}
+	var msgs, res, evs int
+	for i := range batch {
+		f := &batch[i]
+		if i > 0 {
+			w.Write(newline)
+		}
+		if f.ev == nil {
+			if _, err := w.Write(f.data); err != nil {
+				return err
+			}
+			if bytes.HasPrefix(f.data, resPrefix) {
+				res++
+			} else {
+				msgs++
+			}
+			continue
+		}
+		evs++
+		b := append((*num)[:0], eventPrefix...)
+		b = strconv.AppendInt(b, f.seq, 10)
+		b = append(b, eventInfix...)
+		w.Write(b)
+		w.Write(f.ev.json)
+		if _, err := w.Write(closeBrace); err != nil {
+			return err
+		}
+		*num = b
+	}
+	if ack > 0 {
+		if len(batch) > 0 {
+			w.Write(newline)
+		}
+		b := append((*num)[:0], ackPrefix...)
+		b = strconv.AppendInt(b, ack, 10)
+		b = append(b, '}')
+		w.Write(b)
+		*num = b
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	m := ss.srv.metrics
+	m.frameOut(wsproto.TypeMsg, msgs)
+	m.frameOut(wsproto.TypeRes, res)
+	m.frameOut(wsproto.TypeEvent, evs)
+	if ack > 0 {
+		m.frameOut(wsproto.TypeAck, 1)
+	}
+	if evs > 0 {
+		m.eventDeliveries.Add(float64(evs))
+	}
+	return nil
+}
+
+var (
+	newline     = []byte{'\n'}
+	closeBrace  = []byte{'}'}
+	resPrefix   = []byte(`{"type":"res"`)
+	eventPrefix = []byte(`{"type":"event","seq":`)
+	eventInfix  = []byte(`,"event":`)
+	ackPrefix   = []byte(`{"type":"ack","ack":`)
+)
