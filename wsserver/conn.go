@@ -60,6 +60,10 @@ func (c *conn) serve(ctx context.Context) {
 		c.readFailed(err, true)
 		return
 	}
+	if c.closing.Load() { // shut down meanwhile
+		c.drainUntilClosed()
+		return
+	}
 	frames, err := decode(typ, msg)
 	if err == nil && frames[0].Type != wsproto.TypeHello {
 		err = errors.New("the first frame must be hello")

@@ -117,6 +117,7 @@ func (e *env) close() {
 type client struct {
 	t       *testing.T
 	ws      *websocket.Conn
+	wmu     sync.Mutex       // writes may come from a second goroutine
 	pending []*wsproto.Frame // read but not yet returned
 }
 
@@ -155,8 +156,10 @@ func (c *client) send(frames ...*wsproto.Frame) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-		c.t.Fatalf("write: %v", err)
+		c.t.Errorf("write: %v", err)
 	}
 }
 
@@ -279,4 +282,65 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// metric returns the value of the unlabeled gauge or counter name, or the
+// sum over its label values.
+func (e *env) metric(name string) float64 {
+	e.t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.Gauge != nil:
+				sum += m.Gauge.GetValue()
+			case m.Counter != nil:
+				sum += m.Counter.GetValue()
+			case m.Histogram != nil:
+				sum += float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return sum
+}
+
+// waitFor polls cond until it holds, failing after 10s. It checks state,
+// not timing: the deadline only keeps a broken test from hanging.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// resume reconnects to session w with lastSeq.
+func (e *env) resume(t *testing.T, keyName string, w *wsproto.Frame, lastSeq int64) (*client, *wsproto.Frame) {
+	t.Helper()
+	c, _, err := e.dial(t, e.keys[keyName])
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	c.send(&wsproto.Frame{Type: wsproto.TypeHello, SessionID: w.SessionID, ResumeToken: w.ResumeToken, LastSeq: lastSeq})
+	return c, c.expect(wsproto.TypeWelcome)
+}
+
+// upload stores a file through the file service.
+func (e *env) upload(t *testing.T, name, content string) *filehub.File {
+	t.Helper()
+	up, err := e.files.Upload(t.Context(), strings.NewReader(content), name, "k_test")
+	if err != nil {
+		t.Fatalf("Upload(%s): %v", name, err)
+	}
+	return up.File
 }

@@ -299,6 +299,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.init(s, ws, key, keyHash)
+	// Shutdown sees the connection only from here on, once it is usable.
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		c.closeNow(wsproto.CloseServerShutdown, "server shutting down")
+	}
 	c.serve(r.Context())
 }
 
@@ -319,7 +327,6 @@ func (s *Server) admit(key *filehub.APIKey) (*conn, error) {
 		s.perKey[key.ID]++
 		c.keyID = key.ID
 	}
-	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	return c, nil
 }
