@@ -216,7 +216,9 @@ func (ss *session) fillEventsLocked() bool {
 		return true
 	}
 	ss.appendEventsLocked(events)
-	return false
+	// The ring ends at what the hub has read; events the subscriber knows
+	// of beyond that (from subscribing) come from the store.
+	return len(events) == 0 && ss.evCursor < ss.evTarget
 }
 
 func (ss *session) appendEventsLocked(events []*hubEvent) {
