@@ -154,6 +154,7 @@ type Client struct {
 	maxMessage  int64
 
 	sendSeq     int64 // last seq given to an outgoing reliable frame
+	ackedSeq    int64 // highest ack from the server (this session)
 	outbox      []*outFrame
 	outboxBytes int64
 	room        chan struct{} // closed when outbox room frees up
@@ -521,6 +522,7 @@ func (c *Client) ackLocked(seq int64) error {
 	if seq > c.sendSeq {
 		return fmt.Errorf("%w: ack %d for frames never sent (last %d)", wsproto.ErrProtocol, seq, c.sendSeq)
 	}
+	c.ackedSeq = max(c.ackedSeq, seq)
 	n := 0
 	now := time.Now()
 	for _, of := range c.outbox {

@@ -182,13 +182,18 @@ func (c *Client) applyWelcome(w *wsproto.Frame) error {
 		if w.SessionID != c.sessionID {
 			return fmt.Errorf("%w: resumed session %q, asked for %q", wsproto.ErrProtocol, w.SessionID, c.sessionID)
 		}
+		// Frames the server acknowledged are gone from the outbox; a
+		// server that now claims fewer cannot get them back.
+		if w.LastSeq < c.ackedSeq {
+			return fmt.Errorf("%w: server resumed at seq %d after acknowledging %d", wsproto.ErrProtocol, w.LastSeq, c.ackedSeq)
+		}
 		if err := c.ackLocked(w.LastSeq); err != nil {
 			return err
 		}
 	} else {
 		lost = c.sessionID != ""
 		c.epoch++
-		c.recvSeq, c.delivered, c.ackSent, c.ackNeeded = 0, 0, 0, false
+		c.recvSeq, c.delivered, c.ackSent, c.ackNeeded, c.ackedSeq = 0, 0, 0, false, 0
 		c.renumberLocked()
 	}
 	c.sessionID, c.resumeToken = w.SessionID, w.ResumeToken
