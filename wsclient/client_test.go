@@ -648,15 +648,19 @@ func TestHalfOpenConnectionIsDetected(t *testing.T) {
 	opts.PongTimeout = 20 * time.Millisecond
 	opts.OnStateChange = rec.hook
 	c := mustDial(t, fs.URL(), opts)
-	if err := c.Send(context.Background(), 1); err != nil { // makes the fake's reader stall on the next message
-		t.Fatal(err)
-	}
+	// The fake stops after reading its next message, so it neither
+	// answers this send nor the client's pings: a half-open connection.
 	fs.stall.Store(true)
+	errc := make(chan error, 1)
+	go func() { errc <- c.Send(context.Background(), 1) }()
 	rec.wait(t, wsclient.StateReconnecting)
 	fs.stall.Store(false)
 	rec.wait(t, wsclient.StateConnected)
-	if err := c.Send(context.Background(), 2); err != nil {
+	if err := <-errc; err != nil {
 		t.Fatal(err)
+	}
+	if got := recvMessages(t, c, 1)[0]; string(got) != "1" {
+		t.Errorf("echo = %s", got)
 	}
 }
 

@@ -220,4 +220,3 @@ func (p *proxy) Close() {
 	p.Cut()
 	p.wg.Wait()
 }
-
