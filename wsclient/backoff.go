@@ -12,6 +12,9 @@ import (
 // in [0, min(Max, Initial × Multiplier^n)]. Full jitter, rather than a
 // fixed or ±50% randomized delay, spreads the reconnects of many clients
 // after a server restart instead of having them arrive in synchronized waves.
+// The policy starts over at Initial once a connection has lasted at least
+// Max, so a server that accepts and at once drops connections is not
+// hammered at the initial rate.
 type Backoff struct {
 	// Initial is the first interval. Default 250ms.
 	Initial time.Duration

@@ -36,20 +36,30 @@ func (c *Client) run() {
 		}
 	}
 	everConnected := false
+	stable := c.opts.Backoff.withDefaults().Max
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			c.m.attempts.Inc()
 		}
+		c.mu.Lock()
+		c.accountLocked()
+		c.mu.Unlock()
 		conn, err := c.connect()
 		if err == nil {
 			if attempt > 0 {
 				c.m.successes.Inc()
 			}
 			everConnected = true
-			c.jitter.reset()
 			c.setState(StateConnected)
 			reportFirst(nil)
+			start := time.Now()
 			err = c.serve(conn)
+			// Start over at the initial interval only after a connection
+			// that lasted: one that a server accepts and then drops at
+			// once (overload, a crash loop) must not be hammered.
+			if time.Since(start) >= stable {
+				c.jitter.reset()
+			}
 		} else if attempt > 0 {
 			c.m.failedRetries.Inc()
 		}
@@ -418,10 +428,17 @@ func (c *Client) writer(cs *connState) error {
 	c.mu.Unlock()
 	tick := time.NewTicker(hb)
 	defer tick.Stop()
+	// A lone ack may wait up to ackDelay for a frame to ride on (spec §4),
+	// which saves a message per delivered frame under load.
+	ackTimer := time.NewTimer(ackDelay)
+	ackTimer.Stop()
+	ackArmed, forceAck := false, false
 	var written int64 // last seq written on this connection
 	var buf []byte
 	for {
-		buf = c.collect(buf[:0], &written)
+		var ackDue bool
+		buf, ackDue = c.collect(buf[:0], &written, forceAck)
+		forceAck = false
 		if len(buf) > 0 {
 			cs.conn.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
 			if err := cs.conn.WriteMessage(websocket.TextMessage, buf); err != nil {
@@ -429,10 +446,17 @@ func (c *Client) writer(cs *connState) error {
 			}
 			continue
 		}
+		if ackDue && !ackArmed {
+			ackArmed = true
+			ackTimer.Reset(ackDelay)
+		}
 		select {
 		case <-cs.stop:
+			ackTimer.Stop()
 			return nil
 		case <-c.wake:
+		case <-ackTimer.C:
+			ackArmed, forceAck = false, true
 		case <-tick.C:
 			c.mu.Lock()
 			c.accountLocked()
@@ -444,40 +468,52 @@ func (c *Client) writer(cs *connState) error {
 	}
 }
 
-// collect appends to buf the next message to write: an ack if one is due,
-// and the outbox frames after *written, up to the message size limit.
-func (c *Client) collect(buf []byte, written *int64) []byte {
+// Ack coalescing limits of spec §4.
+const (
+	ackDelay     = 20 * time.Millisecond
+	ackMaxFrames = 64
+)
+
+// collect appends to buf the next message to write: the outbox frames after
+// *written, up to the message size limit, and an ack if one is due. An ack
+// alone is only sent when forced, after ackMaxFrames deliveries, or to
+// answer a duplicate; otherwise collect reports it as still due.
+func (c *Client) collect(buf []byte, written *int64, force bool) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.delivered > 0 && (c.delivered > c.ackSent || c.ackNeeded) {
-		buf, _ = wsproto.Encode(buf, &wsproto.Frame{Type: wsproto.TypeAck, Ack: c.delivered})
-		c.ackSent, c.ackNeeded = c.delivered, false
-	}
-	if len(c.outbox) == 0 {
-		return buf
-	}
-	// The outbox holds consecutive seqs, so the next frame is found by
-	// arithmetic rather than a scan.
-	i := int(*written - c.outbox[0].f.Seq + 1)
-	if i < 0 {
-		i = 0
-	}
 	now := time.Now()
-	for ; i < len(c.outbox); i++ {
-		of := c.outbox[i]
-		if len(buf) > 0 && int64(len(buf)+1+len(of.b)) > c.maxMessage {
-			break
-		}
-		if len(buf) > 0 {
-			buf = append(buf, '\n')
-		}
-		buf = append(buf, of.b...)
-		*written = of.f.Seq
-		if !of.sent {
-			of.sent, of.firstSent = true, now
+	if len(c.outbox) > 0 {
+		// The outbox holds consecutive seqs, so the next frame is found by
+		// arithmetic rather than a scan.
+		i := max(0, int(*written-c.outbox[0].f.Seq+1))
+		for ; i < len(c.outbox); i++ {
+			of := c.outbox[i]
+			if len(buf) > 0 && int64(len(buf)+1+len(of.b)+32) > c.maxMessage {
+				break // 32: room for the ack frame
+			}
+			if len(buf) > 0 {
+				buf = append(buf, '\n')
+			}
+			buf = append(buf, of.b...)
+			*written = of.f.Seq
+			if !of.sent {
+				of.sent, of.firstSent = true, now
+			}
 		}
 	}
-	return buf
+	due := c.delivered > 0 && (c.delivered > c.ackSent || c.ackNeeded)
+	if !due {
+		return buf, false
+	}
+	if len(buf) == 0 && !force && !c.ackNeeded && c.delivered-c.ackSent < ackMaxFrames {
+		return buf, true
+	}
+	if len(buf) > 0 {
+		buf = append(buf, '\n')
+	}
+	buf, _ = wsproto.Encode(buf, &wsproto.Frame{Type: wsproto.TypeAck, Ack: c.delivered})
+	c.ackSent, c.ackNeeded = c.delivered, false
+	return buf, false
 }
 
 // deliver hands received frames to the application in sequence order and
