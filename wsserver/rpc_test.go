@@ -202,7 +202,7 @@ func TestEventsFromAnotherProcessArriveByPolling(t *testing.T) {
 	defer other.Close()
 	f := &filehub.File{
 		ID: filehub.NewID("f_"), Name: "elsewhere", Size: 1, ContentType: "text/plain",
-		SHA256: "0000000000000000000000000000000000000000000000000000000000000001",
+		SHA256:    "0000000000000000000000000000000000000000000000000000000000000001",
 		CreatedAt: time.Now(), OwnerKeyID: "k_other",
 	}
 	if _, err := other.CreateFile(t.Context(), f, nil); err != nil {
