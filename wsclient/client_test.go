@@ -803,3 +803,41 @@ func TestSubscribeHandlerErrorEndsIt(t *testing.T) {
 		t.Fatalf("second Subscribe = %v", err)
 	}
 }
+
+// Requests replayed after cuts run exactly once on a server that drops
+// duplicates by seq: the client never sends one request under two seqs.
+func TestCallsRunOnceAcrossCuts(t *testing.T) {
+	fs := newFakeServer(t)
+	rec := newStateRecorder()
+	opts := fastOptions(fs.key)
+	opts.OnStateChange = rec.hook
+	c := mustDial(t, fs.URL(), opts)
+	stop := make(chan struct{})
+	var cutter sync.WaitGroup
+	cutter.Add(1)
+	go func() {
+		defer cutter.Done()
+		cutWhileConnected(stop, rec, fs.DropConns)
+	}()
+	const n = 300
+	for i := 1; i <= n; i++ {
+		var got int
+		if err := c.Call(context.Background(), "test.incr", nil, &got); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if got != i {
+			t.Fatalf("call %d ran as execution %d", i, got)
+		}
+	}
+	close(stop)
+	cutter.Wait()
+	fs.mu.Lock()
+	execs := fs.execs
+	fs.mu.Unlock()
+	if execs != n {
+		t.Errorf("%d executions for %d calls", execs, n)
+	}
+	if fs.Hellos() < 3 {
+		t.Errorf("only %d hellos", fs.Hellos())
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,7 @@ type fakeServer struct {
 	conns    map[*websocket.Conn]bool
 	events   []filehub.Event
 	hellos   int
+	execs    int // test.incr calls executed
 	nextID   int
 }
 
@@ -281,6 +283,12 @@ func (fs *fakeServer) handleLocked(s *fakeSession, f *wsproto.Frame) {
 		case wsproto.MethodEventsUnsubscribe:
 			s.sub = false
 			fs.sendLocked(s, &wsproto.Frame{Type: wsproto.TypeRes, ID: f.ID, Result: []byte(`{}`)})
+		case "test.incr":
+			fs.mu.Lock()
+			fs.execs++
+			n := fs.execs
+			fs.mu.Unlock()
+			fs.sendLocked(s, &wsproto.Frame{Type: wsproto.TypeRes, ID: f.ID, Result: []byte(strconv.Itoa(n))})
 		case "test.echo":
 			fs.sendLocked(s, &wsproto.Frame{Type: wsproto.TypeRes, ID: f.ID, Result: f.Params})
 		case wsproto.MethodFilesStat:

@@ -226,3 +226,79 @@ func TestIntegrationEventsAcrossServerRestarts(t *testing.T) {
 		t.Errorf("sessions_lost_total = %v, want %d", v, restarts)
 	}
 }
+
+func TestIntegrationSubscribeGap(t *testing.T) {
+	srv := mustStartRealServer(t)
+	for i := range 5 {
+		if _, err := srv.Upload(fmt.Sprintf("f%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := srv.db.TrimEvents(context.Background(), time.Unix(0, 0), 2); err != nil { // keeps 4 and 5
+		t.Fatal(err)
+	}
+	c := mustDial(t, srv.URL(), fastOptions(srv.key))
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	called := false
+	err := c.Subscribe(ctx, 1, func(filehub.Event) error { called = true; return nil })
+	if !errors.Is(err, wsclient.ErrGap) {
+		t.Fatalf("Subscribe after a trimmed range = %v, want ErrGap", err)
+	}
+	if called {
+		t.Error("the handler saw events despite the gap")
+	}
+	// From the oldest retained event on there is no gap.
+	var got []int64
+	err = c.Subscribe(ctx, 3, func(ev filehub.Event) error {
+		got = append(got, ev.ID)
+		if len(got) == 2 {
+			return errStop
+		}
+		return nil
+	})
+	if !errors.Is(err, errStop) || fmt.Sprint(got) != "[4 5]" {
+		t.Fatalf("Subscribe(3) = %v, events %v", err, got)
+	}
+}
+
+var errStop = errors.New("stop")
+
+// Delete and restore alternate while the connection is cut: a request
+// replayed after a cut must not run twice (a second delete of the same file
+// would fail with not_found).
+func TestIntegrationCallsRunAtMostOnceAcrossCuts(t *testing.T) {
+	srv := mustStartRealServer(t)
+	f, err := srv.Upload("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := newProxy(t, srv.addr)
+	rec := newStateRecorder()
+	opts := fastOptions(srv.key)
+	opts.OnStateChange = rec.hook
+	c := mustDial(t, px.URL(), opts)
+	stop := make(chan struct{})
+	var cutter sync.WaitGroup
+	cutter.Add(1)
+	go func() {
+		defer cutter.Done()
+		cutWhileConnected(stop, rec, px.Cut)
+	}()
+	defer func() {
+		close(stop)
+		cutter.Wait()
+	}()
+	ctx := context.Background()
+	for i := range 200 {
+		if _, err := c.DeleteFile(ctx, f.ID); err != nil {
+			t.Fatalf("round %d: DeleteFile: %v", i, err)
+		}
+		if _, err := c.RestoreFile(ctx, f.ID); err != nil {
+			t.Fatalf("round %d: RestoreFile: %v", i, err)
+		}
+	}
+	if px.Cuts() < 3 {
+		t.Errorf("only %d cuts", px.Cuts())
+	}
+}
