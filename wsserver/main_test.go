@@ -30,7 +30,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // env is a running server on real stores in a temp dir.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	db     *sqlite.DB
 	files  *files.Service
@@ -46,7 +46,7 @@ type env struct {
 // newEnv starts a server with cfg (Registerer and Logger are filled in).
 // Keys: "rw" (read, write), "ro" (read), "wo" (write), "metrics" (metrics),
 // "admin".
-func newEnv(t *testing.T, cfg wsserver.Config) *env {
+func newEnv(t testing.TB, cfg wsserver.Config) *env {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "meta.db"), sqlite.Config{})
@@ -274,7 +274,7 @@ func compactJSON(t *testing.T, b []byte) string {
 // logWriter sends the server's logs to t.Log.
 type logWriter struct {
 	mu sync.Mutex
-	t  *testing.T
+	t  testing.TB
 }
 
 func (w *logWriter) Write(p []byte) (int, error) {
