@@ -321,8 +321,9 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 // A frame counts as processed (and is acknowledged) once it is in the
 // channel, whose capacity is Options.MessageBuffer. The application must
 // keep reading: while the channel is full, nothing else the server sends
-// (responses, events) is delivered either, and the server eventually stops
-// sending. The channel is closed when the client stops. It is nil with
+// (responses, events) is delivered either, and the server stops sending
+// once its outbox window is full; the client never holds more than that
+// window. The channel is closed when the client stops. It is nil with
 // Options.IgnoreMessages.
 func (c *Client) Messages() <-chan json.RawMessage { return c.messages }
 

@@ -129,7 +129,13 @@ func (c *Client) connect() (*connState, error) {
 	conn.SetReadLimit(c.maxMessage)
 	hello := &wsproto.Frame{Type: wsproto.TypeHello, SessionID: c.sessionID, ResumeToken: c.resumeToken}
 	if c.sessionID != "" {
-		hello.LastSeq = c.recvSeq
+		// The spec asks for the last seq received in order; we send the
+		// last one handed to the application, which is never more. Frames
+		// received but not yet delivered are then sent again and dropped as
+		// duplicates, but the server cannot open a new window of frames on
+		// every reconnect while the application is not reading, so what
+		// the client holds stays bounded by one server outbox.
+		hello.LastSeq = c.delivered
 	}
 	c.mu.Unlock()
 	if c.opts.TokenInHello {

@@ -21,7 +21,8 @@
 //     outlived its TTL), what was transmitted but not acknowledged fails with
 //     ErrSessionLost — the application learns exactly which sends may not
 //     have made it — and an event subscription continues from the last event
-//     handed to the application, without gaps or duplicates.
+//     handed to the application, without gaps or duplicates. Server
+//     messages the lost session had not yet delivered are lost with it.
 //   - A connection on which nothing arrives for the server's heartbeat
 //     interval plus Options.PongTimeout is considered dead and replaced; the
 //     client also pings at that interval so a silent client notices a
