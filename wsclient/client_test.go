@@ -841,3 +841,64 @@ func TestCallsRunOnceAcrossCuts(t *testing.T) {
 		t.Errorf("only %d hellos", fs.Hellos())
 	}
 }
+
+func TestConnectionMetrics(t *testing.T) {
+	fs := newFakeServer(t)
+	reg := prometheus.NewRegistry()
+	rec := newStateRecorder()
+	opts := fastOptions(fs.key)
+	opts.Registerer = reg
+	opts.OnStateChange = rec.hook
+	c := mustDial(t, fs.URL(), opts)
+	if err := c.Send(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	fs.closeCode.Store(wsproto.CloseServerShutdown) // refuse a few attempts
+	fs.DropConns()
+	rec.wait(t, wsclient.StateReconnecting)
+	for fs.Hellos() < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	fs.closeCode.Store(0)
+	rec.wait(t, wsclient.StateConnected)
+	c.Close()
+	for _, tt := range []struct {
+		name string
+		min  float64
+	}{
+		{"filehub_wsclient_reconnect_attempts_total", 2},
+		{"filehub_wsclient_reconnect_successes_total", 1},
+		{"filehub_wsclient_reconnect_failures_total", 1},
+		{"filehub_wsclient_connected_seconds_total", 1e-9},
+		{"filehub_wsclient_disconnected_seconds_total", 1e-9},
+		{"filehub_wsclient_messages_delivered_total", 1},
+	} {
+		if v := testutil.ToFloat64(metric(t, reg, tt.name)); v < tt.min {
+			t.Errorf("%s = %v, want at least %v", tt.name, v, tt.min)
+		}
+	}
+	// Attempts are successes plus failures: nothing is counted twice.
+	a := testutil.ToFloat64(metric(t, reg, "filehub_wsclient_reconnect_attempts_total"))
+	s := testutil.ToFloat64(metric(t, reg, "filehub_wsclient_reconnect_successes_total"))
+	f := testutil.ToFloat64(metric(t, reg, "filehub_wsclient_reconnect_failures_total"))
+	if a != s+f {
+		t.Errorf("attempts %v != successes %v + failures %v", a, s, f)
+	}
+}
+
+func TestClientsShareARegistry(t *testing.T) {
+	fs := newFakeServer(t)
+	reg := prometheus.NewRegistry()
+	opts := fastOptions(fs.key)
+	opts.Registerer = reg
+	a := mustDial(t, fs.URL(), opts)
+	b := mustDial(t, fs.URL(), opts)
+	for _, c := range []*wsclient.Client{a, b} {
+		if err := c.Send(context.Background(), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v := testutil.ToFloat64(metric(t, reg, "filehub_wsclient_messages_delivered_total")); v != 2 {
+		t.Errorf("messages_delivered_total = %v, want 2 (summed over both clients)", v)
+	}
+}
