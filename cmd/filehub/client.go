@@ -1,0 +1,67 @@
+package main
+
+import (
+	"errors"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/filehub/filehub/client"
+)
+
+// defaultServer is the server the client commands talk to when neither
+// --server nor FILEHUB_SERVER says otherwise: serve's default --listen.
+const defaultServer = "http://127.0.0.1:8080"
+
+// clientFlags are the settings shared by every command that talks to a
+// running server.
+type clientFlags struct {
+	server string
+	key    string
+}
+
+// addClientFlags defines --server and --key on cmd.
+func addClientFlags(cmd *cobra.Command) *clientFlags {
+	f := &clientFlags{}
+	cmd.Flags().StringVar(&f.server, "server", defaultServer, "base URL of the filehub server")
+	cmd.Flags().StringVar(&f.key, "key", "", "API key secret; prefer the environment variable, command lines are visible to other users")
+	configurable(cmd.Flags(), "server", "key")
+	return f
+}
+
+// newClient returns an API client and a function that releases its
+// connections. Each command gets its own transport so that nothing lingers
+// after it returns (which matters when tests run commands in-process).
+func (f *clientFlags) newClient() (*client.Client, func(), error) {
+	if strings.TrimSpace(f.key) == "" {
+		return nil, nil, usageErrorf("no API key: set FILEHUB_KEY or pass --key")
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	// Connecting and waiting for headers are bounded; the body of an upload
+	// or download may take as long as it takes.
+	tr.ResponseHeaderTimeout = 5 * time.Minute
+	hc := &http.Client{Transport: tr}
+	c := client.New(f.server, f.key, client.WithHTTPClient(hc), client.WithUserAgent("filehub-cli/"+buildVersion()))
+	return c, tr.CloseIdleConnections, nil
+}
+
+// isTerminal reports whether w is a terminal, where progress bars and
+// tables for people make sense.
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// requestID returns the server's request id attached to err, if any, so
+// that failures can be matched with the server's logs.
+func requestID(err error) string {
+	var re *client.RequestError
+	if errors.As(err, &re) {
+		return re.RequestID
+	}
+	return ""
+}

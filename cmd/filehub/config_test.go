@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// parseServe runs "filehub serve args…" up to the point where the server
+// would start and returns the configuration it would start with.
+func parseServe(t *testing.T, env map[string]string, args ...string) (ServeConfig, int, string) {
+	t.Helper()
+	var got ServeConfig
+	var stderr bytes.Buffer
+	code := Execute(context.Background(), append([]string{"serve"}, args...), Env{
+		Stdout: &bytes.Buffer{},
+		Stderr: &stderr,
+		Getenv: func(k string) string { return env[k] },
+		serve: func(_ context.Context, cfg ServeConfig, _ Env) error {
+			got = cfg
+			return nil
+		},
+	})
+	return got, code, stderr.String()
+}
+
+// writeFile writes a temporary file and returns its path.
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestPrecedence(t *testing.T) {
+	file := writeFile(t, "filehub.toml", `
+listen = "127.0.0.1:3000"
+max-upload-size = "1GiB"
+trash-grace = "1h"
+allow-types = ["image/*", "application/pdf"]
+rate-limit = 5
+`)
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // --listen
+	}{
+		{"default", nil, nil, "127.0.0.1:8080"},
+		{"file beats default", nil, []string{"--config", file}, "127.0.0.1:3000"},
+		{"file from FILEHUB_CONFIG", map[string]string{"FILEHUB_CONFIG": file}, nil, "127.0.0.1:3000"},
+		{"env beats file", map[string]string{"FILEHUB_LISTEN": "127.0.0.1:2000"}, []string{"--config", file}, "127.0.0.1:2000"},
+		{"env beats default", map[string]string{"FILEHUB_LISTEN": "127.0.0.1:2000"}, nil, "127.0.0.1:2000"},
+		{"flag beats env and file", map[string]string{"FILEHUB_LISTEN": "127.0.0.1:2000"}, []string{"--config", file, "--listen", "127.0.0.1:1000"}, "127.0.0.1:1000"},
+		{"flag beats default", nil, []string{"--listen=127.0.0.1:1000"}, "127.0.0.1:1000"},
+		{"empty env is unset", map[string]string{"FILEHUB_LISTEN": ""}, []string{"--config", file}, "127.0.0.1:3000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, code, stderr := parseServe(t, tt.env, tt.args...)
+			if code != ExitOK {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			if cfg.Listen != tt.want {
+				t.Errorf("listen = %q, want %q", cfg.Listen, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfigFileTypes(t *testing.T) {
+	file := writeFile(t, "filehub.toml", `
+data-dir = "/srv/filehub"
+max-upload-size = "1GiB"
+min-free-space = 0
+trash-grace = "1h"
+allow-types = ["image/*", "application/pdf"]
+deny-types = []
+rate-limit = 2.5
+rate-burst = 7
+log-format = "json"
+server = "http://ignored-by-serve"
+`)
+	cfg, code, stderr := parseServe(t, nil, "--config", file)
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	want := DefaultServeConfig()
+	want.DataDir = "/srv/filehub"
+	want.MaxUploadSize = 1 << 30
+	want.MinFreeSpace = 0
+	want.TrashGrace = time.Hour
+	want.AllowTypes = []string{"image/*", "application/pdf"}
+	want.DenyTypes = []string{}
+	want.RateLimit = 2.5
+	want.RateBurst = 7
+	want.LogFormat = "json"
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("config =\n%+v\nwant\n%+v", cfg, want)
+	}
+}
+
+func TestEnvEveryServeFlag(t *testing.T) {
+	env := map[string]string{
+		"FILEHUB_DATA_DIR":               "/d",
+		"FILEHUB_LISTEN":                 "127.0.0.1:1",
+		"FILEHUB_METRICS_LISTEN":         "127.0.0.1:2",
+		"FILEHUB_MAX_UPLOAD_SIZE":        "10MB",
+		"FILEHUB_MIN_FREE_SPACE":         "1GiB",
+		"FILEHUB_TRASH_GRACE":            "2h",
+		"FILEHUB_ALLOW_TYPES":            "text/*,image/png",
+		"FILEHUB_DENY_TYPES":             "application/zip",
+		"FILEHUB_RATE_LIMIT":             "0",
+		"FILEHUB_RATE_BURST":             "3",
+		"FILEHUB_MAX_CONCURRENT_UPLOADS": "4",
+		"FILEHUB_UPLOAD_STALL_TIMEOUT":   "5s",
+		"FILEHUB_SHUTDOWN_TIMEOUT":       "6s",
+		"FILEHUB_LOG_LEVEL":              "debug",
+		"FILEHUB_LOG_FORMAT":             "json",
+	}
+	cfg, code, stderr := parseServe(t, env)
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	want := ServeConfig{
+		DataDir: "/d", Listen: "127.0.0.1:1", MetricsListen: "127.0.0.1:2",
+		MaxUploadSize: 10_000_000, MinFreeSpace: 1 << 30, TrashGrace: 2 * time.Hour,
+		AllowTypes: []string{"text/*", "image/png"}, DenyTypes: []string{"application/zip"},
+		RateLimit: 0, RateBurst: 3, MaxConcurrentUploads: 4,
+		UploadStallTimeout: 5 * time.Second, ShutdownTimeout: 6 * time.Second,
+		LogLevel: "debug", LogFormat: "json",
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("config =\n%+v\nwant\n%+v", cfg, want)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		file    string // config file content; "" for none
+		args    []string
+		wantMsg string
+	}{
+		{"unknown key", nil, "listen = \"x\"\nlisen = \"y\"\n", nil, `unknown key "lisen"`},
+		{"bad TOML", nil, "listen = \n", nil, "config file"},
+		{"bad size in file", nil, "max-upload-size = \"lots\"\n", nil, `key "max-upload-size"`},
+		{"bad duration in env", map[string]string{"FILEHUB_TRASH_GRACE": "forever"}, "", nil, "FILEHUB_TRASH_GRACE"},
+		{"bad size flag", nil, "", []string{"--max-upload-size", "1XB"}, "invalid size"},
+		{"missing file", map[string]string{"FILEHUB_CONFIG": "/nonexistent/filehub.toml"}, "", nil, "read config file"},
+		{"unknown flag", nil, "", []string{"--nope"}, "unknown flag"},
+		{"arguments", nil, "", []string{"extra"}, "takes no arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := tt.args
+			if tt.file != "" {
+				args = append(args, "--config", writeFile(t, "c.toml", tt.file))
+			}
+			_, code, stderr := parseServe(t, tt.env, args...)
+			if code == ExitOK {
+				t.Fatal("exit 0, want failure")
+			}
+			if !strings.Contains(stderr, tt.wantMsg) {
+				t.Errorf("stderr %q does not mention %q", stderr, tt.wantMsg)
+			}
+			if strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "filehub: ") {
+				t.Errorf("stderr is not one \"filehub: …\" line: %q", stderr)
+			}
+		})
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"512MiB", 512 << 20, true},
+		{"1GiB", 1 << 30, true},
+		{"10MB", 10_000_000, true},
+		{"1 GiB", 1 << 30, true},
+		{"4096", 4096, true},
+		{"0", 0, true},
+		{"-1", 0, false},
+		{"ten", 0, false},
+		{"", 0, false},
+	}
+	for _, tt := range tests {
+		var b byteSize
+		err := b.Set(tt.in)
+		if (err == nil) != tt.ok {
+			t.Errorf("Set(%q) error = %v, want ok=%v", tt.in, err, tt.ok)
+			continue
+		}
+		if tt.ok && int64(b) != tt.want {
+			t.Errorf("Set(%q) = %d, want %d", tt.in, b, tt.want)
+		}
+	}
+	// The default shown by --help must be accepted back.
+	b := byteSize(512 << 20)
+	var back byteSize
+	if err := back.Set(b.String()); err != nil || back != b {
+		t.Errorf("Set(%q) = %d, %v; want %d", b.String(), back, err, b)
+	}
+}
+
+func TestServeHelpDocumentsDefaults(t *testing.T) {
+	var stdout bytes.Buffer
+	code := Execute(context.Background(), []string{"serve", "--help"}, Env{Stdout: &stdout, Stderr: &stdout})
+	if code != ExitOK {
+		t.Fatalf("exit %d", code)
+	}
+	help := stdout.String()
+	for _, want := range []string{
+		`--data-dir string`, `(default "./filehub-data")`, "FILEHUB_DATA_DIR",
+		`(default "127.0.0.1:8080")`, "FILEHUB_LISTEN",
+		"--metrics-listen", "FILEHUB_METRICS_LISTEN",
+		"--max-upload-size size", "(default 512MiB)", "FILEHUB_MAX_UPLOAD_SIZE",
+		"--min-free-space size", "FILEHUB_MIN_FREE_SPACE",
+		"--trash-grace duration", "(default 168h0m0s)",
+		"--allow-types", "--deny-types", "application/x-elf",
+		"--rate-limit float", "(default 100)", "--rate-burst int", "(default 200)",
+		"--max-concurrent-uploads int", "(default 256)",
+		"--upload-stall-timeout duration", "(default 1m0s)",
+		"--shutdown-timeout duration", "(default 30s)",
+		`--log-level string`, `(default "info")`, `--log-format string`, `(default "text")`,
+		"--config string",
+	} {
+		if !strings.Contains(help, want) {
+			t.Errorf("serve --help lacks %q", want)
+		}
+	}
+}

@@ -1,0 +1,468 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/files"
+	"github.com/filehub/filehub/httpapi"
+	"github.com/filehub/filehub/localfs"
+	"github.com/filehub/filehub/sqlite"
+)
+
+// ServeConfig holds the settings of "filehub serve". The zero value is not
+// meant to be used: DefaultServeConfig returns the defaults the flags show.
+type ServeConfig struct {
+	DataDir       string
+	Listen        string
+	MetricsListen string // "" serves /metrics on Listen, behind auth
+
+	MaxUploadSize int64
+	MinFreeSpace  int64 // 0 disables the free-space floor
+	TrashGrace    time.Duration
+	AllowTypes    []string
+	DenyTypes     []string
+
+	RateLimit            float64 // requests/s per key; 0 disables
+	RateBurst            int
+	MaxConcurrentUploads int
+	UploadStallTimeout   time.Duration
+	ShutdownTimeout      time.Duration
+
+	LogLevel  string
+	LogFormat string
+}
+
+// DefaultServeConfig returns the embedded defaults: what "filehub serve"
+// does with no flags, environment or config file.
+func DefaultServeConfig() ServeConfig {
+	return ServeConfig{
+		DataDir:              "./filehub-data",
+		Listen:               "127.0.0.1:8080",
+		MaxUploadSize:        files.DefaultMaxUploadSize,
+		MinFreeSpace:         files.DefaultMinFreeSpace,
+		TrashGrace:           files.DefaultTrashGrace,
+		DenyTypes:            append([]string(nil), files.DefaultDenyTypes...),
+		RateLimit:            100,
+		RateBurst:            200,
+		MaxConcurrentUploads: 256,
+		UploadStallTimeout:   60 * time.Second,
+		ShutdownTimeout:      30 * time.Second,
+		LogLevel:             "info",
+		LogFormat:            "text",
+	}
+}
+
+// bindServeFlags defines the serve flags on fs, writing into c, whose
+// current values are the defaults shown by --help.
+func bindServeFlags(fs interface {
+	StringVar(p *string, name, value, usage string)
+	StringSliceVar(p *[]string, name string, value []string, usage string)
+	DurationVar(p *time.Duration, name string, value time.Duration, usage string)
+	Float64Var(p *float64, name string, value float64, usage string)
+	IntVar(p *int, name string, value int, usage string)
+}, c *ServeConfig) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory holding the database (filehub.db), blobs/ and tmp/")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "address of the HTTP API")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "address serving /metrics and /readyz without auth; empty: off, /metrics is served on --listen to admin or metrics keys")
+	fs.DurationVar(&c.TrashGrace, "trash-grace", c.TrashGrace, "how long a deleted file can be restored before it may be purged")
+	fs.StringSliceVar(&c.AllowTypes, "allow-types", c.AllowTypes, "if set, only these MIME patterns may be stored (e.g. image/*,application/pdf)")
+	fs.StringSliceVar(&c.DenyTypes, "deny-types", c.DenyTypes, "MIME patterns refused whatever the file name; wins over --allow-types; \"\" denies nothing")
+	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests per second allowed per API key; 0: no limit")
+	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "requests per API key allowed in a burst above --rate-limit")
+	fs.IntVar(&c.MaxConcurrentUploads, "max-concurrent-uploads", c.MaxConcurrentUploads, "uploads processed at once; more are refused with 503 and Retry-After")
+	fs.DurationVar(&c.UploadStallTimeout, "upload-stall-timeout", c.UploadStallTimeout, "abort an upload whose body sends nothing for this long")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "on SIGTERM/SIGINT, how long in-flight requests may take to finish")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+}
+
+func newServeCommand(env Env) *cobra.Command {
+	cfg := DefaultServeConfig()
+	maxUpload := byteSize(cfg.MaxUploadSize)
+	minFree := byteSize(cfg.MinFreeSpace)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the filehub server",
+		Long: `Run the filehub server: metadata in SQLite at <data-dir>/filehub.db, content
+under <data-dir>/blobs, uploads in progress under <data-dir>/tmp.
+
+If no API key exists yet, serve creates an admin key named "bootstrap": the
+secret in FILEHUB_BOOTSTRAP_KEY if set, otherwise a new one printed once on
+standard output.
+
+SIGTERM or SIGINT stops accepting connections, lets in-flight requests finish
+for up to --shutdown-timeout and closes the stores; a second signal exits at
+once.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.MaxUploadSize = int64(maxUpload)
+			cfg.MinFreeSpace = int64(minFree)
+			run := runServe
+			if env.serve != nil {
+				run = env.serve
+			}
+			return run(cmd.Context(), cfg, env)
+		},
+	}
+	fs := cmd.Flags()
+	bindServeFlags(fs, &cfg)
+	fs.Var(&maxUpload, "max-upload-size", "largest file accepted (e.g. 512MiB, 1GiB, 10MB)")
+	fs.Var(&minFree, "min-free-space", "refuse uploads (507) and report not ready when free disk space is below this; 0: no floor")
+	fs.SortFlags = true
+	configurable(fs,
+		"data-dir", "listen", "metrics-listen", "max-upload-size", "min-free-space", "trash-grace",
+		"allow-types", "deny-types", "rate-limit", "rate-burst", "max-concurrent-uploads",
+		"upload-stall-timeout", "shutdown-timeout", "log-level", "log-format")
+	return cmd
+}
+
+// runServe runs the server until a signal or ctx ends it.
+func runServe(ctx context.Context, cfg ServeConfig, env Env) error {
+	logger, err := newLogger(env.Stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+
+	m := NewMain()
+	m.Config = cfg
+	m.Logger = logger
+	m.Stdout = env.Stdout
+	m.Getenv = env.Getenv
+
+	// The first signal starts a graceful shutdown, a second one ends the
+	// process at once: an operator pressing Ctrl-C twice means it.
+	sigc := make(chan os.Signal, 2)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigc)
+
+	if err := m.Run(ctx); err != nil {
+		m.Close()
+		return err
+	}
+	select {
+	case sig := <-sigc:
+		logger.Info("shutting down", "signal", sig.String(), "timeout", cfg.ShutdownTimeout)
+	case <-ctx.Done():
+		logger.Info("shutting down", "reason", context.Cause(ctx))
+	case <-m.Done():
+		// A listener failed; Close reports why.
+	}
+	go func() {
+		sig := <-sigc
+		logger.Warn("second signal, exiting now", "signal", sig.String())
+		os.Exit(ExitFailure)
+	}()
+	return m.Close()
+}
+
+// newLogger returns the daemon's structured logger.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("invalid --log-level %q (want debug, info, warn or error)", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("invalid --log-format %q (want text or json)", format)
+}
+
+// Main is the running daemon: the stores, the file service and the HTTP
+// listeners. Tests use it to run the real server in-process.
+type Main struct {
+	Config ServeConfig
+	// Logger receives the daemon's logs. Default: discard.
+	Logger *slog.Logger
+	// Stdout receives the generated bootstrap key, once. Default: discard.
+	Stdout io.Writer
+	// Getenv reads FILEHUB_BOOTSTRAP_KEY. Default: os.Getenv.
+	Getenv func(string) string
+	// Registry receives all metrics. Default: a new registry with the Go
+	// and process collectors.
+	Registry *prometheus.Registry
+
+	db      *sqlite.DB
+	blobs   *localfs.Store
+	servers []*http.Server
+	addrs   []string
+	group   *errgroup.Group
+	done    <-chan struct{}
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain() *Main {
+	return &Main{Config: DefaultServeConfig()}
+}
+
+// Run opens the stores, makes sure an API key exists, binds the listeners
+// and starts serving. It returns once the server accepts connections; Close
+// stops it. If Run fails, call Close to release what it opened.
+func (m *Main) Run(ctx context.Context) error {
+	cfg := m.Config
+	if m.Logger == nil {
+		m.Logger = slog.New(slog.DiscardHandler)
+	}
+	if m.Stdout == nil {
+		m.Stdout = io.Discard
+	}
+	if m.Getenv == nil {
+		m.Getenv = os.Getenv
+	}
+	if m.Registry == nil {
+		m.Registry = prometheus.NewRegistry()
+		m.Registry.MustRegister(
+			collectors.NewGoCollector(),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		)
+	}
+	log := m.Logger
+
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	blobs, err := localfs.Open(cfg.DataDir, localfs.Config{
+		// Only the server may delete leftovers: they are uploads cut short
+		// by a crash, because no other server runs on this data dir.
+		RemoveStaleTemp: true,
+		Logger:          log.With("component", "localfs"),
+	})
+	if err != nil {
+		return fmt.Errorf("open blob store: %w", err)
+	}
+	m.blobs = blobs
+
+	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "filehub.db"), sqlite.Config{
+		Logger:     log.With("component", "sqlite"),
+		Registerer: m.Registry,
+	})
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	m.db = db
+
+	if err := bootstrapKey(ctx, db, m.Getenv("FILEHUB_BOOTSTRAP_KEY"), m.Stdout, log); err != nil {
+		return err
+	}
+
+	minFree := cfg.MinFreeSpace
+	if minFree == 0 {
+		minFree = -1 // files.Config: negative disables the floor
+	}
+	denyTypes := cfg.DenyTypes
+	if denyTypes == nil {
+		denyTypes = []string{} // nil would mean files' defaults; the user asked for none
+	}
+	svc, err := files.New(db, blobs, files.Config{
+		MaxUploadSize: cfg.MaxUploadSize,
+		MinFreeSpace:  minFree,
+		TrashGrace:    cfg.TrashGrace,
+		AllowTypes:    cfg.AllowTypes,
+		DenyTypes:     denyTypes,
+		Registerer:    m.Registry,
+		Logger:        log.With("component", "files"),
+	})
+	if err != nil {
+		return err
+	}
+
+	api := httpapi.New(svc, db, httpapi.Config{
+		Logger:               log.With("component", "http"),
+		Registerer:           m.Registry,
+		Gatherer:             m.Registry,
+		RateLimit:            cfg.RateLimit,
+		RateBurst:            cfg.RateBurst,
+		MaxConcurrentUploads: cfg.MaxConcurrentUploads,
+		UploadStallTimeout:   cfg.UploadStallTimeout,
+		// With a separate metrics listener, /metrics is not offered on
+		// the public one at all.
+		DisableMetricsRoute: cfg.MetricsListen != "",
+	})
+
+	// Bind every listener before serving any, so that a taken port fails
+	// Run instead of leaving a half-started server.
+	type listener struct {
+		name string
+		srv  *http.Server
+		ln   net.Listener
+	}
+	var lns []listener
+	bind := func(name, addr string, srv *http.Server) error {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range lns {
+				l.ln.Close()
+			}
+			return fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		lns = append(lns, listener{name, srv, ln})
+		return nil
+	}
+	if err := bind("api", cfg.Listen, api.NewServer(cfg.Listen)); err != nil {
+		return err
+	}
+	if cfg.MetricsListen != "" {
+		msrv := &http.Server{
+			Addr:              cfg.MetricsListen,
+			Handler:           api.MetricsHandler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		if err := bind("metrics", cfg.MetricsListen, msrv); err != nil {
+			return err
+		}
+	}
+
+	group, gctx := errgroup.WithContext(context.WithoutCancel(ctx))
+	m.group, m.done = group, gctx.Done()
+	for _, l := range lns {
+		m.servers = append(m.servers, l.srv)
+		m.addrs = append(m.addrs, l.ln.Addr().String())
+		log.Info("listening", "addr", l.ln.Addr().String(), "listener", l.name)
+		group.Go(func() error {
+			if err := l.srv.Serve(l.ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve %s: %w", l.name, err)
+			}
+			return nil
+		})
+	}
+	return nil
+}
+
+// Addr returns the address the HTTP API listens on, with the actual port
+// when --listen asked for port 0. It is "" before Run.
+func (m *Main) Addr() string {
+	if len(m.addrs) == 0 {
+		return ""
+	}
+	return m.addrs[0]
+}
+
+// MetricsAddr returns the address of the metrics listener, or "" if there is
+// none.
+func (m *Main) MetricsAddr() string {
+	if len(m.addrs) < 2 {
+		return ""
+	}
+	return m.addrs[1]
+}
+
+// Done is closed when a listener fails (Close then returns the error).
+func (m *Main) Done() <-chan struct{} {
+	if m.done == nil {
+		return nil
+	}
+	return m.done
+}
+
+// Close shuts the server down gracefully: the listeners stop accepting,
+// in-flight requests get up to Config.ShutdownTimeout to finish (then their
+// connections are cut), and the stores are closed last, once no request can
+// use them.
+func (m *Main) Close() error {
+	var errs []error
+	if len(m.servers) > 0 {
+		timeout := m.Config.ShutdownTimeout
+		if timeout <= 0 {
+			timeout = DefaultServeConfig().ShutdownTimeout
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		var sg errgroup.Group
+		for _, srv := range m.servers {
+			sg.Go(func() error {
+				if err := srv.Shutdown(ctx); err != nil {
+					// Out of time: cut the remaining connections.
+					m.Logger.Warn("shutdown timeout, closing connections", "addr", srv.Addr, "err", err)
+					srv.Close()
+				}
+				return nil
+			})
+		}
+		sg.Wait()
+		cancel()
+		m.servers = nil
+	}
+	if m.group != nil {
+		if err := m.group.Wait(); err != nil {
+			errs = append(errs, err)
+		}
+		m.group = nil
+	}
+	if m.db != nil {
+		if err := m.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close database: %w", err))
+		}
+		m.db = nil
+	}
+	m.blobs = nil
+	if m.Logger != nil {
+		m.Logger.Info("stopped")
+	}
+	return errors.Join(errs...)
+}
+
+// bootstrapName is the name of the admin key serve creates on a new data dir.
+const bootstrapName = "bootstrap"
+
+// minBootstrapKeyLen is the shortest FILEHUB_BOOTSTRAP_KEY accepted: an
+// admin key must not be guessable.
+const minBootstrapKeyLen = 16
+
+// bootstrapKey makes sure the server can be used: if no API key exists, it
+// stores secret (when not empty) or a new random secret as an admin key,
+// and prints a generated secret once to w. Later starts find the key and do
+// nothing.
+func bootstrapKey(ctx context.Context, meta filehub.MetaStore, secret string, w io.Writer, log *slog.Logger) error {
+	keys, err := meta.ListAPIKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("list API keys: %w", err)
+	}
+	if len(keys) > 0 {
+		if secret != "" {
+			log.Debug("FILEHUB_BOOTSTRAP_KEY ignored: API keys exist")
+		}
+		return nil
+	}
+	generated := secret == ""
+	if generated {
+		secret = filehub.NewAPIKeySecret()
+	} else if len(strings.TrimSpace(secret)) < minBootstrapKeyLen {
+		return fmt.Errorf("FILEHUB_BOOTSTRAP_KEY is too short: use at least %d random characters", minBootstrapKeyLen)
+	}
+	k := &filehub.APIKey{
+		ID:        filehub.NewID("k_"),
+		Name:      bootstrapName,
+		Scopes:    []filehub.Scope{filehub.ScopeAdmin},
+		CreatedAt: time.Now().UTC(),
+		Hash:      filehub.HashAPIKey(secret),
+	}
+	if err := meta.CreateAPIKey(ctx, k); err != nil {
+		return fmt.Errorf("create bootstrap key: %w", err)
+	}
+	log.Info("created admin API key", "id", k.ID, "name", k.Name, "from_env", !generated)
+	if generated {
+		fmt.Fprintf(w, "Created admin API key %q. It is shown only this once; store it now:\n\n    %s\n\n", bootstrapName, secret)
+	}
+	return nil
+}
