@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"net/http"
 	"os"
 	"strings"
@@ -54,14 +53,4 @@ func (f *clientFlags) newClient() (*client.Client, func(), error) {
 func isTerminal(w any) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-// requestID returns the server's request id attached to err, if any, so
-// that failures can be matched with the server's logs.
-func requestID(err error) string {
-	var re *client.RequestError
-	if errors.As(err, &re) {
-		return re.RequestID
-	}
-	return ""
 }

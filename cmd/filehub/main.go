@@ -24,6 +24,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/client"
 )
 
 func main() {
@@ -185,7 +186,15 @@ func describe(err error) string {
 		if friendly == "" {
 			friendly = fe.Code
 		}
-		if fe.Err != nil {
+		var re *client.RequestError
+		switch {
+		case errors.As(fe.Err, &re):
+			// The status adds nothing to the server's message; the request
+			// id lets an operator find the request in the server's logs.
+			if re.RequestID != "" {
+				friendly += " (request " + re.RequestID + ")"
+			}
+		case fe.Err != nil:
 			friendly += ": " + fe.Err.Error()
 		}
 		msg = strings.Replace(msg, fe.Error(), friendly, 1)
