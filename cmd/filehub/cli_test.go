@@ -255,3 +255,17 @@ func TestKeys(t *testing.T) {
 		t.Errorf("revoked_at after revoking = %v, %v, %v", keys[0].RevokedAt, keys[1].RevokedAt, keys[2].RevokedAt)
 	}
 }
+
+func TestClientSettingsFromConfigFile(t *testing.T) {
+	s := MustRunMain(t, t.TempDir(), map[string]string{"FILEHUB_BOOTSTRAP_KEY": testKey}, nil)
+	// A file shared with the server: serve's keys are ignored by ls.
+	cfg := filepath.Join(t.TempDir(), "filehub.toml")
+	content := "server = \"" + s.URL + "\"\nkey = \"" + testKey + "\"\nlisten = \"127.0.0.1:1\"\n"
+	if err := os.WriteFile(cfg, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	MustCLI(t, nil, "ls", "--config", cfg)
+	MustCLI(t, map[string]string{"FILEHUB_CONFIG": cfg}, "ls")
+	// The environment beats the file.
+	MustFail(t, map[string]string{"FILEHUB_CONFIG": cfg, "FILEHUB_KEY": "fhk_wrong"}, main.ExitFailure, "unknown API key", "ls")
+}

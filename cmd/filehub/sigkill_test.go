@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -45,10 +46,12 @@ type Process struct {
 var listeningAddr = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
 // StartProcess runs bin serve on dataDir and waits until it listens.
-func StartProcess(t *testing.T, bin, dataDir string) *Process {
+// Extra flags are appended to the defaults of the test.
+func StartProcess(t *testing.T, bin, dataDir string, flags ...string) *Process {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0",
-		"--min-free-space", "0", "--rate-limit", "0", "--shutdown-timeout", "5s")
+	args := append([]string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0",
+		"--min-free-space", "0", "--rate-limit", "0", "--shutdown-timeout", "5s"}, flags...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = []string{"FILEHUB_BOOTSTRAP_KEY=" + testKey, "PATH=" + os.Getenv("PATH")}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -265,4 +268,43 @@ func metricValue(t *testing.T, url, name string) float64 {
 		}
 	}
 	return -1
+}
+
+// TestSecondSignalExitsAtOnce checks that a second SIGTERM ends a server
+// that is waiting for an in-flight upload to finish its graceful shutdown.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real binary")
+	}
+	bin := buildBinary(t)
+	p := StartProcess(t, bin, t.TempDir(), "--shutdown-timeout", "1h")
+	c := NewClient(t, p.URL, testKey)
+
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Upload(context.Background(), "stalled.bin", pr, 1<<20)
+		done <- err
+	}()
+	pw.Write(make([]byte, 1<<10))
+	waitFor(t, "the upload to be in flight", func() bool {
+		return metricValue(t, p.URL, "filehub_uploads_in_flight") >= 1
+	})
+
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	waitFor(t, "the graceful shutdown to start", func() bool {
+		return strings.Contains(p.logs.String(), `msg="shutting down"`)
+	})
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.exited
+	pw.CloseWithError(io.ErrUnexpectedEOF)
+	<-done
+
+	var exit *exec.ExitError
+	if !errors.As(p.err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("exit after a second signal: %v, want exit status 1", p.err)
+	}
+	if !strings.Contains(p.logs.String(), "second signal") {
+		t.Error("no log line about the second signal")
+	}
 }

@@ -103,6 +103,7 @@ func uploadOne(cmd *cobra.Command, c *client.Client, env Env, path, name string,
 			progressbar.OptionSetWriter(env.Stderr),
 			progressbar.OptionSetDescription(name),
 			progressbar.OptionShowBytes(true),
+			progressbar.OptionShowCount(),
 			progressbar.OptionShowTotalBytes(true),
 			progressbar.OptionUseIECUnits(true),
 			progressbar.OptionThrottle(100e6), // 100ms: redraws cost more than they tell
