@@ -12,7 +12,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -188,19 +187,7 @@ func (c *content) Read(p []byte) (int, error) {
 
 // PeakRSS returns a process's peak resident set size (VmHWM) in bytes.
 // Linux only.
-func PeakRSS(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM for pid %d", pid)
-}
+func PeakRSS(pid int) (int64, error) { return statusBytes(pid, "VmHWM:") }
 
 // WriteJSON writes r as one JSON line.
 func (r *Result) WriteJSON(w io.Writer) error { return json.NewEncoder(w).Encode(r) }
