@@ -5,8 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -268,4 +271,39 @@ func TestClientSettingsFromConfigFile(t *testing.T) {
 	MustCLI(t, map[string]string{"FILEHUB_CONFIG": cfg}, "ls")
 	// The environment beats the file.
 	MustFail(t, map[string]string{"FILEHUB_CONFIG": cfg, "FILEHUB_KEY": "fhk_wrong"}, main.ExitFailure, "unknown API key", "ls")
+}
+
+// TestGetRefusesCorruptContent serves content that does not match its
+// ETag (the SHA-256) and checks that get fails and leaves no file.
+func TestGetRefusesCorruptContent(t *testing.T) {
+	good := []byte("the real content")
+	tests := []struct {
+		name string
+		body []byte
+		want string
+	}{
+		{"corrupted", []byte("the fake content"), "corrupted"},
+		{"truncated", good[:5], "cut short"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("ETag", `"`+sum(good)+`"`)
+				w.Header().Set("Content-Disposition", "attachment; filename=real.txt")
+				w.Header().Set("Content-Length", strconv.Itoa(len(good)))
+				w.Write(tt.body) // a short body makes the server cut the connection
+			}))
+			defer srv.Close()
+			env := map[string]string{"FILEHUB_SERVER": srv.URL, "FILEHUB_KEY": testKey}
+			dir := t.TempDir()
+			MustFail(t, env, main.ExitFailure, tt.want, "get", "f_1", "-o", dir)
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("failed get left %d entries in the target directory", len(entries))
+			}
+			r := CLI(t, env, nil, "get", "f_1", "-o", "-")
+			if r.Code != main.ExitFailure {
+				t.Errorf("get -o - of bad content: exit %d", r.Code)
+			}
+		})
+	}
 }

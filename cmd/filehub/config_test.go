@@ -241,3 +241,36 @@ func TestServeHelpDocumentsDefaults(t *testing.T) {
 		}
 	}
 }
+
+func TestNewLogger(t *testing.T) {
+	tests := []struct {
+		level, format string
+		ok            bool
+	}{
+		{"info", "text", true},
+		{"debug", "json", true},
+		{"WARN", "JSON", true},
+		{"error", "text", true},
+		{"loud", "text", false},
+		{"info", "xml", false},
+	}
+	for _, tt := range tests {
+		var buf bytes.Buffer
+		l, err := newLogger(&buf, tt.level, tt.format)
+		if (err == nil) != tt.ok {
+			t.Errorf("newLogger(%q, %q) error = %v, want ok=%v", tt.level, tt.format, err, tt.ok)
+			continue
+		}
+		if !tt.ok {
+			continue
+		}
+		l.Error("listening", "addr", "127.0.0.1:1")
+		want := "msg=listening addr=127.0.0.1:1"
+		if strings.EqualFold(tt.format, "json") {
+			want = `"msg":"listening","addr":"127.0.0.1:1"`
+		}
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("newLogger(%q, %q) wrote %q, want %q", tt.level, tt.format, buf.String(), want)
+		}
+	}
+}

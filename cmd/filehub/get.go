@@ -51,7 +51,7 @@ the content did not match).`,
 
 		if output == "-" {
 			if _, err := io.Copy(env.Stdout, d.Body); err != nil {
-				return fmt.Errorf("get %s: %w", id, err)
+				return fmt.Errorf("get %s: %w", id, downloadError(err))
 			}
 			return nil
 		}
@@ -70,12 +70,21 @@ the content did not match).`,
 		}
 		n, err := saveAtomically(dest, d.Body, force)
 		if err != nil {
-			return fmt.Errorf("get %s: %w", id, err)
+			return fmt.Errorf("get %s: %w", id, downloadError(err))
 		}
 		fmt.Fprintf(env.Stdout, "%s  %s  %s  sha256 %s verified\n", id, dest, humanize.IBytes(uint64(n)), d.SHA256)
 		return nil
 	}
 	return cmd
+}
+
+// downloadError explains a connection closed before the end of the content,
+// which net/http reports as a bare "unexpected EOF".
+func downloadError(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("download cut short: %w", err)
+	}
+	return err
 }
 
 // destination returns where get saves a file: output if it names a file,
