@@ -262,10 +262,6 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.db = db
 
-	if err := bootstrapKey(ctx, db, m.Getenv("FILEHUB_BOOTSTRAP_KEY"), m.Stdout, log); err != nil {
-		return err
-	}
-
 	minFree := cfg.MinFreeSpace
 	if minFree == 0 {
 		minFree = -1 // files.Config: negative disables the floor
@@ -332,6 +328,16 @@ func (m *Main) Run(ctx context.Context) error {
 		if err := bind("metrics", cfg.MetricsListen, msrv); err != nil {
 			return err
 		}
+	}
+
+	// Only now, with every setting checked and every port bound, may the
+	// data dir get its first key: a start that fails must not have
+	// printed a secret that a later start would not show again.
+	if err := bootstrapKey(ctx, db, m.Getenv("FILEHUB_BOOTSTRAP_KEY"), m.Stdout, log); err != nil {
+		for _, l := range lns {
+			l.ln.Close()
+		}
+		return err
 	}
 
 	group, gctx := errgroup.WithContext(context.WithoutCancel(ctx))

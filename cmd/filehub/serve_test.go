@@ -3,9 +3,12 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -257,5 +260,81 @@ func TestShutdownTimeout(t *testing.T) {
 	finish(false)
 	if err := <-result; err == nil {
 		t.Fatal("upload cut by shutdown succeeded")
+	}
+}
+
+// TestServeCommand runs "filehub serve" itself in-process, as main does,
+// and stops it by cancelling its context.
+func TestServeCommand(t *testing.T) {
+	dataDir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	code := make(chan int, 1)
+	go func() {
+		code <- main.Execute(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--min-free-space", "0", "--log-format", "json"},
+			main.Env{Stdout: stdout, Stderr: stderr, Getenv: func(k string) string {
+				return map[string]string{"FILEHUB_DATA_DIR": dataDir}[k]
+			}})
+	}()
+	var addr string
+	waitFor(t, "the listening log line", func() bool {
+		for _, line := range strings.Split(stderr.String(), "\n") {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
+				addr = rec.Addr
+				return true
+			}
+		}
+		return false
+	})
+	assertStatus(t, "http://"+addr+"/healthz", "", 200)
+	if !strings.Contains(stdout.String(), filehub.APIKeyPrefix) {
+		t.Errorf("serve printed no bootstrap key: %q", stdout.String())
+	}
+	cancel()
+	if c := <-code; c != main.ExitOK {
+		t.Errorf("serve exited %d after its context ended\n%s", c, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "filehub.db")); err != nil {
+		t.Errorf("FILEHUB_DATA_DIR not used: %v", err)
+	}
+}
+
+func TestServeRejectsBadSettings(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"log level", []string{"--log-level", "loud"}, main.ExitUsage, "--log-level"},
+		{"MIME pattern", []string{"--allow-types", "images"}, main.ExitFailure, "invalid MIME pattern"},
+		{"listen address", []string{"--listen", "127.0.0.1:99999"}, main.ExitFailure, "listen"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dataDir := t.TempDir()
+			args := append([]string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0"}, tt.args...)
+			r := CLI(t, nil, nil, args...)
+			// serve logs to stderr too; the error is its last line.
+			lines := strings.Split(strings.TrimSuffix(r.Stderr, "\n"), "\n")
+			last := lines[len(lines)-1]
+			if r.Code != tt.code || !strings.HasPrefix(last, "filehub: ") || !strings.Contains(last, tt.want) {
+				t.Errorf("exit %d, last line %q; want exit %d and %q", r.Code, last, tt.code, tt.want)
+			}
+			// A start that fails creates no key: the next one must still
+			// print the generated key.
+			if strings.Contains(r.Stdout, filehub.APIKeyPrefix) {
+				t.Errorf("failed start printed a key: %q", r.Stdout)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	r := MustCLI(t, nil, "version")
+	if !strings.HasPrefix(r.Stdout, "filehub ") || !strings.Contains(r.Stdout, "go1.") {
+		t.Errorf("version printed %q", r.Stdout)
 	}
 }
