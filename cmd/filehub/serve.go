@@ -165,10 +165,15 @@ func runServe(ctx context.Context, cfg ServeConfig, env Env) error {
 	case <-m.Done():
 		// A listener failed; Close reports why.
 	}
+	closed := make(chan struct{})
+	defer close(closed)
 	go func() {
-		sig := <-sigc
-		logger.Warn("second signal, exiting now", "signal", sig.String())
-		os.Exit(ExitFailure)
+		select {
+		case sig := <-sigc:
+			logger.Warn("second signal, exiting now", "signal", sig.String())
+			os.Exit(ExitFailure)
+		case <-closed:
+		}
 	}()
 	return m.Close()
 }
