@@ -214,6 +214,7 @@ type Main struct {
 	addrs   []string
 	group   *errgroup.Group
 	done    <-chan struct{}
+	lock    *os.File // held while the server runs; see lockDataDir
 }
 
 // NewMain returns a Main with the default configuration.
@@ -247,9 +248,14 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	m.lock = lock
 	blobs, err := localfs.Open(cfg.DataDir, localfs.Config{
-		// Only the server may delete leftovers: they are uploads cut short
-		// by a crash, because no other server runs on this data dir.
+		// Leftovers in tmp/ are uploads cut short by a crash: the lock
+		// guarantees that no other server is receiving them.
 		RemoveStaleTemp: true,
 		Logger:          log.With("component", "localfs"),
 	})
@@ -427,6 +433,10 @@ func (m *Main) Close() error {
 		m.db = nil
 	}
 	m.blobs = nil
+	if m.lock != nil {
+		m.lock.Close() // releases the lock
+		m.lock = nil
+	}
 	if m.Logger != nil {
 		m.Logger.Info("stopped")
 	}

@@ -338,3 +338,19 @@ func TestVersion(t *testing.T) {
 		t.Errorf("version printed %q", r.Stdout)
 	}
 }
+
+func TestDataDirLocked(t *testing.T) {
+	dataDir := t.TempDir()
+	MustRunMain(t, dataDir, map[string]string{"FILEHUB_BOOTSTRAP_KEY": testKey}, nil)
+
+	second := main.NewMain()
+	second.Config.DataDir = dataDir
+	second.Config.Listen = "127.0.0.1:0"
+	err := second.Run(context.Background())
+	second.Close()
+	if err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second server on the same data dir: Run = %v, want an in-use error", err)
+	}
+	// The CLI's keys commands are not servers and still work.
+	MustCLI(t, nil, "keys", "list", "--data-dir", dataDir)
+}
