@@ -51,7 +51,7 @@ type jitter struct {
 func newJitter(p Backoff, rnd func() float64) *jitter {
 	p = p.withDefaults()
 	if rnd == nil {
-		rnd = rand.Float64
+		rnd = rand.Float64 //nolint:gosec // jitter spreads load; it needs no unpredictability
 	}
 	exp := &backoff.ExponentialBackOff{
 		InitialInterval:     p.Initial,

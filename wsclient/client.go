@@ -227,7 +227,7 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 		c.mu.Lock()
 		last := c.lastErr
 		c.mu.Unlock()
-		c.Close()
+		_ = c.Close()
 		if last != nil {
 			return nil, fmt.Errorf("wsclient: dial %s: %w (last attempt: %v)", url, ctx.Err(), last)
 		}

@@ -115,14 +115,14 @@ func (c *Client) connect() (*connState, error) {
 	}
 	cs := &connState{conn: conn, stop: make(chan struct{})}
 	if p := conn.Subprotocol(); p != wsproto.Subprotocol {
-		conn.Close()
+		_ = conn.Close()
 		return nil, &ConnError{Status: resp.StatusCode, Code: filehub.EINVALID, Permanent: true,
 			Message: fmt.Sprintf("server chose subprotocol %q, want %q", p, wsproto.Subprotocol)}
 	}
 	deadline, _ := ctx.Deadline()
 	// Closing the connection is what unblocks a read or write when Close is
 	// called during the handshake.
-	stopWatch := context.AfterFunc(ctx, func() { conn.Close() })
+	stopWatch := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stopWatch()
 
 	c.mu.Lock()
@@ -143,20 +143,20 @@ func (c *Client) connect() (*connState, error) {
 	}
 	b, err := wsproto.Encode(nil, hello)
 	if err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, err
 	}
-	conn.SetWriteDeadline(deadline)
+	_ = conn.SetWriteDeadline(deadline)
 	if err := conn.WriteMessage(websocket.TextMessage, b); err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, fmt.Errorf("send hello: %w", err)
 	}
-	conn.SetReadDeadline(deadline)
+	_ = conn.SetReadDeadline(deadline)
 	var frames []*wsproto.Frame
 	for len(frames) == 0 {
 		frames, err = c.read(cs)
 		if err != nil {
-			conn.Close()
+			_ = conn.Close()
 			return nil, err
 		}
 		// An error frame comes just before the close; the next read
@@ -169,14 +169,17 @@ func (c *Client) connect() (*connState, error) {
 	if w.Type != wsproto.TypeWelcome {
 		err := protocolError(fmt.Errorf("%w: %s frame before welcome", wsproto.ErrProtocol, w.Type))
 		c.closeWith(conn, wsproto.CloseProtocolError, "expected welcome")
+		_ = conn.Close()
 		return nil, err
 	}
 	if err := c.applyWelcome(w); err != nil {
 		c.closeWith(conn, wsproto.CloseProtocolError, err.Error())
+		_ = conn.Close()
 		return nil, protocolError(err)
 	}
 	if err := c.handleFrames(cs, frames[1:]); err != nil {
 		c.closeWith(conn, wsproto.CloseProtocolError, err.Error())
+		_ = conn.Close()
 		return nil, protocolError(err)
 	}
 	return cs, nil
@@ -283,7 +286,7 @@ func (c *Client) serve(cs *connState) error {
 	case <-c.ctx.Done():
 		// Say goodbye properly, and give the server a moment to answer the
 		// close so the reader sees the handshake end.
-		cs.conn.WriteControl(websocket.CloseMessage,
+		_ = cs.conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(c.opts.WriteTimeout))
 		t := time.NewTimer(closeWait)
 		select {
@@ -294,7 +297,7 @@ func (c *Client) serve(cs *connState) error {
 		t.Stop()
 	}
 	close(cs.stop)
-	cs.conn.Close()
+	_ = cs.conn.Close()
 	for ; running > 0; running-- {
 		<-errc
 	}
@@ -344,7 +347,7 @@ func (c *Client) closeWith(conn *websocket.Conn, code int, text string) {
 	if len(text) > 120 { // a close reason must fit a control frame
 		text = text[:120]
 	}
-	conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text),
+	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text),
 		time.Now().Add(c.opts.WriteTimeout))
 }
 
@@ -357,7 +360,7 @@ func (c *Client) reader(cs *connState) error {
 	cs.conn.SetReadLimit(c.maxMessage)
 	c.mu.Unlock()
 	conn := cs.conn
-	alive := func() { conn.SetReadDeadline(time.Now().Add(live)) }
+	alive := func() { _ = conn.SetReadDeadline(time.Now().Add(live)) }
 	alive()
 	conn.SetPongHandler(func(string) error { alive(); return nil })
 	conn.SetPingHandler(func(data string) error {
@@ -446,7 +449,7 @@ func (c *Client) writer(cs *connState) error {
 		buf, ackDue = c.collect(buf[:0], &written, forceAck)
 		forceAck = false
 		if len(buf) > 0 {
-			cs.conn.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+			_ = cs.conn.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
 			if err := cs.conn.WriteMessage(websocket.TextMessage, buf); err != nil {
 				return err
 			}

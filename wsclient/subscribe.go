@@ -147,7 +147,7 @@ func (c *Client) endSubscription(sub *subscription) {
 		// are dropped anyway.
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		c.startCall(ctx, wsproto.MethodEventsUnsubscribe, struct{}{})
+		_, _ = c.startCall(ctx, wsproto.MethodEventsUnsubscribe, struct{}{})
 	}
 }
 
