@@ -16,8 +16,9 @@ import (
 	"github.com/filehub/filehub/wsproto"
 )
 
-// conn is one WebSocket connection. Its reader is the ServeHTTP goroutine;
-// its writer runs only while the session has something to send.
+// conn is one WebSocket connection. ServeHTTP's goroutine runs its hello
+// phase, a goroutine of its own the read loop; its writer runs only while
+// the session has something to send.
 type conn struct {
 	srv   *Server
 	ws    *websocket.Conn
@@ -48,21 +49,35 @@ func (c *conn) init(srv *Server, ws *websocket.Conn, key *filehub.APIKey, hash [
 // dead: a ping is due within PingInterval, its pong within PongTimeout.
 func (c *conn) window() time.Duration { return c.srv.cfg.PingInterval + c.srv.cfg.PongTimeout }
 
-// serve runs the connection: hello, welcome, then the read loop.
+// serve runs the connection: hello and welcome on the calling goroutine
+// (ServeHTTP's), then the read loop on a goroutine of its own, so that
+// ServeHTTP can return. See the package doc for why.
 func (c *conn) serve(ctx context.Context) {
+	ss, rest, ok := c.handshake(ctx)
+	if !ok {
+		c.finish()
+		return
+	}
+	go c.readLoop(ctx, ss, rest)
+}
+
+// handshake reads hello, opens or resumes the session and writes welcome.
+// It returns the session and the frames that came after hello in the same
+// message. On failure it has closed the connection (but not finished it)
+// and returns false.
+func (c *conn) handshake(ctx context.Context) (*session, []*wsproto.Frame, bool) {
 	srv := c.srv
-	defer c.finish()
 	c.ws.SetReadLimit(srv.cfg.MaxMessageBytes)
 	_ = c.ws.SetReadDeadline(time.Now().Add(srv.cfg.HelloTimeout))
 
 	typ, msg, err := c.ws.ReadMessage()
 	if err != nil {
 		c.readFailed(err, true)
-		return
+		return nil, nil, false
 	}
 	if c.closing.Load() { // shut down meanwhile
 		c.drainUntilClosed()
-		return
+		return nil, nil, false
 	}
 	frames, err := decode(typ, msg)
 	if err == nil && frames[0].Type != wsproto.TypeHello {
@@ -70,16 +85,17 @@ func (c *conn) serve(ctx context.Context) {
 	}
 	if err != nil {
 		c.writeFatalNow(filehub.EINVALID, err.Error(), wsproto.CloseProtocolError)
-		return
+		return nil, nil, false
 	}
 	srv.metrics.frameIn(wsproto.TypeHello)
 	ss, welcome, ok := c.hello(ctx, frames[0])
 	if !ok {
-		return
+		return nil, nil, false
 	}
 	if err := c.writeFrames(welcome); err != nil {
 		c.closeNow(websocket.CloseGoingAway, "")
-		return
+		// The session is attached: finish detaches it.
+		return nil, nil, false
 	}
 	srv.metrics.frameOut(wsproto.TypeWelcome, 1)
 	srv.metrics.connections.WithLabelValues(connAccepted).Inc()
@@ -87,8 +103,14 @@ func (c *conn) serve(ctx context.Context) {
 	c.ping = time.AfterFunc(srv.cfg.PingInterval, c.sendPing)
 	c.ws.SetPongHandler(c.pong)
 	ss.welcomed(c)
+	return ss, frames[1:], true
+}
 
-	if rest := frames[1:]; len(rest) > 0 {
+// readLoop reads and handles client messages until the connection ends,
+// then finishes it.
+func (c *conn) readLoop(ctx context.Context, ss *session, rest []*wsproto.Frame) {
+	defer c.finish()
+	if len(rest) > 0 {
 		ss.handle(ctx, c, rest)
 	}
 	for {

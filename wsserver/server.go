@@ -10,12 +10,18 @@
 //
 // # Design
 //
-// Each connection has exactly one long-lived goroutine, its reader (the
-// ServeHTTP call). Frames to send are queued in the session's outbox and
-// written by a writer goroutine that is started when there is something to
-// write and exits when the outbox is drained, so an idle connection costs one
-// goroutine, the HTTP server's read buffer and a few small structs. Pings come
-// from a timer. Several frames are batched into one WebSocket message.
+// Each connection has exactly one long-lived goroutine, its reader. The
+// upgrade, hello and welcome happen on ServeHTTP's goroutine, which then
+// starts the reader and returns: net/http's per-connection state (the
+// request and its headers, the connection's 4 KiB write buffer) and that
+// goroutine's stack, grown deep by the handshake and the key lookup, are
+// released instead of being held for the connection's lifetime, and the
+// reader starts on a small stack that an idle read keeps small. Frames to
+// send are queued in the session's outbox and written by a writer goroutine
+// that is started when there is something to write and exits when the outbox
+// is drained, so an idle connection costs one small goroutine, the HTTP
+// server's read buffer (reused by gorilla/websocket), a timer and a few small
+// structs. Several frames are batched into one WebSocket message.
 //
 // Events are read from the store once by the hub, which keeps the most recent
 // ones pre-encoded in a ring shared by all sessions. A session's writer copies
@@ -307,7 +313,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if closing {
 		c.closeNow(wsproto.CloseServerShutdown, "server shutting down")
 	}
-	c.serve(r.Context())
+	// The connection outlives this call (see serve), and so does its
+	// context: r.Context() is canceled when ServeHTTP returns.
+	c.serve(context.WithoutCancel(r.Context()))
 }
 
 // admit registers a new connection for key (nil when the key comes with
