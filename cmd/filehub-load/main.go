@@ -1,13 +1,26 @@
-// Command filehub-load generates upload load against a filehub server, or
-// serves the reference upload handler that filehub's figures are compared
-// with. It runs as its own process so that the server's memory and CPU can
-// be measured without the load generator's.
+// Command filehub-load generates load against a filehub server, or serves
+// the baselines that filehub's figures are compared with. It runs as its own
+// process so that the server's memory and CPU can be measured without the
+// load generator's.
 //
 //	filehub-load reference --listen 127.0.0.1:9090 --dir /tmp/ref
 //	filehub-load upload --url http://127.0.0.1:8080/v1/files --key $KEY -n 2000 -c 50 --size 4KiB --pid $SERVER_PID
 //
 // upload prints one JSON line: uploads, failures, uploads/s, MB/s, p50/p99
 // latency and, with --pid, the server's peak RSS.
+//
+// For WebSocket sessions:
+//
+//	filehub-load ws-server --listen 127.0.0.1:9100 --dir /tmp/ws --key $KEY
+//	filehub-load ws-bare --listen 127.0.0.1:9101
+//	filehub-load ws-idle --url ws://127.0.0.1:9100/v1/ws --key $KEY -n 10000 --pid $SERVER_PID
+//
+// ws-server runs filehub's session server (the /v1/ws of `filehub serve`)
+// on real stores in --dir; ws-bare runs the baseline, a bare
+// gorilla/websocket echo server. Both print one JSON line with their URL,
+// key and process id. ws-idle opens N sessions (hello, welcome, then idle)
+// and prints one JSON line with the server's VmRSS before and after, and
+// the difference per connection.
 package main
 
 import (
@@ -36,7 +49,10 @@ func main() {
 
 const usage = `usage:
   filehub-load upload --url URL [--key KEY] [-n COUNT] [-c CONCURRENCY] [--size SIZE] [--duplicate] [--pid PID]
-  filehub-load reference [--listen ADDR] --dir DIR`
+  filehub-load reference [--listen ADDR] --dir DIR
+  filehub-load ws-server [--listen ADDR] --dir DIR [--key KEY]
+  filehub-load ws-bare [--listen ADDR]
+  filehub-load ws-idle --url URL [--key KEY] [-n CONNS] [-c CONCURRENCY] [--settle D] [--hold D] [--pid PID]`
 
 func run(args []string) error {
 	if len(args) == 0 {
@@ -47,6 +63,12 @@ func run(args []string) error {
 		return upload(args[1:])
 	case "reference":
 		return reference(args[1:])
+	case "ws-server":
+		return wsServer(args[1:])
+	case "ws-bare":
+		return wsBare(args[1:])
+	case "ws-idle":
+		return wsIdle(args[1:])
 	}
 	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 }
