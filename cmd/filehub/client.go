@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -53,4 +54,12 @@ func (f *clientFlags) newClient() (*client.Client, func(), error) {
 func isTerminal(w any) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// sizeString formats a byte count for people: 4.8 MiB.
+func sizeString(n int64) string {
+	if n < 0 {
+		return "?"
+	}
+	return humanize.IBytes(uint64(n))
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
 	"github.com/filehub/filehub/files"
@@ -72,7 +71,7 @@ the content did not match).`,
 		if err != nil {
 			return fmt.Errorf("get %s: %w", id, downloadError(err))
 		}
-		fmt.Fprintf(env.Stdout, "%s  %s  %s  sha256 %s verified\n", id, dest, humanize.IBytes(uint64(n)), d.SHA256)
+		fmt.Fprintf(env.Stdout, "%s  %s  %s  sha256 %s verified\n", id, dest, sizeString(n), d.SHA256)
 		return nil
 	}
 	return cmd

@@ -6,7 +6,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
 	"github.com/filehub/filehub"
@@ -70,7 +69,7 @@ func newLsCommand(env Env) *cobra.Command {
 		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tSIZE\tCREATED\tTYPE\tNAME")
 		for _, f := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.ID, humanize.IBytes(uint64(f.Size)),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.ID, sizeString(f.Size),
 				f.CreatedAt.Local().Format(time.DateTime), f.ContentType, f.Name)
 		}
 		return tw.Flush()

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -154,8 +155,7 @@ func runServe(ctx context.Context, cfg ServeConfig, env Env) error {
 	defer signal.Stop(sigc)
 
 	if err := m.Run(ctx); err != nil {
-		m.Close()
-		return err
+		return errors.Join(err, m.Close())
 	}
 	select {
 	case sig := <-sigc:
@@ -405,18 +405,17 @@ func (m *Main) Close() error {
 			timeout = DefaultServeConfig().ShutdownTimeout
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		var sg errgroup.Group
+		var wg sync.WaitGroup
 		for _, srv := range m.servers {
-			sg.Go(func() error {
+			wg.Go(func() {
 				if err := srv.Shutdown(ctx); err != nil {
 					// Out of time: cut the remaining connections.
 					m.Logger.Warn("shutdown timeout, closing connections", "addr", srv.Addr, "err", err)
 					srv.Close()
 				}
-				return nil
 			})
 		}
-		sg.Wait()
+		wg.Wait()
 		cancel()
 		m.servers = nil
 	}

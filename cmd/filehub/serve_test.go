@@ -264,7 +264,7 @@ func TestShutdownTimeout(t *testing.T) {
 }
 
 // TestServeCommand runs "filehub serve" itself in-process, as main does,
-// and stops it by cancelling its context.
+// and stops it by canceling its context.
 func TestServeCommand(t *testing.T) {
 	dataDir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/dustin/go-humanize"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
@@ -61,7 +60,7 @@ Files are uploaded one after another; the first failure stops the command.`,
 			if up.Deduplicated {
 				how = "deduplicated (content already stored)"
 			}
-			fmt.Fprintf(env.Stdout, "%s  %s  %s  %s\n", up.ID, up.Name, humanize.IBytes(uint64(up.Size)), how)
+			fmt.Fprintf(env.Stdout, "%s  %s  %s  %s\n", up.ID, up.Name, sizeString(up.Size), how)
 		}
 		return nil
 	}
@@ -110,7 +109,7 @@ func uploadOne(cmd *cobra.Command, c *client.Client, env Env, path, name string,
 			progressbar.OptionClearOnFinish(),
 			progressbar.OptionFullWidth(),
 		)
-		defer bar.Exit()
+		defer func() { _ = bar.Exit() }() // only redraws the terminal
 		pr := progressbar.NewReader(r, bar)
 		r = &pr
 	}
