@@ -62,7 +62,10 @@ type subscription struct {
 	after, latest int64
 }
 
-// request runs one in-order req frame and queues its res.
+// request runs one in-order req frame and queues its res. Requests of a
+// session run one at a time (session.procMu), and the result is cached
+// before the next frame is processed, so a request id that arrives again
+// always finds the result of the first run: it runs at most once.
 func (ss *session) request(ctx context.Context, f *wsproto.Frame) {
 	m := ss.srv.metrics
 	ss.mu.Lock()
@@ -98,7 +101,7 @@ func (ss *session) request(ctx context.Context, f *wsproto.Frame) {
 		}
 		ss.results.put(f.ID, body)
 	}
-	ss.inSeq = f.Seq
+	ss.advanceInLocked(f.Seq)
 	ss.enqueueLocked(wsproto.TypeRes, body)
 	if sub != nil {
 		ss.subscribed = sub.on

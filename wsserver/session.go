@@ -40,10 +40,25 @@ type session struct {
 	keyID   string
 	keyHash []byte
 
-	mu         sync.Mutex
-	key        *filehub.APIKey // scopes; refreshed by key re-checks
-	token      []byte          // the current resume token
-	conn       *conn           // nil while detached
+	// procMu serializes the processing of client frames: handle holds it
+	// for a whole message, and resume takes it before it computes the
+	// welcome. A connection that was taken over may still be processing a
+	// frame it had read; resume waits for that frame to finish so that the
+	// welcome's last_seq counts it, and the old connection processes
+	// nothing after it (it no longer owns the session). Without this the
+	// client's replay of such a frame would be taken as new and the frame
+	// processed twice. Lock order: procMu before mu.
+	procMu sync.Mutex
+
+	mu    sync.Mutex
+	key   *filehub.APIKey // scopes; refreshed by key re-checks
+	token []byte          // the current resume token
+	// prevToken is the token the last resume presented. It stays valid
+	// until the client sends a frame on the new connection: the client may
+	// have lost the connection before it read the welcome carrying token
+	// (protocol §5.2).
+	prevToken  []byte
+	conn       *conn // nil while detached
 	detachedAt time.Time
 	dropped    bool
 
@@ -51,6 +66,7 @@ type session struct {
 	inSeq        int64 // last client seq processed
 	inRecv       int64 // last client seq received (processed or in backlog)
 	ackSent      int64 // last ack written to the client
+	clientAcked  int64 // highest ack (or resume last_seq) from the client
 	backlog      []*wsproto.Frame
 	backlogBytes int
 	ackTimer     *time.Timer
@@ -138,26 +154,60 @@ func (ss *session) welcomeFrame(resumed bool) *wsproto.Frame {
 // It returns the result for the metrics; only resumeResumed attached c.
 func (ss *session) resume(c *conn, h *wsproto.Frame, now time.Time) (*wsproto.Frame, string, error) {
 	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	// Compare the token even for the wrong key, so timing tells nothing.
-	tokenOK := subtle.ConstantTimeCompare(ss.token, []byte(h.ResumeToken)) == 1
+	// Compare the tokens even for the wrong key, so timing tells nothing.
+	presented := []byte(h.ResumeToken)
+	current := subtle.ConstantTimeCompare(ss.token, presented) == 1
+	previous := subtle.ConstantTimeCompare(ss.prevToken, presented) == 1
 	switch {
 	case ss.dropped || ss.expiredLocked(now):
+		ss.mu.Unlock()
 		return nil, resumeExpired, nil
-	case !tokenOK || ss.keyID != c.key.ID:
+	case !current && !previous || ss.keyID != c.key.ID:
+		ss.mu.Unlock()
 		return nil, resumeBadToken, nil
 	case h.LastSeq > ss.outSeq:
+		ss.mu.Unlock()
 		return nil, "", fmt.Errorf("protocol error: last_seq %d is beyond the last frame sent (%d)", h.LastSeq, ss.outSeq)
+	case h.LastSeq < ss.clientAcked:
+		// The frames up to the ack are gone: they cannot be sent again.
+		ss.mu.Unlock()
+		return nil, "", fmt.Errorf("protocol error: last_seq %d is below %d, which the client has acknowledged", h.LastSeq, ss.clientAcked)
 	}
-	if old := ss.conn; old != nil {
-		// Takeover: the old connection is probably half-open.
-		old.closeNow(wsproto.CloseTakenOver, "session taken over by a newer connection")
-	} else {
+	old := ss.conn
+	if old == nil {
 		ss.srv.metrics.connected.Add(1)
 	}
-	ss.ackLocked(h.LastSeq)
+	// From here on the old connection owns nothing: its reader stops
+	// after the frame it is processing, its writer at once.
 	ss.conn = c
 	c.sess = ss
+	ss.mu.Unlock()
+	if old != nil {
+		// Takeover: the old connection is probably half-open.
+		old.closeNow(wsproto.CloseTakenOver, "session taken over by a newer connection")
+	}
+
+	ss.procMu.Lock()
+	defer ss.procMu.Unlock()
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	switch {
+	case ss.conn != c:
+		// An even newer connection took the session over while this one
+		// waited, and has closed this one with 4007. Write it a welcome
+		// that changes nothing: its frames will be dropped.
+		return ss.welcomeFrame(true), resumeResumed, nil
+	case ss.dropped:
+		// Dropped while this one waited (key revoked, events trimmed).
+		ss.conn = nil
+		c.sess = nil
+		ss.srv.metrics.connected.Add(-1)
+		return nil, resumeExpired, nil
+	}
+	ss.ackLocked(h.LastSeq)
+	// The presented token stays valid until the client shows, by sending
+	// a frame on c, that it read the welcome with the new one.
+	ss.prevToken = presented
 	ss.token = newToken()
 	// Everything unacknowledged is re-sent on the new connection; the
 	// client's unprocessed frames will be replayed by the client.
@@ -168,6 +218,16 @@ func (ss *session) resume(c *conn, h *wsproto.Frame, now time.Time) (*wsproto.Fr
 	ss.backlog, ss.backlogBytes = nil, 0
 	ss.inRecv = ss.inSeq
 	ss.ackSent = 0 // make the writer confirm inSeq again
+	// A slow-consumer clock started for a taken-over connection would
+	// never fire (it checks the connection): start it again for c.
+	if ss.slowTimer != nil {
+		ss.slowTimer.Stop()
+		ss.slowTimer = nil
+	}
+	ss.fullSince = time.Time{}
+	if !ss.roomLocked() || ss.eventsBlockedLocked() {
+		ss.markFullLocked()
+	}
 	return ss.welcomeFrame(true), resumeResumed, nil
 }
 
@@ -241,8 +301,22 @@ func (ss *session) fail(code, msg string, closeCode int) {
 	}
 }
 
-// handle processes the frames of one client message, on the reader.
+// handle processes the frames of one client message, on the reader. It
+// drops the frames of a connection that no longer owns the session.
 func (ss *session) handle(ctx context.Context, c *conn, frames []*wsproto.Frame) {
+	ss.procMu.Lock()
+	defer ss.procMu.Unlock()
+	ss.mu.Lock()
+	owner := ss.conn == c
+	if owner {
+		// The client has the welcome of c, so its new token: the one the
+		// resume presented is spent.
+		ss.prevToken = nil
+	}
+	ss.mu.Unlock()
+	if !owner {
+		return
+	}
 	m := ss.srv.metrics
 	// Acks first: they may make room for the frames that follow.
 	for _, f := range frames {
@@ -268,6 +342,12 @@ func (ss *session) handle(ctx context.Context, c *conn, frames []*wsproto.Frame)
 		}
 		ss.mu.Lock()
 		switch {
+		case ss.conn != c:
+			// Taken over while the previous frame was processed: the new
+			// connection's welcome counts that frame, and the client
+			// replays the rest there.
+			ss.mu.Unlock()
+			return
 		case f.Seq <= ss.inRecv:
 			// A replayed duplicate: drop it, but acknowledge again.
 			ss.ackSent = min(ss.ackSent, f.Seq-1)
@@ -348,7 +428,7 @@ func (ss *session) process(ctx context.Context, c *conn, f *wsproto.Frame) bool 
 			}
 		}
 		ss.mu.Lock()
-		ss.inSeq = f.Seq
+		ss.advanceInLocked(f.Seq)
 		if body != nil {
 			ss.enqueueLocked(wsproto.TypeMsg, body)
 		}
@@ -357,6 +437,16 @@ func (ss *session) process(ctx context.Context, c *conn, f *wsproto.Frame) bool 
 		ss.request(ctx, f)
 	}
 	return true
+}
+
+// advanceInLocked records that client frame seq has been processed. Frames
+// are processed in order, one at a time (procMu), so seq is inSeq+1; but
+// inSeq must never go backwards, since the client drops what an ack or a
+// welcome's last_seq covers.
+func (ss *session) advanceInLocked(seq int64) {
+	if seq > ss.inSeq {
+		ss.inSeq = seq
+	}
 }
 
 // msgBody returns the tail of a msg frame carrying data: `,"data":…}`.
@@ -467,6 +557,7 @@ func (ss *session) ack(n int64) error {
 }
 
 func (ss *session) ackLocked(n int64) {
+	ss.clientAcked = max(ss.clientAcked, n)
 	var last *outFrame
 	dropped := 0
 	for ss.head < len(ss.out) && ss.out[ss.head].seq <= n {

@@ -1,7 +1,10 @@
 package wsserver_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -208,5 +211,142 @@ func TestManyMessagesAckedInOrder(t *testing.T) {
 		if next%50 == 0 {
 			c.send(&wsproto.Frame{Type: wsproto.TypeAck, Ack: f.Seq})
 		}
+	}
+}
+
+// A resume that takes a session over while the old connection is still
+// processing a frame it had read waits for that frame: the welcome counts
+// it, the old connection processes nothing after it, and the client's replay
+// of the rest is processed once, on the new connection.
+func TestTakeoverWaitsForFrameInProgress(t *testing.T) {
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	var mu sync.Mutex
+	calls := map[string]int{}
+	handler := func(_ context.Context, _ wsserver.Peer, data json.RawMessage) (json.RawMessage, error) {
+		mu.Lock()
+		calls[string(data)]++
+		first := string(data) == "1" && calls["1"] == 1
+		mu.Unlock()
+		if first {
+			close(entered)
+			<-release
+		}
+		return data, nil
+	}
+	e := newEnv(t, wsserver.Config{MessageHandler: handler})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the server is closed (cleanups run last first)
+
+	old, w := e.connect(t, "rw")
+	old.send(msg(1, `1`), msg(2, `2`)) // one message: read together
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler was not called")
+	}
+	c, _, err := e.dial(t, e.keys["rw"])
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	c.send(&wsproto.Frame{Type: wsproto.TypeHello, SessionID: w.SessionID, ResumeToken: w.ResumeToken})
+	if code := old.closeCode(); code != wsproto.CloseTakenOver {
+		t.Fatalf("old connection closed with %d, want %d", code, wsproto.CloseTakenOver)
+	}
+	unblock()
+	w2 := c.expect(wsproto.TypeWelcome)
+	if !w2.Resumed || w2.LastSeq != 1 {
+		t.Fatalf("welcome = %+v, want resumed with last_seq 1 (the frame in progress)", w2)
+	}
+	if f := c.expect(wsproto.TypeMsg); f.Seq != 1 || string(f.Data) != "1" {
+		t.Fatalf("got %+v, want the echo of 1 as seq 1", f)
+	}
+	c.send(msg(2, `2`)) // what the welcome does not count, replayed
+	got := c.waitAck(2)
+	for len(got) < 1 {
+		got = append(got, c.expect(wsproto.TypeMsg))
+	}
+	if len(got) != 1 || got[0].Seq != 2 || string(got[0].Data) != "2" {
+		t.Fatalf("got %v, want exactly the echo of 2 as seq 2", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls["1"] != 1 || calls["2"] != 1 {
+		t.Fatalf("handler calls %v, want each message once", calls)
+	}
+}
+
+// The connection may be cut after the server wrote welcome but before the
+// client read it: the token the resume presented stays valid until the
+// client sends a frame on the new connection (protocol §5.2).
+func TestResumeWithPreviousTokenUntilFirstFrame(t *testing.T) {
+	e := newEnv(t, wsserver.Config{})
+	c, w := e.connect(t, "rw")
+	c.send(msg(1, `"a"`))
+	c.waitAck(1)
+	c.ws.Close()
+
+	// This welcome is "lost": the client never sends anything on c2.
+	c2, w2 := e.resume(t, "rw", w, 0)
+	if !w2.Resumed || w2.ResumeToken == w.ResumeToken {
+		t.Fatalf("welcome = %+v, want resumed with a new token", w2)
+	}
+	c2.ws.Close()
+
+	c3, w3 := e.resume(t, "rw", w, 0)
+	if !w3.Resumed || w3.SessionID != w.SessionID || w3.LastSeq != 1 {
+		t.Fatalf("welcome = %+v, want the session resumed with the previous token", w3)
+	}
+	if f := c3.expect(wsproto.TypeMsg); f.Seq != 1 {
+		t.Fatalf("replayed %+v, want msg 1", f)
+	}
+	c3.send(msg(2, `"b"`)) // the first frame: the previous token is spent
+	c3.waitAck(2)
+	c3.ws.Close()
+
+	c4, w4 := e.resume(t, "rw", w, 0)
+	if w4.Resumed {
+		t.Fatalf("welcome = %+v: resumed with a token spent by a frame on a later connection", w4)
+	}
+	c4.ws.Close()
+	c5, w5 := e.resume(t, "rw", w3, 1)
+	if !w5.Resumed || w5.SessionID != w.SessionID || w5.LastSeq != 2 {
+		t.Fatalf("welcome = %+v, want resumed with the current token", w5)
+	}
+	if f := c5.expect(wsproto.TypeMsg); f.Seq != 2 || string(f.Data) != `"b"` {
+		t.Fatalf("replayed %+v, want msg 2", f)
+	}
+}
+
+// A resume's last_seq below an ack the client sent asks for frames the
+// server has dropped: a protocol error that leaves the session as it was.
+func TestResumeBelowOwnAckIsProtocolError(t *testing.T) {
+	e := newEnv(t, wsserver.Config{})
+	c, w := e.connect(t, "rw")
+	c.send(msg(1, `1`))
+	c.expect(wsproto.TypeMsg)
+	c.send(&wsproto.Frame{Type: wsproto.TypeAck, Ack: 1}, msg(2, `2`))
+	c.waitAck(2)
+	c.ws.Close()
+
+	bad, _, err := e.dial(t, e.keys["rw"])
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	bad.send(&wsproto.Frame{Type: wsproto.TypeHello, SessionID: w.SessionID, ResumeToken: w.ResumeToken, LastSeq: 0})
+	if f := bad.expect(wsproto.TypeError); f.Code != filehub.EINVALID {
+		t.Errorf("error code %q, want invalid", f.Code)
+	}
+	if code := bad.closeCode(); code != wsproto.CloseProtocolError {
+		t.Fatalf("close code %d, want %d", code, wsproto.CloseProtocolError)
+	}
+
+	c2, w2 := e.resume(t, "rw", w, 1)
+	if !w2.Resumed || w2.LastSeq != 2 {
+		t.Fatalf("welcome = %+v, want resumed with last_seq 2", w2)
+	}
+	if f := c2.expect(wsproto.TypeMsg); f.Seq != 2 || string(f.Data) != "2" {
+		t.Fatalf("replayed %+v, want msg 2", f)
 	}
 }
