@@ -48,6 +48,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Now defaults to time.Now; tests inject a clock.
 	Now func() time.Time
+	// Changed, if set, is called after every committed change (upload,
+	// delete, restore, discard), so that the WebSocket event hub can read
+	// the new events at once instead of at its next poll. It must not
+	// block.
+	Changed func()
 }
 
 // Service implements the file operations. It is safe for concurrent use.
@@ -186,18 +191,30 @@ func (s *Service) Open(ctx context.Context, id string) (*filehub.File, io.ReadSe
 // (now + TrashGrace). Returns ENOTFOUND if there is no live file with that ID.
 func (s *Service) Delete(ctx context.Context, id string) (*filehub.File, error) {
 	now := s.now().UTC()
-	return s.meta.SoftDeleteFile(ctx, id, now, now.Add(s.cfg.TrashGrace))
+	f, err := s.meta.SoftDeleteFile(ctx, id, now, now.Add(s.cfg.TrashGrace))
+	s.changed(err)
+	return f, err
 }
 
 // Restore undoes a soft delete. Returns ENOTFOUND if there is no
 // soft-deleted file with that ID (never existed, live, or already purged).
 func (s *Service) Restore(ctx context.Context, id string) (*filehub.File, error) {
-	return s.meta.RestoreFile(ctx, id)
+	f, err := s.meta.RestoreFile(ctx, id)
+	s.changed(err)
+	return f, err
 }
 
 // Discard removes a file record for good; the HTTP layer uses it to roll back
 // the parts of a multipart upload that succeeded before a later part failed.
 func (s *Service) Discard(ctx context.Context, id string) error {
 	_, err := s.meta.PurgeFile(ctx, id)
+	s.changed(err)
 	return err
+}
+
+// changed reports a committed change to Config.Changed.
+func (s *Service) changed(err error) {
+	if err == nil && s.cfg.Changed != nil {
+		s.cfg.Changed()
+	}
 }

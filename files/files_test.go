@@ -542,3 +542,25 @@ func (c *cancelingReader) Read(p []byte) (int, error) {
 	n := copy(p, c.data)
 	return n, nil
 }
+
+func TestChangedIsCalledAfterEachCommittedChange(t *testing.T) {
+	ctx := context.Background()
+	var calls int
+	e := newEnv(t, files.Config{Changed: func() { calls++ }}, nil)
+	up, err := e.svc.Upload(ctx, strings.NewReader("x"), "x", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc.Delete(ctx, up.ID)
+	e.svc.Delete(ctx, up.ID) // fails: already deleted, no call
+	e.svc.Restore(ctx, up.ID)
+	e.svc.Discard(ctx, up.ID)
+	e.svc.Upload(ctx, bytes.NewReader(elfHeader()), "x", "k") // refused, no call
+	if calls != 4 {
+		t.Fatalf("Changed called %d times, want 4 (upload, delete, restore, discard)", calls)
+	}
+}
+
+func elfHeader() []byte {
+	return []byte("\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00")
+}

@@ -63,6 +63,7 @@ func (s *Service) Upload(ctx context.Context, body io.Reader, name, ownerKeyID s
 		s.log.DebugContext(ctx, "upload failed", "name", name, "received", received, "err", err)
 		return nil, err
 	}
+	s.changed(nil)
 	if up.Deduplicated {
 		s.metrics.dedupHits.Inc()
 		s.metrics.dedupSaved.Add(float64(up.Size))
