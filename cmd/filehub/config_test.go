@@ -109,21 +109,28 @@ server = "http://ignored-by-serve"
 
 func TestEnvEveryServeFlag(t *testing.T) {
 	env := map[string]string{
-		"FILEHUB_DATA_DIR":               "/d",
-		"FILEHUB_LISTEN":                 "127.0.0.1:1",
-		"FILEHUB_METRICS_LISTEN":         "127.0.0.1:2",
-		"FILEHUB_MAX_UPLOAD_SIZE":        "10MB",
-		"FILEHUB_MIN_FREE_SPACE":         "1GiB",
-		"FILEHUB_TRASH_GRACE":            "2h",
-		"FILEHUB_ALLOW_TYPES":            "text/*,image/png",
-		"FILEHUB_DENY_TYPES":             "application/zip",
-		"FILEHUB_RATE_LIMIT":             "0",
-		"FILEHUB_RATE_BURST":             "3",
-		"FILEHUB_MAX_CONCURRENT_UPLOADS": "4",
-		"FILEHUB_UPLOAD_STALL_TIMEOUT":   "5s",
-		"FILEHUB_SHUTDOWN_TIMEOUT":       "6s",
-		"FILEHUB_LOG_LEVEL":              "debug",
-		"FILEHUB_LOG_FORMAT":             "json",
+		"FILEHUB_DATA_DIR":                   "/d",
+		"FILEHUB_LISTEN":                     "127.0.0.1:1",
+		"FILEHUB_METRICS_LISTEN":             "127.0.0.1:2",
+		"FILEHUB_MAX_UPLOAD_SIZE":            "10MB",
+		"FILEHUB_MIN_FREE_SPACE":             "1GiB",
+		"FILEHUB_TRASH_GRACE":                "2h",
+		"FILEHUB_ALLOW_TYPES":                "text/*,image/png",
+		"FILEHUB_DENY_TYPES":                 "application/zip",
+		"FILEHUB_RATE_LIMIT":                 "0",
+		"FILEHUB_RATE_BURST":                 "3",
+		"FILEHUB_MAX_CONCURRENT_UPLOADS":     "4",
+		"FILEHUB_UPLOAD_STALL_TIMEOUT":       "5s",
+		"FILEHUB_SHUTDOWN_TIMEOUT":           "6s",
+		"FILEHUB_LOG_LEVEL":                  "debug",
+		"FILEHUB_LOG_FORMAT":                 "json",
+		"FILEHUB_WS_SESSION_TTL":             "3m",
+		"FILEHUB_WS_PING_INTERVAL":           "7s",
+		"FILEHUB_WS_PONG_TIMEOUT":            "8s",
+		"FILEHUB_WS_MAX_CONNECTIONS_PER_KEY": "9",
+		"FILEHUB_WS_MAX_MESSAGE_SIZE":        "64KiB",
+		"FILEHUB_EVENT_RETENTION":            "48h",
+		"FILEHUB_EVENT_MAX_COUNT":            "1000",
 	}
 	cfg, code, stderr := parseServe(t, env)
 	if code != ExitOK {
@@ -135,6 +142,8 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		AllowTypes: []string{"text/*", "image/png"}, DenyTypes: []string{"application/zip"},
 		RateLimit: 0, RateBurst: 3, MaxConcurrentUploads: 4,
 		UploadStallTimeout: 5 * time.Second, ShutdownTimeout: 6 * time.Second,
+		WSSessionTTL: 3 * time.Minute, WSPingInterval: 7 * time.Second, WSPongTimeout: 8 * time.Second,
+		WSMaxConnsPerKey: 9, WSMaxMessageSize: 64 << 10, EventRetention: 48 * time.Hour, EventMaxCount: 1000,
 		LogLevel: "debug", LogFormat: "json",
 	}
 	if !reflect.DeepEqual(cfg, want) {

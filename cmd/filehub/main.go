@@ -116,6 +116,7 @@ over the environment, which wins over the file.`,
 		newGetCommand(env),
 		newRmCommand(env),
 		newRestoreCommand(env),
+		newWatchCommand(env),
 		newVersionCommand(env),
 	)
 

@@ -26,6 +26,7 @@ import (
 	"github.com/filehub/filehub/httpapi"
 	"github.com/filehub/filehub/localfs"
 	"github.com/filehub/filehub/sqlite"
+	"github.com/filehub/filehub/wsserver"
 )
 
 // ServeConfig holds the settings of "filehub serve". The zero value is not
@@ -47,6 +48,14 @@ type ServeConfig struct {
 	UploadStallTimeout   time.Duration
 	ShutdownTimeout      time.Duration
 
+	WSSessionTTL     time.Duration
+	WSPingInterval   time.Duration
+	WSPongTimeout    time.Duration
+	WSMaxConnsPerKey int
+	WSMaxMessageSize int64
+	EventRetention   time.Duration
+	EventMaxCount    int
+
 	LogLevel  string
 	LogFormat string
 }
@@ -66,6 +75,13 @@ func DefaultServeConfig() ServeConfig {
 		MaxConcurrentUploads: 256,
 		UploadStallTimeout:   60 * time.Second,
 		ShutdownTimeout:      30 * time.Second,
+		WSSessionTTL:         wsserver.DefaultSessionTTL,
+		WSPingInterval:       wsserver.DefaultPingInterval,
+		WSPongTimeout:        wsserver.DefaultPongTimeout,
+		WSMaxConnsPerKey:     wsserver.DefaultMaxConnsPerKey,
+		WSMaxMessageSize:     wsserver.DefaultMaxMessageBytes,
+		EventRetention:       wsserver.DefaultEventRetention,
+		EventMaxCount:        wsserver.DefaultEventMaxCount,
 		LogLevel:             "info",
 		LogFormat:            "text",
 	}
@@ -91,6 +107,12 @@ func bindServeFlags(fs interface {
 	fs.IntVar(&c.MaxConcurrentUploads, "max-concurrent-uploads", c.MaxConcurrentUploads, "uploads processed at once; more are refused with 503 and Retry-After")
 	fs.DurationVar(&c.UploadStallTimeout, "upload-stall-timeout", c.UploadStallTimeout, "abort an upload whose body sends nothing for this long")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "on SIGTERM/SIGINT, how long in-flight requests may take to finish")
+	fs.DurationVar(&c.WSSessionTTL, "ws-session-ttl", c.WSSessionTTL, "how long a WebSocket session survives a disconnect and can be resumed")
+	fs.DurationVar(&c.WSPingInterval, "ws-ping-interval", c.WSPingInterval, "interval of WebSocket pings (announced to clients as the heartbeat)")
+	fs.DurationVar(&c.WSPongTimeout, "ws-pong-timeout", c.WSPongTimeout, "a WebSocket connection silent for ping interval + this is closed as dead (its session is kept)")
+	fs.IntVar(&c.WSMaxConnsPerKey, "ws-max-connections-per-key", c.WSMaxConnsPerKey, "WebSocket connections one API key may hold at once; more get 429")
+	fs.DurationVar(&c.EventRetention, "event-retention", c.EventRetention, "events younger than this are kept in the event log (subscribers can replay them)")
+	fs.IntVar(&c.EventMaxCount, "event-max-count", c.EventMaxCount, "the event log keeps at most this many events (the newest)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 }
@@ -99,6 +121,7 @@ func newServeCommand(env Env) *cobra.Command {
 	cfg := DefaultServeConfig()
 	maxUpload := byteSize(cfg.MaxUploadSize)
 	minFree := byteSize(cfg.MinFreeSpace)
+	wsMaxMsg := byteSize(cfg.WSMaxMessageSize)
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the filehub server",
@@ -116,6 +139,7 @@ once.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.MaxUploadSize = int64(maxUpload)
 			cfg.MinFreeSpace = int64(minFree)
+			cfg.WSMaxMessageSize = int64(wsMaxMsg)
 			run := runServe
 			if env.serve != nil {
 				run = env.serve
@@ -127,11 +151,14 @@ once.`,
 	bindServeFlags(fs, &cfg)
 	fs.Var(&maxUpload, "max-upload-size", "largest file accepted (e.g. 512MiB, 1GiB, 10MB)")
 	fs.Var(&minFree, "min-free-space", "refuse uploads (507) and report not ready when free disk space is below this; 0: no floor")
+	fs.Var(&wsMaxMsg, "ws-max-message-size", "largest WebSocket message accepted; larger ones close the connection (1009)")
 	fs.SortFlags = true
 	configurable(fs,
 		"data-dir", "listen", "metrics-listen", "max-upload-size", "min-free-space", "trash-grace",
 		"allow-types", "deny-types", "rate-limit", "rate-burst", "max-concurrent-uploads",
-		"upload-stall-timeout", "shutdown-timeout", "log-level", "log-format")
+		"upload-stall-timeout", "shutdown-timeout", "log-level", "log-format",
+		"ws-session-ttl", "ws-ping-interval", "ws-pong-timeout", "ws-max-connections-per-key",
+		"ws-max-message-size", "event-retention", "event-max-count")
 	return cmd
 }
 
@@ -210,6 +237,8 @@ type Main struct {
 
 	db      *sqlite.DB
 	blobs   *localfs.Store
+	ws      *wsserver.Server
+	wsStop  context.CancelFunc // ends ws.Run
 	servers []*http.Server
 	addrs   []string
 	group   *errgroup.Group
@@ -281,7 +310,15 @@ func (m *Main) Run(ctx context.Context) error {
 	if denyTypes == nil {
 		denyTypes = []string{} // nil would mean files' defaults; the user asked for none
 	}
+	// The event hub reads new events as soon as this process commits them;
+	// it polls as well, for changes made by other processes.
+	var ws *wsserver.Server
 	svc, err := files.New(db, blobs, files.Config{
+		Changed: func() {
+			if ws != nil {
+				ws.Notify()
+			}
+		},
 		MaxUploadSize: cfg.MaxUploadSize,
 		MinFreeSpace:  minFree,
 		TrashGrace:    cfg.TrashGrace,
@@ -307,6 +344,27 @@ func (m *Main) Run(ctx context.Context) error {
 		DisableMetricsRoute: cfg.MetricsListen != "",
 	})
 
+	ws = wsserver.New(svc, db, wsserver.Config{
+		Logger:          log.With("component", "ws"),
+		Registerer:      m.Registry,
+		SessionTTL:      cfg.WSSessionTTL,
+		PingInterval:    cfg.WSPingInterval,
+		PongTimeout:     cfg.WSPongTimeout,
+		MaxConnsPerKey:  cfg.WSMaxConnsPerKey,
+		MaxMessageBytes: cfg.WSMaxMessageSize,
+		EventRetention:  cfg.EventRetention,
+		EventMaxCount:   cfg.EventMaxCount,
+	})
+	m.ws = ws
+	// The WebSocket endpoint authenticates by itself (a browser can only
+	// send its key in the hello frame), so it sits beside the API handler
+	// rather than behind its auth.
+	apiSrv := api.NewServer(cfg.Listen)
+	root := http.NewServeMux()
+	root.Handle("GET /v1/ws", ws)
+	root.Handle("/", api)
+	apiSrv.Handler = root
+
 	// Bind every listener before serving any, so that a taken port fails
 	// Run instead of leaving a half-started server.
 	type listener struct {
@@ -326,7 +384,7 @@ func (m *Main) Run(ctx context.Context) error {
 		lns = append(lns, listener{name, srv, ln})
 		return nil
 	}
-	if err := bind("api", cfg.Listen, api.NewServer(cfg.Listen)); err != nil {
+	if err := bind("api", cfg.Listen, apiSrv); err != nil {
 		return err
 	}
 	if cfg.MetricsListen != "" {
@@ -353,6 +411,9 @@ func (m *Main) Run(ctx context.Context) error {
 
 	group, gctx := errgroup.WithContext(context.WithoutCancel(ctx))
 	m.group, m.done = group, gctx.Done()
+	wsCtx, wsStop := context.WithCancel(gctx)
+	m.wsStop = wsStop
+	group.Go(func() error { return ws.Run(wsCtx) })
 	for _, l := range lns {
 		m.servers = append(m.servers, l.srv)
 		m.addrs = append(m.addrs, l.ln.Addr().String())
@@ -406,6 +467,16 @@ func (m *Main) Close() error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		var wg sync.WaitGroup
+		// http.Server.Shutdown does not track hijacked connections: the
+		// WebSocket server tells its clients to reconnect (close code
+		// 4005) and waits for its connections itself, in parallel.
+		if m.ws != nil {
+			wg.Go(func() {
+				if err := m.ws.Shutdown(ctx); err != nil {
+					m.Logger.Warn("WebSocket shutdown", "err", err)
+				}
+			})
+		}
 		for _, srv := range m.servers {
 			wg.Go(func() {
 				if err := srv.Shutdown(ctx); err != nil {
@@ -418,6 +489,10 @@ func (m *Main) Close() error {
 		wg.Wait()
 		cancel()
 		m.servers = nil
+	}
+	if m.wsStop != nil {
+		m.wsStop()
+		m.wsStop = nil
 	}
 	if m.group != nil {
 		if err := m.group.Wait(); err != nil {
