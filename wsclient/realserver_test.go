@@ -32,11 +32,20 @@ type realServer struct {
 	hs     *http.Server
 	cancel context.CancelFunc
 	done   chan error // Run's and Serve's outcome
+
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // startRealServer starts a server on dir and addr ("127.0.0.1:0" for any
 // port). With key "" it creates a read-write API key, kept in s.key.
 func startRealServer(dir, addr, key string) (*realServer, error) {
+	return startRealServerWith(dir, addr, key, nil)
+}
+
+// startRealServerWith is startRealServer with tune applied to the session
+// server's configuration (heartbeats, TTLs) before it starts.
+func startRealServerWith(dir, addr, key string, tune func(*wsserver.Config)) (*realServer, error) {
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(dir, "meta.db"), sqlite.Config{})
 	if err != nil {
@@ -68,10 +77,14 @@ func startRealServer(dir, addr, key string) (*realServer, error) {
 		return nil, err
 	}
 	s := &realServer{dir: dir, addr: ln.Addr().String(), key: key, db: db, files: svc, done: make(chan error, 2)}
-	s.ws = wsserver.New(svc, db, wsserver.Config{
+	cfg := wsserver.Config{
 		Logger:            slog.New(slog.DiscardHandler),
 		EventPollInterval: 5 * time.Millisecond,
-	})
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	s.ws = wsserver.New(svc, db, cfg)
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/ws", s.ws)
 	s.hs = &http.Server{Handler: mux}
@@ -100,8 +113,14 @@ func (s *realServer) Upload(name string) (*filehub.File, error) {
 	return up.File, nil
 }
 
-// Stop shuts the server down: sessions are gone afterwards.
+// Stop shuts the server down: sessions are gone afterwards. Calling it
+// again returns the first call's result.
 func (s *realServer) Stop() error {
+	s.stopOnce.Do(func() { s.stopErr = s.stop() })
+	return s.stopErr
+}
+
+func (s *realServer) stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := s.ws.Shutdown(ctx)
