@@ -12,6 +12,7 @@ package filehub
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"regexp"
 	"strings"
@@ -36,6 +37,11 @@ type File struct {
 	PurgeAfter *time.Time `json:"purge_after,omitempty"`
 	// OwnerKeyID is the ID of the API key that uploaded the file.
 	OwnerKeyID string `json:"owner_key_id"`
+	// ContentMissing is set by the cleanup service when the file's blob
+	// record exists but its object is gone from the blob store. Such files
+	// are never deleted automatically; an operator has to restore the
+	// content from a backup (or delete the file).
+	ContentMissing bool `json:"content_missing,omitempty"`
 }
 
 // Deleted reports whether the file is soft-deleted.
@@ -47,6 +53,16 @@ type Blob struct {
 	Size      int64     `json:"size"`
 	RefCount  int64     `json:"ref_count"` // files (live or soft-deleted) that point at it
 	CreatedAt time.Time `json:"created_at"`
+	// UnreferencedSince is when RefCount last dropped to zero; nil while
+	// the blob is referenced.
+	UnreferencedSince *time.Time `json:"unreferenced_since,omitempty"`
+	// MarkedAt is when the cleanup service marked the unreferenced blob for
+	// deletion; a new reference clears it, so a sweep never removes a blob
+	// revived after its mark.
+	MarkedAt *time.Time `json:"marked_at,omitempty"`
+	// MissingSince is when the cleanup service found the blob's object
+	// missing from the blob store; nil while the object is present.
+	MissingSince *time.Time `json:"missing_since,omitempty"`
 }
 
 // Scope is a permission granted to an API key.
@@ -97,6 +113,10 @@ const (
 	EventFileDeleted  = "file.deleted"
 	EventFileRestored = "file.restored"
 	EventFilePurged   = "file.purged"
+
+	// Cleanup run events carry Event.Run instead of Event.File.
+	EventCleanupStarted  = "cleanup.started"
+	EventCleanupFinished = "cleanup.finished"
 )
 
 // Event is one entry of the durable, append-only event log. IDs increase
@@ -107,6 +127,9 @@ type Event struct {
 	Type string    `json:"type"`
 	Time time.Time `json:"time"`
 	File *File     `json:"file,omitempty"`
+	// Run summarises a cleanup run for cleanup.* events (without its
+	// report).
+	Run *CleanupRun `json:"run,omitempty"`
 }
 
 // FileFilter selects files for MetaStore.ListFiles.
@@ -122,7 +145,8 @@ type FileFilter struct {
 
 // PlaceFunc makes sure a blob's object exists in the BlobStore. MetaStore
 // calls it inside the transaction that records a blob whose record did not
-// exist before; if it fails, the transaction is rolled back.
+// exist before, or whose record existed unreferenced (a revival); if it
+// fails, the transaction is rolled back.
 type PlaceFunc func(ctx context.Context) error
 
 // MetaStore keeps the metadata: files, blobs, API keys and the event log.
@@ -134,7 +158,9 @@ type MetaStore interface {
 	// OwnerKeyID must be set) and a file.created event in one transaction,
 	// incrementing the reference count of the blob f.SHA256. If no blob record
 	// exists, one is inserted and place is called inside the transaction to
-	// make sure the object is stored; deduplicated reports whether the blob
+	// make sure the object is stored; place is also called when the record
+	// exists with a reference count of zero (a revival: the cleanup service
+	// may have removed its object). deduplicated reports whether the blob
 	// record already existed. Concurrent calls for the same content must end
 	// with one blob and the right count (no check-then-act race). Returns
 	// EINVALID if f is incomplete.
@@ -264,3 +290,266 @@ var sumPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // ValidSHA256 reports whether s is a lowercase hex SHA-256 digest. Stores
 // check it before turning a sum into an object key.
 func ValidSHA256(s string) bool { return sumPattern.MatchString(s) }
+
+// actorKey is the context key of WithActor.
+type actorKey struct{}
+
+// reasonKey is the context key of WithReason.
+type reasonKey struct{}
+
+// ActorSystem is the actor of changes no API key asked for: the cleanup
+// scheduler, start-up housekeeping, the CLI on a stopped server's data dir.
+const ActorSystem = "system"
+
+// WithActor returns a copy of ctx that names actor (an API key ID, or
+// ActorSystem) as the one on whose behalf changes are made, for the audit
+// log. The HTTP API and the WebSocket layer set it after authentication.
+func WithActor(ctx context.Context, actor string) context.Context {
+	return context.WithValue(ctx, actorKey{}, actor)
+}
+
+// ActorFromContext returns the actor set by WithActor, or ActorSystem when
+// there is none (or it is empty).
+func ActorFromContext(ctx context.Context) string {
+	if a, ok := ctx.Value(actorKey{}).(string); ok && a != "" {
+		return a
+	}
+	return ActorSystem
+}
+
+// WithReason returns a copy of ctx carrying why the changes made with it are
+// made ("api", "multipart rollback", "trash grace expired"), for the audit
+// log.
+func WithReason(ctx context.Context, reason string) context.Context {
+	return context.WithValue(ctx, reasonKey{}, reason)
+}
+
+// ReasonFromContext returns the reason set by WithReason, or "" if none.
+func ReasonFromContext(ctx context.Context) string {
+	r, _ := ctx.Value(reasonKey{}).(string)
+	return r
+}
+
+// Audit actions. Each AuditEntry.Action is one of these.
+const (
+	AuditFileDeleted    = "file.deleted"    // soft delete
+	AuditFileRestored   = "file.restored"   // restore from the trash
+	AuditFilePurged     = "file.purged"     // file record removed for good
+	AuditBlobSwept      = "blob.swept"      // unreferenced blob record and object deleted
+	AuditObjectDeleted  = "object.deleted"  // orphan object (no record) deleted
+	AuditObjectMissing  = "object.missing"  // a record's object is gone; files flagged
+	AuditObjectFound    = "object.found"    // a missing object is back; flag cleared
+	AuditTempRemoved    = "temp.removed"    // stale temp file (abandoned upload) removed
+	AuditSkipped        = "cleanup.skipped" // a planned action not taken, Reason says why
+	AuditSettingChanged = "setting.changed" // a cleanup setting changed at run time
+)
+
+// Audit target kinds (AuditEntry.TargetKind).
+const (
+	TargetFile    = "file"    // Target is a file ID
+	TargetBlob    = "blob"    // Target is a SHA-256
+	TargetTemp    = "temp"    // Target is a temp file name
+	TargetSetting = "setting" // Target is a setting key
+)
+
+// AuditEntry is one record of the append-only audit log: who did what to
+// which target, when, why, and in which cleanup run.
+type AuditEntry struct {
+	ID         int64     `json:"id"`
+	Time       time.Time `json:"time"`
+	Actor      string    `json:"actor"` // API key ID or ActorSystem
+	Action     string    `json:"action"`
+	TargetKind string    `json:"target_kind"`
+	Target     string    `json:"target"`
+	Bytes      int64     `json:"bytes"`
+	Reason     string    `json:"reason,omitempty"`
+	RunID      int64     `json:"run_id,omitempty"` // 0 outside cleanup runs
+}
+
+// AuditFilter selects audit entries.
+type AuditFilter struct {
+	// Since, if not zero, keeps entries at or after it.
+	Since time.Time
+	// Action, if not empty, keeps entries with that action.
+	Action string
+	// RunID, if not zero, keeps entries of that cleanup run.
+	RunID int64
+	// AfterID keeps entries with a greater ID (for paging).
+	AfterID int64
+	// Limit is the page size; 0 means 100. Implementations cap it at 1000.
+	Limit int
+}
+
+// Cleanup kinds: what a cleanup run looks for, each counted separately.
+const (
+	KindTrash            = "trash"             // soft-deleted files past purge_after
+	KindOrphanObject     = "orphan_object"     // objects with no blob record
+	KindUnreferencedBlob = "unreferenced_blob" // blob records no file points at
+	KindMissingObject    = "missing_object"    // blob records whose object is gone
+	KindStaleTemp        = "stale_temp"        // abandoned staged uploads
+)
+
+// CleanupKinds lists every cleanup kind in the order a run handles them.
+var CleanupKinds = []string{KindTrash, KindOrphanObject, KindUnreferencedBlob, KindMissingObject, KindStaleTemp}
+
+// Cleanup run statuses.
+const (
+	RunRunning     = "running"     // started, not finished (or its process died)
+	RunOK          = "ok"          // finished; individual items may have failed (Errors)
+	RunFailed      = "failed"      // stopped by an error
+	RunRefused     = "refused"     // stopped by the safety cap before deleting anything
+	RunInterrupted = "interrupted" // found running by a later run: its process died
+)
+
+// CleanupCounts are one kind's counters in a cleanup run.
+type CleanupCounts struct {
+	Scanned int64 `json:"scanned"` // items looked at
+	Found   int64 `json:"found"`   // items that qualified
+	Deleted int64 `json:"deleted"` // items deleted (would be, in a dry run)
+	Bytes   int64 `json:"bytes"`   // bytes freed (would be, in a dry run)
+}
+
+// CleanupRun is the stored record of one cleanup run.
+type CleanupRun struct {
+	ID         int64                    `json:"id"`
+	Trigger    string                   `json:"trigger"` // "schedule", "api", "cli", ...
+	Actor      string                   `json:"actor"`
+	DryRun     bool                     `json:"dry_run"`
+	StartedAt  time.Time                `json:"started_at"`
+	FinishedAt *time.Time               `json:"finished_at,omitempty"`
+	Status     string                   `json:"status"` // one of the Run* statuses
+	Counts     map[string]CleanupCounts `json:"counts,omitempty"`
+	BytesFreed int64                    `json:"bytes_freed"`
+	Errors     int64                    `json:"errors"`
+	// Report is the cleanup service's full report (JSON), opaque to the
+	// store. Omitted from events.
+	Report json.RawMessage `json:"report,omitempty"`
+}
+
+// CleanupStore is an optional capability of a MetaStore: what the cleanup
+// service needs beyond MetaStore. A MetaStore that implements it can be
+// cleaned; the cleanup service asserts it by type assertion.
+//
+// Audit: implementations also append an audit entry, in the same
+// transaction as the change, from MetaStore.SoftDeleteFile (AuditFileDeleted),
+// RestoreFile (AuditFileRestored) and PurgeFile (AuditFilePurged), with the
+// actor of ActorFromContext and the reason of ReasonFromContext.
+//
+// Revival: CreateFile of a CleanupStore calls place also when the blob
+// record existed with a reference count of zero, and clears the record's
+// MarkedAt. Together with SweepBlob and DeleteOrphanObject running in the
+// same serialized writer as CreateFile, that is what makes a sweep safe
+// against a concurrent dedup upload (see docs/cleanup.md).
+type CleanupStore interface {
+	// ListExpiredTrash returns up to limit soft-deleted files whose
+	// purge_after is at or before `before`, ordered by purge_after then ID.
+	ListExpiredTrash(ctx context.Context, before time.Time, limit int) ([]*File, error)
+
+	// PurgeExpiredFile purges the file like MetaStore.PurgeFile, but only
+	// if it is still soft-deleted with purge_after at or before `at`, and
+	// appends audit (its Target and Bytes filled in) in the same
+	// transaction. The blob's UnreferencedSince becomes `at` if its count
+	// drops to zero. Returns ENOTFOUND if there is no such file, ECONFLICT
+	// if it was restored or its purge time is later.
+	PurgeExpiredFile(ctx context.Context, id string, at time.Time, audit AuditEntry) (*File, error)
+
+	// ListBlobs returns up to limit blob records with SHA256 > after, in
+	// SHA256 order: keyset paging for scans of every blob in bounded
+	// memory.
+	ListBlobs(ctx context.Context, after string, limit int) ([]*Blob, error)
+
+	// CountBlobs returns the number of blob records.
+	CountBlobs(ctx context.Context) (int64, error)
+
+	// ListUnreferencedBlobs returns up to limit blobs with a reference
+	// count of zero unreferenced since at or before `before`, with SHA256
+	// > after, in SHA256 order.
+	ListUnreferencedBlobs(ctx context.Context, before time.Time, after string, limit int) ([]*Blob, error)
+
+	// MarkBlobs sets MarkedAt to at on each of sums that is still
+	// unreferenced and not marked yet, and returns how many it marked.
+	MarkBlobs(ctx context.Context, sums []string, at time.Time) (int64, error)
+
+	// SweepBlob deletes the blob record sum if, inside the writing
+	// transaction, it still has no references, is marked and has been
+	// unreferenced since at or before `before`. In that case it calls del
+	// (which deletes the object) inside the transaction, then appends
+	// audit (Target and Bytes filled in); if del fails nothing changes and
+	// its error is returned. swept is false, with a nil error, when the
+	// blob no longer qualifies (revived, unmarked, or gone).
+	SweepBlob(ctx context.Context, sum string, before time.Time, del func(ctx context.Context) error, audit AuditEntry) (swept bool, err error)
+
+	// DeleteOrphanObject calls del (which deletes the object sum) inside a
+	// writing transaction in which it has checked that no blob record sum
+	// exists, and appends audit. deleted is false, with a nil error, if a
+	// record exists (a concurrent upload committed it).
+	DeleteOrphanObject(ctx context.Context, sum string, del func(ctx context.Context) error, audit AuditEntry) (deleted bool, err error)
+
+	// SetBlobMissing records that the object of blob sum is missing (at
+	// is the time) or present again (a zero at), flags or unflags every
+	// file of the blob (File.ContentMissing) and appends audit, in one
+	// transaction, but only if the state changes; changed reports whether
+	// it did. Returns ENOTFOUND if there is no blob record sum.
+	SetBlobMissing(ctx context.Context, sum string, at time.Time, audit AuditEntry) (changed bool, err error)
+
+	// AppendAudit appends entries (their IDs are assigned) to the audit
+	// log, in one transaction.
+	AppendAudit(ctx context.Context, entries ...AuditEntry) error
+
+	// ListAudit returns audit entries matching filter in ID order.
+	ListAudit(ctx context.Context, filter AuditFilter) ([]*AuditEntry, error)
+
+	// AppendEvent records e (Type, Time and Run or File set) in the event
+	// log and sets e.ID.
+	AppendEvent(ctx context.Context, e *Event) error
+
+	// InsertRun records a new run (ID is assigned and set) and ends every
+	// other run still in status RunRunning as RunInterrupted: the caller
+	// holds the cleanup lease, so they cannot be running any more.
+	InsertRun(ctx context.Context, run *CleanupRun) error
+
+	// FinishRun stores run's final state. Returns ENOTFOUND for an
+	// unknown run ID.
+	FinishRun(ctx context.Context, run *CleanupRun) error
+
+	// ListRuns returns the last runs, newest first.
+	ListRuns(ctx context.Context, last int) ([]*CleanupRun, error)
+
+	// FindRun returns the run with the given ID, or ENOTFOUND.
+	FindRun(ctx context.Context, id int64) (*CleanupRun, error)
+
+	// Settings returns every stored cleanup setting.
+	Settings(ctx context.Context) (map[string]string, error)
+
+	// SetSettings stores the settings in kv and appends one
+	// AuditSettingChanged entry per key (by actor) in one transaction.
+	SetSettings(ctx context.Context, kv map[string]string, actor string, at time.Time) error
+
+	// AcquireLease takes or renews the lease name for holder until
+	// now+ttl. It succeeds (true) if the lease is free, expired at now, or
+	// already held by holder; otherwise it returns false and the current
+	// holder.
+	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (ok bool, current string, err error)
+
+	// ReleaseLease gives the lease up if holder holds it; otherwise it does
+	// nothing.
+	ReleaseLease(ctx context.Context, name, holder string) error
+}
+
+// BlobWalker is an optional capability of a BlobStore: listing every object,
+// for the cleanup service's orphan scan.
+type BlobWalker interface {
+	// Walk calls fn for every object in ascending SHA256 order, stopping
+	// at fn's first error (returned unchanged).
+	Walk(ctx context.Context, fn func(BlobInfo) error) error
+}
+
+// TempCleaner is an optional capability of a BlobStore that stages uploads in
+// temp files: listing and removing them, for the cleanup service.
+type TempCleaner interface {
+	// WalkTemp calls fn for every temp file with its name, modification
+	// time and size, stopping at fn's first error.
+	WalkTemp(ctx context.Context, fn func(name string, modTime time.Time, size int64) error) error
+	// RemoveTemp removes the temp file name; a missing one is not an error.
+	RemoveTemp(name string) error
+}

@@ -366,7 +366,7 @@ const (
 	qRelease     = `RELEASE w`
 	qRollbackTo  = `ROLLBACK TO w`
 	qInsertBlob  = `INSERT INTO blobs (sha256, size, ref_count, created_at) VALUES (?, ?, 1, ?) ON CONFLICT (sha256) DO NOTHING`
-	qRefBlob     = `UPDATE blobs SET ref_count = ref_count + 1, unreferenced_since = NULL WHERE sha256 = ? RETURNING size`
+	qRefBlob     = `UPDATE blobs SET ref_count = ref_count + 1, unreferenced_since = NULL, marked_at = NULL WHERE sha256 = ? RETURNING size, ref_count`
 	qInsertFile  = `INSERT INTO files (id, name, size, sha256, content_type, created_at, owner_key_id) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	qInsertEvent = `INSERT INTO events (type, time, file) VALUES (?, ?, ?)`
 )

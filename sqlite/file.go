@@ -20,19 +20,21 @@ const (
 )
 
 // fileColumns are the columns scanFile reads, in order.
-const fileColumns = `id, name, size, sha256, content_type, created_at, deleted_at, purge_after, owner_key_id`
+const fileColumns = `id, name, size, sha256, content_type, created_at, deleted_at, purge_after, owner_key_id, content_missing`
 
 // CreateFile records f and its file.created event; see filehub.MetaStore.
 // The request joins the writer's next group commit (see the package doc) and
 // returns once that batch is durable.
 //
-// place is called, with ctx, only when no blob record existed for
-// f.SHA256. A blob record that exists with a reference count of zero (all
-// its files were purged and the cleanup service has not removed it yet) is
-// revived without calling place: deduplicated is true, since removing the
-// object is the job of the cleanup service, which deletes the record first.
-// If place fails, nothing is recorded and its error is returned unchanged. A
-// nil place is not called.
+// place is called, with ctx, when no blob record existed for f.SHA256, and
+// also when one existed with a reference count of zero (all its files were
+// purged and the cleanup service has not removed it yet): such a revival
+// clears the blob's mark, so a cleanup sweep that has not run yet skips it,
+// and place makes sure the object is there even if an earlier sweep deleted
+// the object but failed to commit the record's deletion. For a staged blob
+// that already committed its object, place is a stat. deduplicated is true
+// for a revival. If place fails, nothing is recorded and its error is
+// returned unchanged. A nil place is not called.
 //
 // CreateFile returns EINVALID if f is incomplete or its size differs from the
 // size recorded for its blob, ECONFLICT if a file with f.ID exists.
@@ -71,14 +73,20 @@ func (db *DB) CreateFile(ctx context.Context, f *filehub.File, place filehub.Pla
 			}
 		} else {
 			deduplicated = true
-			var size int64
-			err := tx.queryRow(wctx, qRefBlob, snap.SHA256).Scan(&size)
+			var size, refs int64
+			err := tx.queryRow(wctx, qRefBlob, snap.SHA256).Scan(&size, &refs)
 			if err != nil {
 				return mapError(wctx, "reference blob", err)
 			}
 			if size != snap.Size {
 				return filehub.Errorf(filehub.EINVALID,
 					"size %d does not match the stored size %d of content %s", snap.Size, size, snap.SHA256)
+			}
+			if refs == 1 && place != nil {
+				// A revival; see the doc comment.
+				if err := place(ctx); err != nil {
+					return err
+				}
 			}
 		}
 		_, err = tx.exec(wctx, qInsertFile, snap.ID, snap.Name, snap.Size, snap.SHA256, snap.ContentType, created, snap.OwnerKeyID)
@@ -217,24 +225,30 @@ func decodeCursor(c string) (int64, error) {
 }
 
 // SoftDeleteFile marks a live file deleted; see filehub.MetaStore. It
-// returns ENOTFOUND if no live file has that ID and EINVALID if at or
-// purgeAfter is zero.
+// records who deleted it and why (filehub.ActorFromContext and
+// ReasonFromContext of ctx) in the file and in an audit entry, in the same
+// transaction. It returns ENOTFOUND if no live file has that ID and
+// EINVALID if at or purgeAfter is zero.
 func (db *DB) SoftDeleteFile(ctx context.Context, id string, at, purgeAfter time.Time) (*filehub.File, error) {
 	if at.IsZero() || purgeAfter.IsZero() {
 		return nil, filehub.Errorf(filehub.EINVALID, "deletion and purge times are required")
 	}
+	actor, reason := filehub.ActorFromContext(ctx), filehub.ReasonFromContext(ctx)
 	var f *filehub.File
 	err := db.write(ctx, "delete file", func(wctx context.Context, tx *wtx) error {
 		var err error
 		f, err = scanFile(tx.queryRow(wctx,
-			`UPDATE files SET deleted_at = ?, purge_after = ?
+			`UPDATE files SET deleted_at = ?, purge_after = ?, deleted_by = ?, delete_reason = ?
 			 WHERE id = ? AND deleted_at IS NULL RETURNING `+fileColumns,
-			nanos(at), nanos(purgeAfter), id))
+			nanos(at), nanos(purgeAfter), actor, reason, id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return filehub.Errorf(filehub.ENOTFOUND, "file %s not found", id)
 		}
 		if err != nil {
 			return mapError(wctx, "delete file", err)
+		}
+		if err := insertAudit(wctx, tx, fileAudit(ctx, filehub.AuditFileDeleted, f, at)); err != nil {
+			return err
 		}
 		return insertFileEvent(wctx, tx, filehub.EventFileDeleted, f)
 	})
@@ -244,20 +258,24 @@ func (db *DB) SoftDeleteFile(ctx context.Context, id string, at, purgeAfter time
 	return f, nil
 }
 
-// RestoreFile undoes a soft delete; see filehub.MetaStore. It returns
-// ENOTFOUND if no soft-deleted file has that ID.
+// RestoreFile undoes a soft delete; see filehub.MetaStore. Like
+// SoftDeleteFile it appends an audit entry with the actor and reason of
+// ctx. It returns ENOTFOUND if no soft-deleted file has that ID.
 func (db *DB) RestoreFile(ctx context.Context, id string) (*filehub.File, error) {
 	var f *filehub.File
 	err := db.write(ctx, "restore file", func(wctx context.Context, tx *wtx) error {
 		var err error
 		f, err = scanFile(tx.queryRow(wctx,
-			`UPDATE files SET deleted_at = NULL, purge_after = NULL
+			`UPDATE files SET deleted_at = NULL, purge_after = NULL, deleted_by = NULL, delete_reason = NULL
 			 WHERE id = ? AND deleted_at IS NOT NULL RETURNING `+fileColumns, id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return filehub.Errorf(filehub.ENOTFOUND, "deleted file %s not found", id)
 		}
 		if err != nil {
 			return mapError(wctx, "restore file", err)
+		}
+		if err := insertAudit(wctx, tx, fileAudit(ctx, filehub.AuditFileRestored, f, time.Now())); err != nil {
+			return err
 		}
 		return insertFileEvent(wctx, tx, filehub.EventFileRestored, f)
 	})
@@ -267,16 +285,29 @@ func (db *DB) RestoreFile(ctx context.Context, id string) (*filehub.File, error)
 	return f, nil
 }
 
-// PurgeFile removes the file record for good; see filehub.MetaStore. It
-// returns the file as it was, and ENOTFOUND if there is no such file.
+// PurgeFile removes the file record for good; see filehub.MetaStore. Like
+// SoftDeleteFile it appends an audit entry with the actor and reason of
+// ctx. It returns the file as it was, and ENOTFOUND if there is no such
+// file.
 func (db *DB) PurgeFile(ctx context.Context, id string) (*filehub.File, error) {
+	now := time.Now()
+	audit := fileAudit(ctx, filehub.AuditFilePurged, nil, now)
+	return db.purge(ctx, id, `DELETE FROM files WHERE id = ? RETURNING `+fileColumns, []any{id}, now, audit,
+		func(context.Context, *wtx) error { return filehub.Errorf(filehub.ENOTFOUND, "file %s not found", id) })
+}
+
+// purge runs del (a DELETE ... RETURNING fileColumns statement with args),
+// dereferences the file's blob (unreferenced since `at` when its count drops
+// to zero), appends audit for the file and records a file.purged event, in
+// one write request. notFound gives the error when del deletes nothing.
+func (db *DB) purge(ctx context.Context, id, del string, args []any, at time.Time, audit filehub.AuditEntry,
+	notFound func(ctx context.Context, tx *wtx) error) (*filehub.File, error) {
 	var f *filehub.File
 	err := db.write(ctx, "purge file", func(wctx context.Context, tx *wtx) error {
 		var err error
-		f, err = scanFile(tx.queryRow(wctx,
-			`DELETE FROM files WHERE id = ? RETURNING `+fileColumns, id))
+		f, err = scanFile(tx.queryRow(wctx, del, args...))
 		if errors.Is(err, sql.ErrNoRows) {
-			return filehub.Errorf(filehub.ENOTFOUND, "file %s not found", id)
+			return notFound(wctx, tx)
 		}
 		if err != nil {
 			return mapError(wctx, "purge file", err)
@@ -285,9 +316,14 @@ func (db *DB) PurgeFile(ctx context.Context, id string) (*filehub.File, error) {
 		_, err = tx.exec(wctx,
 			`UPDATE blobs SET ref_count = ref_count - 1,
 			   unreferenced_since = CASE WHEN ref_count = 1 THEN ? ELSE unreferenced_since END
-			 WHERE sha256 = ?`, nanos(time.Now()), f.SHA256)
+			 WHERE sha256 = ?`, nanos(at), f.SHA256)
 		if err != nil {
 			return mapError(wctx, "dereference blob", err)
+		}
+		a := audit
+		a.TargetKind, a.Target, a.Bytes = filehub.TargetFile, f.ID, f.Size
+		if err := insertAudit(wctx, tx, a); err != nil {
+			return err
 		}
 		return insertFileEvent(wctx, tx, filehub.EventFilePurged, f)
 	})
@@ -303,21 +339,14 @@ func (db *DB) FindBlob(ctx context.Context, sum string) (*filehub.Blob, error) {
 	if db.closed.Load() {
 		return nil, errClosed
 	}
-	var (
-		b       filehub.Blob
-		created int64
-	)
-	err := db.rdb.QueryRowContext(ctx,
-		`SELECT sha256, size, ref_count, created_at FROM blobs WHERE sha256 = ?`, sum).
-		Scan(&b.SHA256, &b.Size, &b.RefCount, &created)
+	b, err := scanBlob(db.rdb.QueryRowContext(ctx, `SELECT `+blobColumns+` FROM blobs WHERE sha256 = ?`, sum))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, filehub.Errorf(filehub.ENOTFOUND, "content %s not found", sum)
 	}
 	if err != nil {
 		return nil, mapError(ctx, "find blob", err)
 	}
-	b.CreatedAt = fromNanos(created)
-	return &b, nil
+	return b, nil
 }
 
 // ListEvents returns up to limit events with ID > afterID, in ID order. A
@@ -331,7 +360,7 @@ func (db *DB) ListEvents(ctx context.Context, afterID int64, limit int) ([]*file
 	}
 	limit = min(limit, maxLimit)
 	rows, err := db.rdb.QueryContext(ctx,
-		`SELECT id, type, time, file FROM events WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
+		`SELECT id, type, time, file, run FROM events WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
 	if err != nil {
 		return nil, mapError(ctx, "list events", err)
 	}
@@ -342,14 +371,22 @@ func (db *DB) ListEvents(ctx context.Context, afterID int64, limit int) ([]*file
 			e    filehub.Event
 			at   int64
 			file []byte
+			run  []byte
 		)
-		if err := rows.Scan(&e.ID, &e.Type, &at, &file); err != nil {
+		if err := rows.Scan(&e.ID, &e.Type, &at, &file, &run); err != nil {
 			return nil, mapError(ctx, "list events", err)
 		}
 		e.Time = fromNanos(at)
 		if file != nil {
 			e.File = new(filehub.File)
 			if err := json.Unmarshal(file, e.File); err != nil {
+				return nil, filehub.WrapError(filehub.EINTERNAL, "decode event",
+					fmt.Errorf("event %d: %w", e.ID, err))
+			}
+		}
+		if run != nil {
+			e.Run = new(filehub.CleanupRun)
+			if err := json.Unmarshal(run, e.Run); err != nil {
 				return nil, filehub.WrapError(filehub.EINTERNAL, "decode event",
 					fmt.Errorf("event %d: %w", e.ID, err))
 			}
@@ -389,7 +426,7 @@ func scanFile(s scanner, lead ...any) (*filehub.File, error) {
 		deleted, purgeAfter sql.NullInt64
 	)
 	dest := append(lead, &f.ID, &f.Name, &f.Size, &f.SHA256, &f.ContentType,
-		&created, &deleted, &purgeAfter, &f.OwnerKeyID)
+		&created, &deleted, &purgeAfter, &f.OwnerKeyID, &f.ContentMissing)
 	if err := s.Scan(dest...); err != nil {
 		return nil, err
 	}
