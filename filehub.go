@@ -441,8 +441,9 @@ type CleanupRun struct {
 // same serialized writer as CreateFile, that is what makes a sweep safe
 // against a concurrent dedup upload (see docs/cleanup.md).
 type CleanupStore interface {
-	// ListExpiredTrash returns up to limit soft-deleted files whose
-	// purge_after is at or before `before`, ordered by purge_after then ID.
+	// ListExpiredTrash returns up to limit (all if limit <= 0) soft-deleted
+	// files whose purge_after is at or before `before`, ordered by
+	// purge_after then ID.
 	ListExpiredTrash(ctx context.Context, before time.Time, limit int) ([]*File, error)
 
 	// PurgeExpiredFile purges the file like MetaStore.PurgeFile, but only

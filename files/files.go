@@ -35,6 +35,10 @@ type Config struct {
 	// TrashGrace is how long a soft-deleted file can be restored before it
 	// may be purged. Default 7 days.
 	TrashGrace time.Duration
+	// TrashGraceFunc, if set, is asked for the trash grace at each delete
+	// and wins over TrashGrace when it returns a positive duration, so the
+	// cleanup service's run-time setting applies without a restart.
+	TrashGraceFunc func() time.Duration
 	// AllowTypes, if not empty, lists the MIME patterns ("image/*",
 	// "application/pdf", "*/*") that may be stored; others are refused.
 	AllowTypes []string
@@ -188,18 +192,27 @@ func (s *Service) Open(ctx context.Context, id string) (*filehub.File, io.ReadSe
 
 // Delete soft-deletes a live file: it disappears from listings and
 // downloads at once and can be restored until its purge_after time
-// (now + TrashGrace). Returns ENOTFOUND if there is no live file with that ID.
+// (now + the trash grace). The store audits the deletion with the actor of
+// ctx (filehub.WithActor) and its reason (filehub.WithReason, "api" if
+// none). Returns ENOTFOUND if there is no live file with that ID.
 func (s *Service) Delete(ctx context.Context, id string) (*filehub.File, error) {
 	now := s.now().UTC()
-	f, err := s.meta.SoftDeleteFile(ctx, id, now, now.Add(s.cfg.TrashGrace))
+	grace := s.cfg.TrashGrace
+	if s.cfg.TrashGraceFunc != nil {
+		if g := s.cfg.TrashGraceFunc(); g > 0 {
+			grace = g
+		}
+	}
+	f, err := s.meta.SoftDeleteFile(withReason(ctx, "api"), id, now, now.Add(grace))
 	s.changed(err)
 	return f, err
 }
 
-// Restore undoes a soft delete. Returns ENOTFOUND if there is no
-// soft-deleted file with that ID (never existed, live, or already purged).
+// Restore undoes a soft delete, audited like Delete. Returns ENOTFOUND if
+// there is no soft-deleted file with that ID (never existed, live, or
+// already purged).
 func (s *Service) Restore(ctx context.Context, id string) (*filehub.File, error) {
-	f, err := s.meta.RestoreFile(ctx, id)
+	f, err := s.meta.RestoreFile(withReason(ctx, "api"), id)
 	s.changed(err)
 	return f, err
 }
@@ -207,9 +220,18 @@ func (s *Service) Restore(ctx context.Context, id string) (*filehub.File, error)
 // Discard removes a file record for good; the HTTP layer uses it to roll back
 // the parts of a multipart upload that succeeded before a later part failed.
 func (s *Service) Discard(ctx context.Context, id string) error {
-	_, err := s.meta.PurgeFile(ctx, id)
+	_, err := s.meta.PurgeFile(withReason(ctx, "upload rolled back"), id)
 	s.changed(err)
 	return err
+}
+
+// withReason sets the audit reason of ctx to reason unless the caller set
+// one.
+func withReason(ctx context.Context, reason string) context.Context {
+	if filehub.ReasonFromContext(ctx) != "" {
+		return ctx
+	}
+	return filehub.WithReason(ctx, reason)
 }
 
 // changed reports a committed change to Config.Changed.

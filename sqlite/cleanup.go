@@ -70,17 +70,17 @@ func insertAudit(ctx context.Context, tx *wtx, a filehub.AuditEntry) error {
 }
 
 // ListExpiredTrash returns soft-deleted files due for purging; see
-// filehub.CleanupStore. A limit of 0 or less means 100, above 1000 is 1000.
+// filehub.CleanupStore. A limit of 0 or less means all.
 func (db *DB) ListExpiredTrash(ctx context.Context, before time.Time, limit int) ([]*filehub.File, error) {
 	if db.closed.Load() {
 		return nil, errClosed
 	}
 	if limit <= 0 {
-		limit = defaultLimit
+		limit = -1 // SQLite: no limit
 	}
 	rows, err := db.rdb.QueryContext(ctx, `SELECT `+fileColumns+` FROM files
 		WHERE purge_after IS NOT NULL AND purge_after <= ? AND deleted_at IS NOT NULL
-		ORDER BY purge_after, id LIMIT ?`, nanos(before), min(limit, maxLimit))
+		ORDER BY purge_after, id LIMIT ?`, nanos(before), limit)
 	if err != nil {
 		return nil, mapError(ctx, "list expired trash", err)
 	}
