@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,6 +33,8 @@ var (
 	_ filehub.BlobWalker   = (*localfs.Store)(nil)
 	_ filehub.TempCleaner  = (*localfs.Store)(nil)
 )
+
+var discard = slog.New(slog.DiscardHandler)
 
 // clock is an injected clock that moves only when told.
 type clock struct {
@@ -87,7 +90,7 @@ func newEnv(t *testing.T) *env {
 // not nil, adjusts the config first.
 func (e *env) service(mod func(*cleanup.Config)) *cleanup.Service {
 	e.t.Helper()
-	cfg := cleanup.Config{Now: e.clock.Now, Registerer: prometheus.NewRegistry()}
+	cfg := cleanup.Config{Now: e.clock.Now, Registerer: prometheus.NewRegistry(), Logger: discard}
 	if mod != nil {
 		mod(&cfg)
 	}
