@@ -159,6 +159,7 @@ type idParams struct {
 
 // call runs one method with the key's scopes.
 func (ss *session) call(ctx context.Context, key *filehub.APIKey, method string, params json.RawMessage) (any, *subscription, error) {
+	ctx = filehub.WithActor(ctx, key.ID) // for the audit log of deletes and restores
 	need := filehub.ScopeRead
 	switch method {
 	case wsproto.MethodFilesList, wsproto.MethodFilesStat, wsproto.MethodEventsSubscribe, wsproto.MethodEventsUnsubscribe:
