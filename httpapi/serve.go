@@ -121,6 +121,7 @@ func (h *Handler) wrap(rt Route) http.Handler {
 				h.writeError(w, r, err)
 				return
 			}
+			r = r.WithContext(filehub.WithActor(r.Context(), info(r.Context()).key.ID)) // the audit log's actor
 		}
 		if err := rt.handle(h, w, r); err != nil {
 			h.writeError(w, r, err)
