@@ -74,6 +74,12 @@ func TestMetaStore(t *testing.T) {
 	})
 }
 
+func TestCleanupStore(t *testing.T) {
+	storetest.RunCleanupStore(t, func(t *testing.T) filehub.MetaStore {
+		return mustOpen(t, tempPath(t), sqlite.Config{})
+	})
+}
+
 func TestPath(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
