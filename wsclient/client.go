@@ -466,7 +466,9 @@ func (c *Client) enqueue(ctx context.Context, f *wsproto.Frame, cl *call) (*outF
 			return nil, err
 		}
 		f.Seq = c.sendSeq + 1
-		b, err := wsproto.Encode(nil, f)
+		// marshal validated the raw fields: AppendFrame need not scan them
+		// again.
+		b, err := wsproto.AppendFrame(nil, f)
 		if err != nil {
 			c.mu.Unlock()
 			return nil, filehub.WrapError(filehub.EINVALID, "cannot encode frame", err)

@@ -248,7 +248,7 @@ func (c *Client) renumberLocked() {
 	for _, of := range keep {
 		c.sendSeq++
 		of.f.Seq = c.sendSeq
-		of.b, _ = wsproto.Encode(of.b[:0], of.f) // it encoded before: cannot fail
+		of.b, _ = wsproto.AppendFrame(of.b[:0], of.f) // it encoded before: cannot fail
 	}
 	clear(c.outbox)
 	c.outbox = keep
@@ -520,7 +520,7 @@ func (c *Client) collect(buf []byte, written *int64, force bool) ([]byte, bool) 
 	if len(buf) > 0 {
 		buf = append(buf, '\n')
 	}
-	buf, _ = wsproto.Encode(buf, &wsproto.Frame{Type: wsproto.TypeAck, Ack: c.delivered})
+	buf, _ = wsproto.AppendFrame(buf, &wsproto.Frame{Type: wsproto.TypeAck, Ack: c.delivered})
 	c.ackSent, c.ackNeeded = c.delivered, false
 	return buf, false
 }

@@ -132,17 +132,23 @@ func Reliable(t string) bool {
 var ErrProtocol = errors.New("protocol error")
 
 // Encode appends the frames to dst as one message body: JSON objects
-// separated by '\n'.
+// separated by '\n'. Unlike AppendFrame it checks that the raw fields
+// (Data, Params, Result) hold valid JSON, so it is safe for values of
+// unknown origin.
 func Encode(dst []byte, frames ...*Frame) ([]byte, error) {
 	for i, f := range frames {
+		for _, raw := range [...]json.RawMessage{f.Data, f.Params, f.Result} {
+			if len(raw) > 0 && !json.Valid(raw) {
+				return dst, fmt.Errorf("encode %s frame: %w", f.Type, errInvalidRaw)
+			}
+		}
 		if i > 0 {
 			dst = append(dst, '\n')
 		}
-		b, err := json.Marshal(f)
-		if err != nil {
-			return dst, fmt.Errorf("encode %s frame: %w", f.Type, err)
+		var err error
+		if dst, err = AppendFrame(dst, f); err != nil {
+			return dst, err
 		}
-		dst = append(dst, b...)
 	}
 	return dst, nil
 }
@@ -164,8 +170,11 @@ func Decode(msg []byte) ([]*Frame, error) {
 			continue
 		}
 		f := new(Frame)
-		if err := json.Unmarshal(line, f); err != nil {
-			return nil, fmt.Errorf("%w: bad frame: %v", ErrProtocol, err)
+		if !decodeFast(line, f) {
+			*f = Frame{}
+			if err := json.Unmarshal(line, f); err != nil {
+				return nil, fmt.Errorf("%w: bad frame: %v", ErrProtocol, err)
+			}
 		}
 		if err := f.Validate(); err != nil {
 			return nil, err
