@@ -23,14 +23,15 @@ func TestRoutesAuth(t *testing.T) {
 	// the limit on them.
 	e := newEnv(t, envConfig{http: httpapi.Config{AuthFailureLimit: -1}})
 	routes := e.h.Routes()
-	if len(routes) < 9 {
-		t.Fatalf("Routes() = %d routes, want all 9 (is /metrics missing?)", len(routes))
+	if len(routes) < 15 {
+		t.Fatalf("Routes() = %d routes, want all 15 (is /metrics missing?)", len(routes))
 	}
 	// A key lacking each scope.
 	lacking := map[filehub.Scope]string{
 		filehub.ScopeRead:    keyMetrics,
 		filehub.ScopeWrite:   keyRead,
 		filehub.ScopeMetrics: keyRW,
+		filehub.ScopeAdmin:   keyRW,
 	}
 	for _, rt := range routes {
 		path := strings.ReplaceAll(rt.Path, "{id}", "f_doesnotexist")

@@ -1,6 +1,7 @@
 // Package httpapi is filehub's HTTP API: the JSON and streaming endpoints
-// for uploading, listing, downloading, deleting and restoring files, plus
-// the health, readiness and metrics endpoints.
+// for uploading, listing, downloading, deleting and restoring files, the
+// admin endpoints of the cleanup service and the audit log, plus the
+// health, readiness and metrics endpoints.
 //
 // It is a thin transport over files.Service: it authenticates requests with
 // API keys, enforces scopes, per-key rate limits and the cap on concurrent
@@ -94,6 +95,11 @@ type Config struct {
 	// IdleTimeout is how long NewServer's server keeps an idle keep-alive
 	// connection. Default 120s.
 	IdleTimeout time.Duration
+
+	// Cleanup serves the /v1/cleanup routes and /v1/audit (admin scope).
+	// Nil: those routes exist but answer 404 (not_found) with a problem
+	// saying that the server has no cleanup service.
+	Cleanup Cleanup
 }
 
 // KeyStore looks up API keys; filehub.MetaStore implements it.
@@ -207,6 +213,12 @@ var routes = []Route{
 	{"GET", "/v1/files/{id}/content", filehub.ScopeRead, (*Handler).content},
 	{"DELETE", "/v1/files/{id}", filehub.ScopeWrite, (*Handler).delete},
 	{"POST", "/v1/files/{id}/restore", filehub.ScopeWrite, (*Handler).restore},
+	{"POST", "/v1/cleanup/runs", filehub.ScopeAdmin, (*Handler).cleanupRun},
+	{"GET", "/v1/cleanup/runs", filehub.ScopeAdmin, (*Handler).cleanupRuns},
+	{"GET", "/v1/cleanup/runs/{id}", filehub.ScopeAdmin, (*Handler).cleanupRunByID},
+	{"GET", "/v1/cleanup/config", filehub.ScopeAdmin, (*Handler).cleanupConfig},
+	{"PATCH", "/v1/cleanup/config", filehub.ScopeAdmin, (*Handler).cleanupConfigPatch},
+	{"GET", "/v1/audit", filehub.ScopeAdmin, (*Handler).audit},
 }
 
 // Routes returns the endpoints this Handler serves (without /metrics when it

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/httpapi"
 	"github.com/filehub/filehub/localfs"
@@ -38,15 +39,16 @@ const testMaxUpload = 1 << 20
 // env is a running API server on 127.0.0.1 with real stores in a temp dir
 // and one key per interesting scope set.
 type env struct {
-	t     testing.TB
-	dir   string
-	meta  *sqlite.DB
-	blobs *faultyBlobs
-	svc   *files.Service
-	h     *httpapi.Handler
-	srv   *httptest.Server
-	reg   *prometheus.Registry
-	keys  map[string]string // key name → secret
+	t       testing.TB
+	dir     string
+	meta    *sqlite.DB
+	blobs   *faultyBlobs
+	svc     *files.Service
+	cleanup *cleanup.Service // nil unless envConfig.cleanup was set
+	h       *httpapi.Handler
+	srv     *httptest.Server
+	reg     *prometheus.Registry
+	keys    map[string]string // key name → secret
 }
 
 type envConfig struct {
@@ -55,6 +57,10 @@ type envConfig struct {
 	// faults configures the blob store wrapper.
 	free      int64 // reported free space; 0: the real value
 	failAfter int64 // staged writes fail with ESTORAGE after this many bytes; 0: never
+	// cleanup, if not nil, configures a cleanup service on the env's
+	// stores, served by the cleanup routes (Registerer and Logger are
+	// filled in).
+	cleanup *cleanup.Config
 }
 
 // Key names created by newEnv, by the scopes they hold.
@@ -104,6 +110,15 @@ func newEnv(t testing.TB, cfg envConfig) *env {
 	}
 	hc := cfg.http
 	hc.Registerer, hc.Gatherer, hc.Logger = reg, reg, logger
+	var cs *cleanup.Service
+	if cfg.cleanup != nil {
+		cc := *cfg.cleanup
+		cc.Registerer, cc.Logger = reg, logger
+		if cs, err = cleanup.New(meta, store, cc); err != nil {
+			t.Fatalf("cleanup.New: %v", err)
+		}
+		hc.Cleanup = cs
+	}
 	h := httpapi.New(svc, meta, hc)
 
 	srv := httptest.NewUnstartedServer(h)
@@ -111,7 +126,7 @@ func newEnv(t testing.TB, cfg envConfig) *env {
 	srv.Start()
 	t.Cleanup(srv.Close)
 
-	e := &env{t: t, dir: dir, meta: meta, blobs: blobs, svc: svc, h: h, srv: srv, reg: reg, keys: map[string]string{}}
+	e := &env{t: t, dir: dir, meta: meta, blobs: blobs, svc: svc, cleanup: cs, h: h, srv: srv, reg: reg, keys: map[string]string{}}
 	for name, scopes := range map[string][]filehub.Scope{
 		keyAdmin:   {filehub.ScopeAdmin},
 		keyRead:    {filehub.ScopeRead},
