@@ -118,7 +118,7 @@ func (ss *session) request(ctx context.Context, f *wsproto.Frame) {
 func methodLabel(m string) string {
 	switch m {
 	case wsproto.MethodFilesList, wsproto.MethodFilesStat, wsproto.MethodFilesDelete, wsproto.MethodFilesRestore,
-		wsproto.MethodEventsSubscribe, wsproto.MethodEventsUnsubscribe:
+		wsproto.MethodEventsSubscribe, wsproto.MethodEventsUnsubscribe, MethodCleanupRun:
 		return m
 	}
 	return "unknown"
@@ -160,6 +160,10 @@ type idParams struct {
 // call runs one method with the key's scopes.
 func (ss *session) call(ctx context.Context, key *filehub.APIKey, method string, params json.RawMessage) (any, *subscription, error) {
 	ctx = filehub.WithActor(ctx, key.ID) // for the audit log of deletes and restores
+	if method == MethodCleanupRun {
+		res, err := ss.runCleanup(ctx, key, params)
+		return res, nil, err
+	}
 	need := filehub.ScopeRead
 	switch method {
 	case wsproto.MethodFilesList, wsproto.MethodFilesStat, wsproto.MethodEventsSubscribe, wsproto.MethodEventsUnsubscribe:

@@ -139,6 +139,9 @@ type Config struct {
 	KeyRecheckInterval time.Duration
 	// MessageHandler handles client msg frames. Default: Echo.
 	MessageHandler MessageHandler
+	// Cleanup runs the cleanup.run method. Nil: that method answers
+	// unknown_method.
+	Cleanup CleanupRunner
 }
 
 // Defaults of Config.
