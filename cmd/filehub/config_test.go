@@ -46,6 +46,7 @@ max-upload-size = "1GiB"
 trash-grace = "1h"
 allow-types = ["image/*", "application/pdf"]
 rate-limit = 5
+blob-grace = "72h"
 `)
 	tests := []struct {
 		name string
@@ -131,6 +132,10 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		"FILEHUB_WS_MAX_MESSAGE_SIZE":        "64KiB",
 		"FILEHUB_EVENT_RETENTION":            "48h",
 		"FILEHUB_EVENT_MAX_COUNT":            "1000",
+		"FILEHUB_BLOB_GRACE":                 "10h",
+		"FILEHUB_UPLOAD_EXPIRY":              "11h",
+		"FILEHUB_MAX_DELETE_FRACTION":        "0.25",
+		"FILEHUB_CLEANUP_INTERVAL":           "0",
 	}
 	cfg, code, stderr := parseServe(t, env)
 	if code != ExitOK {
@@ -144,6 +149,7 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		UploadStallTimeout: 5 * time.Second, ShutdownTimeout: 6 * time.Second,
 		WSSessionTTL: 3 * time.Minute, WSPingInterval: 7 * time.Second, WSPongTimeout: 8 * time.Second,
 		WSMaxConnsPerKey: 9, WSMaxMessageSize: 64 << 10, EventRetention: 48 * time.Hour, EventMaxCount: 1000,
+		BlobGrace: 10 * time.Hour, UploadExpiry: 11 * time.Hour, MaxDeleteFraction: 0.25, CleanupInterval: 0,
 		LogLevel: "debug", LogFormat: "json",
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -242,6 +248,10 @@ func TestServeHelpDocumentsDefaults(t *testing.T) {
 		"--max-concurrent-uploads int", "(default 256)",
 		"--upload-stall-timeout duration", "(default 1m0s)",
 		"--shutdown-timeout duration", "(default 30s)",
+		"--blob-grace duration", "(default 24h0m0s)", "FILEHUB_BLOB_GRACE",
+		"--upload-expiry duration", "FILEHUB_UPLOAD_EXPIRY",
+		"--max-delete-fraction float", "(default 0.1)", "FILEHUB_MAX_DELETE_FRACTION",
+		"--cleanup-interval duration", "(default 1h0m0s)", "FILEHUB_CLEANUP_INTERVAL",
 		`--log-level string`, `(default "info")`, `--log-format string`, `(default "text")`,
 		"--config string",
 	} {
@@ -281,5 +291,64 @@ func TestNewLogger(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("newLogger(%q, %q) wrote %q, want %q", tt.level, tt.format, buf.String(), want)
 		}
+	}
+}
+
+// TestCleanupFlagPrecedence: the cleanup defaults follow the same
+// precedence as every other serve setting.
+func TestCleanupFlagPrecedence(t *testing.T) {
+	file := writeFile(t, "filehub.toml", "blob-grace = \"72h\"\nmax-delete-fraction = 0.5\ncleanup-interval = \"0s\"\n")
+	tests := []struct {
+		name     string
+		env      map[string]string
+		args     []string
+		grace    time.Duration
+		fraction float64
+		interval time.Duration
+	}{
+		{"default", nil, nil, 24 * time.Hour, 0.1, time.Hour},
+		{"file", nil, []string{"--config", file}, 72 * time.Hour, 0.5, 0},
+		{"env beats file", map[string]string{"FILEHUB_BLOB_GRACE": "48h", "FILEHUB_CLEANUP_INTERVAL": "2h"}, []string{"--config", file}, 48 * time.Hour, 0.5, 2 * time.Hour},
+		{"flag beats env", map[string]string{"FILEHUB_BLOB_GRACE": "48h"}, []string{"--config", file, "--blob-grace", "12h", "--max-delete-fraction", "0.2"}, 12 * time.Hour, 0.2, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, code, stderr := parseServe(t, tt.env, tt.args...)
+			if code != ExitOK {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			if cfg.BlobGrace != tt.grace || cfg.MaxDeleteFraction != tt.fraction || cfg.CleanupInterval != tt.interval {
+				t.Errorf("blob grace %v, fraction %g, interval %v; want %v, %g, %v",
+					cfg.BlobGrace, cfg.MaxDeleteFraction, cfg.CleanupInterval, tt.grace, tt.fraction, tt.interval)
+			}
+		})
+	}
+}
+
+func TestCheckCleanupFlags(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		mod  func(*ServeConfig)
+		want string // "" for ok
+	}{
+		{"defaults", func(*ServeConfig) {}, ""},
+		{"scheduler off", func(c *ServeConfig) { c.CleanupInterval = 0 }, ""},
+		{"cap off", func(c *ServeConfig) { c.MaxDeleteFraction = 2 }, ""},
+		{"zero blob grace", func(c *ServeConfig) { c.BlobGrace = 0 }, "--blob-grace"},
+		{"negative upload expiry", func(c *ServeConfig) { c.UploadExpiry = -time.Second }, "--upload-expiry"},
+		{"negative interval", func(c *ServeConfig) { c.CleanupInterval = -time.Second }, "--cleanup-interval"},
+		{"zero fraction", func(c *ServeConfig) { c.MaxDeleteFraction = 0 }, "--max-delete-fraction"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultServeConfig()
+			tt.mod(&cfg)
+			err := checkCleanupFlags(cfg)
+			if (err == nil) != (tt.want == "") || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("checkCleanupFlags = %v, want %q", err, tt.want)
+			}
+			if err != nil && !isUsageError(err) {
+				t.Errorf("%v is not a usage error (exit 2)", err)
+			}
+		})
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/httpapi"
 	"github.com/filehub/filehub/localfs"
@@ -56,6 +57,13 @@ type ServeConfig struct {
 	EventRetention   time.Duration
 	EventMaxCount    int
 
+	// The cleanup service's defaults; settings stored at run time
+	// ("filehub cleanup config set") win over them.
+	BlobGrace         time.Duration
+	UploadExpiry      time.Duration
+	MaxDeleteFraction float64
+	CleanupInterval   time.Duration // 0 disables the scheduler
+
 	LogLevel  string
 	LogFormat string
 }
@@ -82,6 +90,10 @@ func DefaultServeConfig() ServeConfig {
 		WSMaxMessageSize:     wsserver.DefaultMaxMessageBytes,
 		EventRetention:       wsserver.DefaultEventRetention,
 		EventMaxCount:        wsserver.DefaultEventMaxCount,
+		BlobGrace:            cleanup.DefaultBlobGrace,
+		UploadExpiry:         cleanup.DefaultUploadExpiry,
+		MaxDeleteFraction:    cleanup.DefaultMaxDeleteFraction,
+		CleanupInterval:      cleanup.DefaultInterval,
 		LogLevel:             "info",
 		LogFormat:            "text",
 	}
@@ -100,6 +112,10 @@ func bindServeFlags(fs interface {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address of the HTTP API")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "address serving /metrics and /readyz without auth; empty: off, /metrics is served on --listen to admin or metrics keys")
 	fs.DurationVar(&c.TrashGrace, "trash-grace", c.TrashGrace, "how long a deleted file can be restored before it may be purged")
+	fs.DurationVar(&c.BlobGrace, "blob-grace", c.BlobGrace, "cleanup: how long an unreferenced blob or an object without a record is kept before it is deleted")
+	fs.DurationVar(&c.UploadExpiry, "upload-expiry", c.UploadExpiry, "cleanup: how long an abandoned upload's temp file may stay inactive before it is removed")
+	fs.Float64Var(&c.MaxDeleteFraction, "max-delete-fraction", c.MaxDeleteFraction, "cleanup safety cap: a run that would delete more than this fraction of all blobs stops and asks for force")
+	fs.DurationVar(&c.CleanupInterval, "cleanup-interval", c.CleanupInterval, "time between scheduled cleanup runs (with jitter); 0: no scheduled runs")
 	fs.StringSliceVar(&c.AllowTypes, "allow-types", c.AllowTypes, "if set, only these MIME patterns may be stored (e.g. image/*,application/pdf)")
 	fs.StringSliceVar(&c.DenyTypes, "deny-types", c.DenyTypes, "MIME patterns refused whatever the file name; wins over --allow-types; \"\" denies nothing")
 	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests per second allowed per API key; 0: no limit")
@@ -158,7 +174,8 @@ once.`,
 		"allow-types", "deny-types", "rate-limit", "rate-burst", "max-concurrent-uploads",
 		"upload-stall-timeout", "shutdown-timeout", "log-level", "log-format",
 		"ws-session-ttl", "ws-ping-interval", "ws-pong-timeout", "ws-max-connections-per-key",
-		"ws-max-message-size", "event-retention", "event-max-count")
+		"ws-max-message-size", "event-retention", "event-max-count",
+		"blob-grace", "upload-expiry", "max-delete-fraction", "cleanup-interval")
 	return cmd
 }
 
@@ -239,11 +256,15 @@ type Main struct {
 	blobs   *localfs.Store
 	ws      *wsserver.Server
 	wsStop  context.CancelFunc // ends ws.Run
-	servers []*http.Server
-	addrs   []string
-	group   *errgroup.Group
-	done    <-chan struct{}
-	lock    *os.File // held while the server runs; see lockDataDir
+	cleanup *cleanup.Service
+	// cleanupStop ends the scheduler (cleanup.Service.Loop), after the
+	// servers and before the stores.
+	cleanupStop context.CancelFunc
+	servers     []*http.Server
+	addrs       []string
+	group       *errgroup.Group
+	done        <-chan struct{}
+	lock        *os.File // held while the server runs; see lockDataDir
 }
 
 // NewMain returns a Main with the default configuration.
@@ -273,6 +294,9 @@ func (m *Main) Run(ctx context.Context) error {
 		)
 	}
 	log := m.Logger
+	if err := checkCleanupFlags(cfg); err != nil {
+		return err
+	}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
@@ -313,19 +337,45 @@ func (m *Main) Run(ctx context.Context) error {
 	// The event hub reads new events as soon as this process commits them;
 	// it polls as well, for changes made by other processes.
 	var ws *wsserver.Server
+	notify := func() {
+		if ws != nil {
+			ws.Notify()
+		}
+	}
+	interval := cfg.CleanupInterval
+	if interval == 0 {
+		interval = cleanup.DefaultInterval // the setting's default; no scheduler runs
+	}
+	cleaner, err := cleanup.New(db, blobs, cleanup.Config{
+		TrashGrace:        cfg.TrashGrace,
+		BlobGrace:         cfg.BlobGrace,
+		UploadExpiry:      cfg.UploadExpiry,
+		MaxDeleteFraction: cfg.MaxDeleteFraction,
+		Interval:          interval,
+		InstanceID:        instanceID(),
+		Logger:            log.With("component", "cleanup"),
+		Registerer:        m.Registry,
+		// cleanup.started, cleanup.finished and file.purged are in the
+		// event log when these are called: subscribers get them at once
+		// rather than at the hub's next poll.
+		OnEvent: func(string, *cleanup.Report) { notify() },
+		Changed: notify,
+	})
+	if err != nil {
+		return fmt.Errorf("start cleanup service: %w", err)
+	}
+	m.cleanup = cleaner
 	svc, err := files.New(db, blobs, files.Config{
-		Changed: func() {
-			if ws != nil {
-				ws.Notify()
-			}
-		},
+		Changed:       notify,
 		MaxUploadSize: cfg.MaxUploadSize,
 		MinFreeSpace:  minFree,
 		TrashGrace:    cfg.TrashGrace,
-		AllowTypes:    cfg.AllowTypes,
-		DenyTypes:     denyTypes,
-		Registerer:    m.Registry,
-		Logger:        log.With("component", "files"),
+		// A trash_grace changed at run time applies to the next delete.
+		TrashGraceFunc: cleaner.TrashGrace,
+		AllowTypes:     cfg.AllowTypes,
+		DenyTypes:      denyTypes,
+		Registerer:     m.Registry,
+		Logger:         log.With("component", "files"),
 	})
 	if err != nil {
 		return err
@@ -342,6 +392,7 @@ func (m *Main) Run(ctx context.Context) error {
 		// With a separate metrics listener, /metrics is not offered on
 		// the public one at all.
 		DisableMetricsRoute: cfg.MetricsListen != "",
+		Cleanup:             cleaner,
 	})
 
 	ws = wsserver.New(svc, db, wsserver.Config{
@@ -354,6 +405,7 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxMessageBytes: cfg.WSMaxMessageSize,
 		EventRetention:  cfg.EventRetention,
 		EventMaxCount:   cfg.EventMaxCount,
+		Cleanup:         wsCleanup{cleaner},
 	})
 	m.ws = ws
 	// The WebSocket endpoint authenticates by itself (a browser can only
@@ -414,6 +466,11 @@ func (m *Main) Run(ctx context.Context) error {
 	wsCtx, wsStop := context.WithCancel(gctx)
 	m.wsStop = wsStop
 	group.Go(func() error { return ws.Run(wsCtx) })
+	if cfg.CleanupInterval > 0 {
+		cleanupCtx, cleanupStop := context.WithCancel(gctx)
+		m.cleanupStop = cleanupStop
+		group.Go(func() error { return cleaner.Loop(cleanupCtx) })
+	}
 	for _, l := range lns {
 		m.servers = append(m.servers, l.srv)
 		m.addrs = append(m.addrs, l.ln.Addr().String())
@@ -494,6 +551,12 @@ func (m *Main) Close() error {
 		m.wsStop()
 		m.wsStop = nil
 	}
+	// A scheduled run in progress stops at its next phase; whatever it
+	// had left is found again by the next run.
+	if m.cleanupStop != nil {
+		m.cleanupStop()
+		m.cleanupStop = nil
+	}
 	if m.group != nil {
 		if err := m.group.Wait(); err != nil {
 			errs = append(errs, err)
@@ -507,6 +570,7 @@ func (m *Main) Close() error {
 		m.db = nil
 	}
 	m.blobs = nil
+	m.cleanup = nil
 	if m.lock != nil {
 		m.lock.Close() // releases the lock
 		m.lock = nil
@@ -560,4 +624,54 @@ func bootstrapKey(ctx context.Context, meta filehub.MetaStore, secret string, w 
 		fmt.Fprintf(w, "Created admin API key %q. It is shown only this once; store it now:\n\n    %s\n\n", bootstrapName, secret)
 	}
 	return nil
+}
+
+// checkCleanupFlags refuses cleanup settings that make no sense, rather than
+// silently replacing them with defaults.
+func checkCleanupFlags(cfg ServeConfig) error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--blob-grace", cfg.BlobGrace}, {"--upload-expiry", cfg.UploadExpiry}} {
+		if d.v <= 0 {
+			return usageErrorf("%s must be a positive duration, not %s", d.name, d.v)
+		}
+	}
+	if cfg.CleanupInterval < 0 {
+		return usageErrorf("--cleanup-interval must not be negative (0 disables scheduled runs)")
+	}
+	if !(cfg.MaxDeleteFraction > 0) {
+		return usageErrorf("--max-delete-fraction must be a positive number such as 0.1, not %g", cfg.MaxDeleteFraction)
+	}
+	return nil
+}
+
+// instanceID names this process as the holder of the cleanup lease, so an
+// operator can tell which server a "cleanup is already running" refers to.
+func instanceID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	return fmt.Sprintf("%s:%d", host, os.Getpid())
+}
+
+// wsCleanup adapts the cleanup service to the WebSocket server's
+// cleanup.run method.
+type wsCleanup struct{ svc *cleanup.Service }
+
+func (c wsCleanup) RunCleanup(ctx context.Context, req wsserver.CleanupRequest) (any, error) {
+	opts := cleanup.RunOptions{DryRun: req.DryRun, Force: req.Force, Trigger: "websocket"}
+	for _, s := range req.Only {
+		k, err := cleanup.ParseKind(s)
+		if err != nil {
+			return nil, err
+		}
+		opts.Only = append(opts.Only, k)
+	}
+	r, err := c.svc.Run(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }
