@@ -5,6 +5,9 @@
 //	filehub keys create|list|revoke
 //	filehub upload FILE…          store files on a running server
 //	filehub ls | get | rm | restore
+//	filehub watch                 follow the event stream
+//	filehub cleanup run|report|config
+//	filehub audit                 the audit log
 //	filehub version
 //
 // This is the only package where filehub's packages meet: serve.go shows how
@@ -117,6 +120,8 @@ over the environment, which wins over the file.`,
 		newRmCommand(env),
 		newRestoreCommand(env),
 		newWatchCommand(env),
+		newCleanupCommand(env),
+		newAuditCommand(env),
 		newVersionCommand(env),
 	)
 

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/cleanup"
+	"github.com/filehub/filehub/client"
+	"github.com/filehub/filehub/localfs"
+)
+
+// newCleanupCommand is "filehub cleanup": run the cleanup service, read its
+// reports and change its settings, on a running server or on a data dir.
+// Each subcommand lives in its own file (cleanup_run.go, cleanup_report.go,
+// cleanup_config.go); what they share is here.
+func newCleanupCommand(env Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cleanup",
+		Short: "Run cleanups, read their reports, change their settings",
+		Long: `The cleanup service purges expired trash, deletes objects and blob records
+nothing refers to once their grace period has passed, reports blob records
+whose object is missing, and removes abandoned uploads. See docs/cleanup.md
+for what is deleted when.
+
+The subcommands talk to a running server (--server, --key: an admin key), or,
+with --data-dir, work directly on a data directory: "cleanup run" only on a
+stopped server's, the others also while the server runs.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmd.Help()
+		},
+	}
+	cmd.AddCommand(newCleanupRunCommand(env), newCleanupReportCommand(env), newCleanupConfigCommand(env))
+	return cmd
+}
+
+// cleanupAPI is what the cleanup and audit commands need, the same whether
+// they talk to a server or open a data dir.
+type cleanupAPI interface {
+	Run(ctx context.Context, opts cleanup.RunOptions) (*cleanup.Report, error)
+	Runs(ctx context.Context, last int) ([]*cleanup.Report, error)
+	RunByID(ctx context.Context, id int64) (*cleanup.Report, error)
+	Settings(ctx context.Context) (cleanup.Settings, error)
+	UpdateSettings(ctx context.Context, kv map[string]string) (cleanup.Settings, error)
+	// AuditPage returns a page of entries matching filter and the AfterID
+	// of the next page, 0 on the last one.
+	AuditPage(ctx context.Context, filter filehub.AuditFilter) ([]*filehub.AuditEntry, int64, error)
+}
+
+// cleanupTargetFlags choose where a cleanup command works.
+type cleanupTargetFlags struct {
+	client  *clientFlags
+	dataDir string
+}
+
+// addCleanupTargetFlags defines --server, --key and --data-dir on cmd.
+// --data-dir is deliberately not configurable: a FILEHUB_DATA_DIR meant
+// for the server must not silently turn a command against the running
+// server into one that opens its files.
+func addCleanupTargetFlags(cmd *cobra.Command) *cleanupTargetFlags {
+	f := &cleanupTargetFlags{client: addClientFlags(cmd)}
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "work directly on this data directory instead of through --server")
+	return f
+}
+
+// open returns the API to work with and a function that releases it.
+// exclusive asks for the data dir's lock, which a running server holds:
+// only one process may delete from a data dir.
+func (f *cleanupTargetFlags) open(cmd *cobra.Command, env Env, exclusive bool) (cleanupAPI, func(), error) {
+	return f.openWith(cmd, env, exclusive, cleanup.Config{})
+}
+
+// openWith is open with the cleanup service's defaults for --data-dir.
+func (f *cleanupTargetFlags) openWith(cmd *cobra.Command, env Env, exclusive bool, defaults cleanup.Config) (cleanupAPI, func(), error) {
+	if !cmd.Flags().Changed("data-dir") {
+		c, done, err := f.client.newClient()
+		if err != nil {
+			return nil, nil, err
+		}
+		return remoteCleanup{c}, done, nil
+	}
+	if cmd.Flags().Changed("server") {
+		return nil, nil, usageErrorf("give either --server or --data-dir, not both")
+	}
+	if strings.TrimSpace(f.dataDir) == "" {
+		return nil, nil, usageErrorf("--data-dir must not be empty")
+	}
+	return openLocalCleanup(cmd.Context(), f.dataDir, env, exclusive, defaults)
+}
+
+// openLocalCleanup opens a data dir's stores and a cleanup service on them
+// with cfg's defaults (settings stored in the data dir win over them).
+func openLocalCleanup(ctx context.Context, dir string, env Env, exclusive bool, cfg cleanup.Config) (cleanupAPI, func(), error) {
+	var closers []func()
+	release := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	if exclusive {
+		if _, err := os.Stat(dir); err != nil {
+			return nil, nil, fmt.Errorf("data dir: %w", err)
+		}
+		lock, err := lockDataDir(dir)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: run the cleanup through it (--server, --key) or stop it first", err)
+		}
+		closers = append(closers, func() { lock.Close() })
+	}
+	db, err := openDB(ctx, dir, false)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	closers = append(closers, func() { db.Close() })
+	// Without RemoveStaleTemp: a running server's uploads in progress are
+	// in tmp/, and only the cleanup's upload expiry may judge them.
+	blobs, err := localfs.Open(dir, localfs.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		release()
+		return nil, nil, fmt.Errorf("open blob store: %w", err)
+	}
+	cfg.InstanceID = "cli:" + instanceID()
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	svc, err := cleanup.New(db, blobs, cfg)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return localCleanup{svc: svc, actor: localActor(env)}, release, nil
+}
+
+// localActor names the person running a command on the data dir in the
+// audit log, where an API key's id would otherwise be.
+func localActor(env Env) string {
+	if u := env.Getenv("USER"); u != "" {
+		return "cli:" + u
+	}
+	return "cli"
+}
+
+// localCleanup is the cleanup service on a data dir opened by this process.
+type localCleanup struct {
+	svc   *cleanup.Service
+	actor string
+}
+
+func (l localCleanup) ctx(ctx context.Context) context.Context {
+	return filehub.WithActor(ctx, l.actor)
+}
+
+func (l localCleanup) Run(ctx context.Context, opts cleanup.RunOptions) (*cleanup.Report, error) {
+	opts.Trigger = "cli"
+	return l.svc.Run(l.ctx(ctx), opts)
+}
+
+func (l localCleanup) Runs(ctx context.Context, last int) ([]*cleanup.Report, error) {
+	return l.svc.Runs(ctx, last)
+}
+
+func (l localCleanup) RunByID(ctx context.Context, id int64) (*cleanup.Report, error) {
+	return l.svc.RunByID(ctx, id)
+}
+
+func (l localCleanup) Settings(ctx context.Context) (cleanup.Settings, error) {
+	return l.svc.Settings(ctx)
+}
+
+func (l localCleanup) UpdateSettings(ctx context.Context, kv map[string]string) (cleanup.Settings, error) {
+	return l.svc.UpdateSettings(l.ctx(ctx), kv)
+}
+
+func (l localCleanup) AuditPage(ctx context.Context, filter filehub.AuditFilter) ([]*filehub.AuditEntry, int64, error) {
+	if filter.Limit <= 0 {
+		filter.Limit = 100
+	}
+	entries, err := l.svc.Audit(ctx, filter)
+	if err != nil || len(entries) < filter.Limit {
+		return entries, 0, err
+	}
+	return entries, entries[len(entries)-1].ID, nil
+}
+
+// remoteCleanup is a running server's cleanup service, through the API.
+type remoteCleanup struct{ c *client.Client }
+
+// Run returns no report with an error: the server answers a refused run
+// with a problem only (naming the run, whose report can be read).
+func (r remoteCleanup) Run(ctx context.Context, opts cleanup.RunOptions) (*cleanup.Report, error) {
+	o := client.CleanupOptions{DryRun: opts.DryRun, Force: opts.Force}
+	for _, k := range opts.Only {
+		o.Only = append(o.Only, string(k))
+	}
+	return r.c.CleanupRun(ctx, o)
+}
+
+func (r remoteCleanup) Runs(ctx context.Context, last int) ([]*cleanup.Report, error) {
+	return r.c.CleanupRuns(ctx, last)
+}
+
+func (r remoteCleanup) RunByID(ctx context.Context, id int64) (*cleanup.Report, error) {
+	return r.c.CleanupRunByID(ctx, id)
+}
+
+func (r remoteCleanup) Settings(ctx context.Context) (cleanup.Settings, error) {
+	return r.c.CleanupSettings(ctx)
+}
+
+func (r remoteCleanup) UpdateSettings(ctx context.Context, kv map[string]string) (cleanup.Settings, error) {
+	return r.c.UpdateCleanupSettings(ctx, kv)
+}
+
+func (r remoteCleanup) AuditPage(ctx context.Context, filter filehub.AuditFilter) ([]*filehub.AuditEntry, int64, error) {
+	return r.c.Audit(ctx, filter)
+}
+
+// isCapRefusal reports whether err is the safety cap's refusal.
+func isCapRefusal(rep *cleanup.Report, err error) bool {
+	if rep != nil {
+		return rep.Status == filehub.RunRefused
+	}
+	var fe *filehub.Error
+	return errors.As(err, &fe) && fe.Code == filehub.ECONFLICT && strings.Contains(fe.Message, "safety cap")
+}
