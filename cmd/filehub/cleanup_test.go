@@ -18,6 +18,8 @@ import (
 	"github.com/filehub/filehub/cleanup"
 	main "github.com/filehub/filehub/cmd/filehub"
 	"github.com/filehub/filehub/localfs"
+	"github.com/filehub/filehub/wsclient"
+	"github.com/filehub/filehub/wsserver"
 )
 
 // runCleanupServer starts a server whose grace periods are so short that
@@ -441,5 +443,37 @@ func TestCleanupNotAdmin(t *testing.T) {
 	env := clientEnv(s, secret)
 	for _, args := range [][]string{{"cleanup", "run"}, {"cleanup", "report"}, {"cleanup", "config", "show"}, {"audit"}} {
 		MustFail(t, env, main.ExitFailure, "admin", args...)
+	}
+}
+
+// TestCleanupOverWebSocket: the server wires cleanup.run to its cleanup
+// service; the run is audited with the session's key.
+func TestCleanupOverWebSocket(t *testing.T) {
+	dataDir := t.TempDir()
+	s := runCleanupServer(t, dataDir)
+	orphan := plantOrphan(t, dataDir, "orphan for the websocket")
+	ctx := t.Context()
+	c, err := wsclient.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+"/v1/ws", wsclient.Options{Key: testKey, IgnoreMessages: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var dry cleanup.Report
+	if err := c.Call(ctx, wsserver.MethodCleanupRun, wsserver.CleanupRequest{DryRun: true}, &dry); err != nil {
+		t.Fatal(err)
+	}
+	if tg := target(t, &dry, cleanup.KindOrphanObject, orphan); tg.Action != cleanup.ActionWouldDelete || dry.Trigger != "websocket" {
+		t.Errorf("dry run over the WebSocket = %+v, target %+v", dry, tg)
+	}
+	var rep cleanup.Report
+	if err := c.Call(ctx, wsserver.MethodCleanupRun, map[string]any{"only": []string{"orphan_object"}}, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if tg := target(t, &rep, cleanup.KindOrphanObject, orphan); tg.Action != cleanup.ActionDeleted || objectExists(t, dataDir, orphan) {
+		t.Errorf("run over the WebSocket = %+v", tg)
+	}
+	err = c.Call(ctx, wsserver.MethodCleanupRun, map[string]any{"only": []string{"everything"}}, nil)
+	if filehub.ErrorCode(err) != filehub.EINVALID {
+		t.Errorf("unknown kind: %v, want invalid", err)
 	}
 }
