@@ -359,6 +359,54 @@ func TestCleanupSafetyCap(t *testing.T) {
 	if kr := forced.Kinds[cleanup.KindOrphanObject]; kr.Deleted != int64(len(orphans)) || !forced.Force {
 		t.Errorf("forced run = %+v", kr)
 	}
+
+	// The service's collectors are on the server's registry.
+	req, _ = http.NewRequest("GET", s.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`filehub_cleanup_runs_total{result="refused"} 2`,
+		`filehub_cleanup_runs_total{result="ok"} 1`,
+		fmt.Sprintf(`filehub_cleanup_deleted_total{kind="orphan_object"} %d`, len(orphans)),
+		`filehub_cleanup_missing_objects 0`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// TestCleanupScheduler: with --cleanup-interval the server runs cleanups
+// by itself, as the system actor.
+func TestCleanupScheduler(t *testing.T) {
+	dataDir := t.TempDir()
+	s := MustRunMain(t, dataDir, map[string]string{"FILEHUB_BOOTSTRAP_KEY": testKey}, func(c *main.ServeConfig) {
+		c.BlobGrace = time.Nanosecond
+		c.CleanupInterval = 10 * time.Millisecond
+	})
+	env := clientEnv(s, testKey)
+	orphan := plantOrphan(t, dataDir, "found by the scheduler")
+	deadline := time.Now().Add(10 * time.Second)
+	for objectExists(t, dataDir, orphan) {
+		if time.Now().After(deadline) {
+			t.Fatal("no scheduled run deleted the orphan")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r := MustCLI(t, env, "audit", "--json", "--action", filehub.AuditObjectDeleted)
+	var a filehub.AuditEntry
+	if err := json.Unmarshal([]byte(r.Stdout), &a); err != nil || a.Actor != filehub.ActorSystem || a.Target != orphan {
+		t.Fatalf("audit = %q, %v; want the orphan deleted by system", r.Stdout, err)
+	}
+	run := mustReport(t, MustCLI(t, env, "cleanup", "report", "--run", fmt.Sprint(a.RunID), "--format", "json").Stdout)
+	if run.Trigger != "schedule" {
+		t.Errorf("run %d trigger = %q, want schedule", run.RunID, run.Trigger)
+	}
 }
 
 // TestCleanupDataDir: with --data-dir the commands open the data directory
