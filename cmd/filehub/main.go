@@ -8,6 +8,7 @@
 //	filehub watch                 follow the event stream
 //	filehub cleanup run|report|config
 //	filehub audit                 the audit log
+//	filehub migrate up|down|status  the database schema
 //	filehub version
 //
 // This is the only package where filehub's packages meet: serve.go shows how
@@ -122,6 +123,7 @@ over the environment, which wins over the file.`,
 		newWatchCommand(env),
 		newCleanupCommand(env),
 		newAuditCommand(env),
+		newMigrateCommand(env),
 		newVersionCommand(env),
 	)
 
