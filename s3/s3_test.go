@@ -114,7 +114,7 @@ func TestEnvCredentials(t *testing.T) {
 	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
 	var auth atomic.Value
-	f.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+	f.setIntercept(func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool {
 		auth.Store(r.Header.Get("Authorization"))
 		return false
 	})
