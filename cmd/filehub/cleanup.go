@@ -13,7 +13,6 @@ import (
 	"github.com/filehub/filehub"
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/client"
-	"github.com/filehub/filehub/localfs"
 )
 
 // newCleanupCommand is "filehub cleanup": run the cleanup service, read its
@@ -56,17 +55,21 @@ type cleanupAPI interface {
 
 // cleanupTargetFlags choose where a cleanup command works.
 type cleanupTargetFlags struct {
-	client  *clientFlags
-	dataDir string
+	client *clientFlags
+	stores storeTarget
 }
 
-// addCleanupTargetFlags defines --server, --key and --data-dir on cmd.
-// --data-dir is deliberately not configurable: a FILEHUB_DATA_DIR meant
-// for the server must not silently turn a command against the running
-// server into one that opens its files.
+// addCleanupTargetFlags defines --server, --key, --data-dir, --db and
+// --blobs on cmd. The last three are deliberately not configurable: a
+// FILEHUB_DATA_DIR or FILEHUB_DB meant for the server must not silently
+// turn a command against the running server into one that opens its
+// stores.
 func addCleanupTargetFlags(cmd *cobra.Command) *cleanupTargetFlags {
 	f := &cleanupTargetFlags{client: addClientFlags(cmd)}
-	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "work directly on this data directory instead of through --server")
+	fs := cmd.Flags()
+	fs.StringVar(&f.stores.DataDir, "data-dir", "", "work directly on this data directory's stores instead of through --server")
+	fs.StringVar(&f.stores.DB, "db", "", "work directly on this metadata database (a postgres:// URL) instead of through --server; the blobs are then --blobs, or under --data-dir")
+	fs.StringVar(&f.stores.Blobs, "blobs", "", "with --db or --data-dir: the blob store (an s3:// URL) instead of the local disk under --data-dir")
 	return f
 }
 
@@ -79,32 +82,44 @@ func (f *cleanupTargetFlags) open(cmd *cobra.Command, env Env, exclusive bool) (
 
 // openWith is open with the cleanup service's defaults for --data-dir.
 func (f *cleanupTargetFlags) openWith(cmd *cobra.Command, env Env, exclusive bool, defaults cleanup.Config) (cleanupAPI, func(), error) {
-	if !cmd.Flags().Changed("data-dir") {
+	fs := cmd.Flags()
+	direct := fs.Changed("data-dir") || fs.Changed("db") || fs.Changed("blobs")
+	if !direct {
 		c, done, err := f.client.newClient()
 		if err != nil {
 			return nil, nil, err
 		}
 		return remoteCleanup{c}, done, nil
 	}
-	if cmd.Flags().Changed("server") {
-		return nil, nil, usageErrorf("give either --server or --data-dir, not both")
+	if fs.Changed("server") {
+		return nil, nil, usageErrorf("give either --server or --data-dir/--db, not both")
 	}
-	if strings.TrimSpace(f.dataDir) == "" {
+	if fs.Changed("data-dir") && strings.TrimSpace(f.stores.DataDir) == "" {
 		return nil, nil, usageErrorf("--data-dir must not be empty")
 	}
-	return openLocalCleanup(cmd.Context(), f.dataDir, env, exclusive, defaults)
+	if err := f.stores.check(); err != nil {
+		return nil, nil, err
+	}
+	return openLocalCleanup(cmd.Context(), f.stores, env, exclusive, defaults)
 }
 
-// openLocalCleanup opens a data dir's stores and a cleanup service on them
-// with cfg's defaults (settings stored in the data dir win over them).
-func openLocalCleanup(ctx context.Context, dir string, env Env, exclusive bool, cfg cleanup.Config) (cleanupAPI, func(), error) {
+// openLocalCleanup opens the stores of t and a cleanup service on them with
+// cfg's defaults (settings stored in the database win over them).
+//
+// exclusive takes the data dir's lock when a store is on the local disk:
+// the server holds it, and only one process may delete from a data dir.
+// Shared stores need no lock: the cleanup lease in the database lets one
+// run at a time, whichever process starts it, and abandoned uploads in a
+// bucket are only removed after the upload expiry.
+func openLocalCleanup(ctx context.Context, t storeTarget, env Env, exclusive bool, cfg cleanup.Config) (cleanupAPI, func(), error) {
+	dir := t.DataDir
 	var closers []func()
 	release := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
 		}
 	}
-	if exclusive {
+	if exclusive && t.usesDataDir() {
 		if _, err := os.Stat(dir); err != nil {
 			return nil, nil, fmt.Errorf("data dir: %w", err)
 		}
@@ -114,7 +129,7 @@ func openLocalCleanup(ctx context.Context, dir string, env Env, exclusive bool, 
 		}
 		closers = append(closers, func() { lock.Close() })
 	}
-	db, err := openDB(ctx, dir, false)
+	db, err := openMeta(ctx, t, metaOptions{})
 	if err != nil {
 		release()
 		return nil, nil, err
@@ -122,11 +137,12 @@ func openLocalCleanup(ctx context.Context, dir string, env Env, exclusive bool, 
 	closers = append(closers, func() { db.Close() })
 	// Without RemoveStaleTemp: a running server's uploads in progress are
 	// in tmp/, and only the cleanup's upload expiry may judge them.
-	blobs, err := localfs.Open(dir, localfs.Config{Logger: slog.New(slog.DiscardHandler)})
+	blobs, err := openBlobs(ctx, t, blobOptions{})
 	if err != nil {
 		release()
-		return nil, nil, fmt.Errorf("open blob store: %w", err)
+		return nil, nil, err
 	}
+	closers = append(closers, func() { closeBlobs(blobs) })
 	cfg.InstanceID = "cli:" + instanceID()
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	svc, err := cleanup.New(db, blobs, cfg)

@@ -136,6 +136,8 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		"FILEHUB_UPLOAD_EXPIRY":              "11h",
 		"FILEHUB_MAX_DELETE_FRACTION":        "0.25",
 		"FILEHUB_CLEANUP_INTERVAL":           "0",
+		"FILEHUB_DB":                         "postgres://filehub@db:5432/filehub",
+		"FILEHUB_BLOBS":                      "s3://bucket?region=eu-west-1",
 	}
 	cfg, code, stderr := parseServe(t, env)
 	if code != ExitOK {
@@ -143,6 +145,7 @@ func TestEnvEveryServeFlag(t *testing.T) {
 	}
 	want := ServeConfig{
 		DataDir: "/d", Listen: "127.0.0.1:1", MetricsListen: "127.0.0.1:2",
+		DB: "postgres://filehub@db:5432/filehub", Blobs: "s3://bucket?region=eu-west-1",
 		MaxUploadSize: 10_000_000, MinFreeSpace: 1 << 30, TrashGrace: 2 * time.Hour,
 		AllowTypes: []string{"text/*", "image/png"}, DenyTypes: []string{"application/zip"},
 		RateLimit: 0, RateBurst: 3, MaxConcurrentUploads: 4,
@@ -350,5 +353,68 @@ func TestCheckCleanupFlags(t *testing.T) {
 				t.Errorf("%v is not a usage error (exit 2)", err)
 			}
 		})
+	}
+}
+
+func TestStoreFlagPrecedence(t *testing.T) {
+	file := writeFile(t, "filehub.toml", `
+db = "postgres://file@db/filehub"
+blobs = "s3://file-bucket"
+`)
+	env := map[string]string{"FILEHUB_DB": "postgres://env@db/filehub"}
+	cfg, code, stderr := parseServe(t, env, "--config", file, "--blobs", "s3://flag-bucket")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if cfg.DB != "postgres://env@db/filehub" || cfg.Blobs != "s3://flag-bucket" {
+		t.Errorf("db %q, blobs %q: want the environment's db and the flag's blobs", cfg.DB, cfg.Blobs)
+	}
+	cfg, _, _ = parseServe(t, nil, "--config", file)
+	if cfg.DB != "postgres://file@db/filehub" || cfg.Blobs != "s3://file-bucket" {
+		t.Errorf("db %q, blobs %q: want the file's", cfg.DB, cfg.Blobs)
+	}
+}
+
+func TestStoreTarget(t *testing.T) {
+	tests := []struct {
+		target  storeTarget
+		wantErr string // "" for valid
+		dataDir bool
+	}{
+		{storeTarget{DataDir: "d"}, "", true},
+		{storeTarget{DataDir: "d", DB: "postgres://h/db"}, "", true},
+		{storeTarget{DataDir: "d", DB: "postgresql://h/db", Blobs: "s3://b"}, "", false},
+		{storeTarget{DB: "postgres://h/db", Blobs: "s3://b"}, "", false},
+		{storeTarget{DB: "postgres://h/db"}, "--data-dir", true},
+		{storeTarget{DataDir: "d", DB: "mysql://u:secret@h/db"}, "--db", true},
+		{storeTarget{DataDir: "d", Blobs: "gs://bucket"}, "--blobs", true},
+	}
+	for _, tt := range tests {
+		err := tt.target.check()
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("%+v: %v", tt.target, err)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr) || !isUsageError(err)):
+			t.Errorf("%+v: %v, want a usage error about %s", tt.target, err, tt.wantErr)
+		case err != nil && strings.Contains(err.Error(), "secret"):
+			t.Errorf("%+v: the error shows the password: %v", tt.target, err)
+		}
+		if got := tt.target.usesDataDir(); got != tt.dataDir {
+			t.Errorf("%+v: usesDataDir %v, want %v", tt.target, got, tt.dataDir)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://u:secret@h:5432/db?sslmode=disable": "postgres://u:xxxxx@h:5432/db?sslmode=disable",
+		"postgres://u@h/db":                             "postgres://u@h/db",
+		"postgres://h/db":                               "postgres://h/db",
+		"postgres://u:p@ss@h/db":                        "postgres://u:xxxxx@h/db",
+		"host=h password=secret":                        "host=h password=secret",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

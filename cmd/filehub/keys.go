@@ -3,11 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,18 +11,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/filehub/filehub"
-	"github.com/filehub/filehub/sqlite"
 )
 
-// The keys commands work on the database file directly rather than through
+// The keys commands work on the metadata store directly rather than through
 // the API, so that the first keys can be made before any exist and a locked
 // out administrator can always get back in. SQLite's WAL mode lets them run
-// while the server does.
+// while the server does; PostgreSQL is shared anyway.
 
 func newKeysCommand(env Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keys",
-		Short: "Manage API keys (on the data directory, server running or not)",
+		Short: "Manage API keys (on the data directory or --db, server running or not)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cmd.Help()
@@ -36,32 +31,15 @@ func newKeysCommand(env Env) *cobra.Command {
 	return cmd
 }
 
-// addDataDirFlag defines --data-dir with the same default and environment
-// variable as serve.
-func addDataDirFlag(cmd *cobra.Command) *string {
-	p := new(string)
-	cmd.Flags().StringVar(p, "data-dir", DefaultServeConfig().DataDir, "data directory of the server")
-	configurable(cmd.Flags(), "data-dir")
-	return p
-}
-
-// openDB opens the metadata store of a data dir for a CLI command. Unless
-// create is set, the database must exist already: a typo in --data-dir
-// should not quietly create an empty one.
-func openDB(ctx context.Context, dataDir string, create bool) (*sqlite.DB, error) {
-	path := filepath.Join(dataDir, "filehub.db")
-	if create {
-		if err := os.MkdirAll(dataDir, 0o750); err != nil {
-			return nil, fmt.Errorf("create data dir: %w", err)
-		}
-	} else if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no filehub database at %s (wrong --data-dir?)", path)
+// openKeysDB opens the metadata store for a keys command: SQLite under
+// --data-dir, or the PostgreSQL database of --db. Unless create is set, a
+// SQLite database must exist already: a typo in --data-dir should not
+// quietly create an empty one.
+func openKeysDB(ctx context.Context, t *storeTarget, create bool) (metaStore, error) {
+	if err := t.check(); err != nil {
+		return nil, err
 	}
-	db, err := sqlite.Open(ctx, path, sqlite.Config{})
-	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
-	}
-	return db, nil
+	return openMeta(ctx, *t, metaOptions{Create: create})
 }
 
 func newKeysCreateCommand(env Env) *cobra.Command {
@@ -77,7 +55,7 @@ so that scripts can capture it. The secret is not stored and cannot be shown
 again. Scopes: read, write, admin, metrics.`,
 		Args: noArgs,
 	}
-	dataDir := addDataDirFlag(cmd)
+	stores := addStoreFlags(cmd, false, true)
 	cmd.Flags().StringVar(&name, "name", "", "name of the key, unique, used by keys revoke (required)")
 	cmd.Flags().StringSliceVar(&scopes, "scope", nil, "scopes granted: read, write, admin, metrics (required)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -98,7 +76,7 @@ again. Scopes: read, write, admin, metrics.`,
 		}
 
 		ctx := cmd.Context()
-		db, err := openDB(ctx, *dataDir, true)
+		db, err := openKeysDB(ctx, stores, true)
 		if err != nil {
 			return err
 		}
@@ -139,11 +117,11 @@ func newKeysListCommand(env Env) *cobra.Command {
 		Short: "List API keys (never their secrets)",
 		Args:  noArgs,
 	}
-	dataDir := addDataDirFlag(cmd)
+	stores := addStoreFlags(cmd, false, true)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array instead of a table")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		db, err := openDB(ctx, *dataDir, false)
+		db, err := openKeysDB(ctx, stores, false)
 		if err != nil {
 			return err
 		}
@@ -185,10 +163,10 @@ func newKeysRevokeCommand(env Env) *cobra.Command {
 		Short: "Revoke an API key; requests with it get 401 from then on",
 		Args:  exactArgs(1, "the key's ID or name"),
 	}
-	dataDir := addDataDirFlag(cmd)
+	stores := addStoreFlags(cmd, false, true)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		db, err := openDB(ctx, *dataDir, false)
+		db, err := openKeysDB(ctx, stores, false)
 		if err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/postgres"
 	"github.com/filehub/filehub/sqlite"
 )
 
@@ -54,6 +55,8 @@ func migratorOf(s metaStore) (migrator, error) {
 	switch s := s.(type) {
 	case *sqlite.DB:
 		return sqliteMigrator{s}, nil
+	case *postgres.DB:
+		return postgresMigrator{s}, nil
 	}
 	return nil, errNoMigrator
 }

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,15 +24,18 @@ import (
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/httpapi"
-	"github.com/filehub/filehub/localfs"
-	"github.com/filehub/filehub/sqlite"
 	"github.com/filehub/filehub/wsserver"
 )
 
 // ServeConfig holds the settings of "filehub serve". The zero value is not
 // meant to be used: DefaultServeConfig returns the defaults the flags show.
 type ServeConfig struct {
-	DataDir       string
+	DataDir string
+	// DB is the metadata database: "" for SQLite under DataDir, or a
+	// postgres:// URL. Blobs is the blob store: "" for the local disk
+	// under DataDir, or an s3:// URL. See stores.go.
+	DB            string
+	Blobs         string
 	Listen        string
 	MetricsListen string // "" serves /metrics on Listen, behind auth
 
@@ -108,7 +110,9 @@ func bindServeFlags(fs interface {
 	Float64Var(p *float64, name string, value float64, usage string)
 	IntVar(p *int, name string, value int, usage string)
 }, c *ServeConfig) {
-	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory holding the database (filehub.db), blobs/ and tmp/")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory holding the database (filehub.db), blobs/ and tmp/ unless --db and --blobs name shared stores")
+	fs.StringVar(&c.DB, "db", c.DB, "metadata database: empty for SQLite under --data-dir, or a postgres:// URL (keep its password in the environment)")
+	fs.StringVar(&c.Blobs, "blobs", c.Blobs, "blob storage: empty for the local disk under --data-dir, or 's3://BUCKET?endpoint=URL&region=REGION&path_style=true' (credentials from AWS_* variables)")
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address of the HTTP API")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "address serving /metrics and /readyz without auth; empty: off, /metrics is served on --listen to admin or metrics keys")
 	fs.DurationVar(&c.TrashGrace, "trash-grace", c.TrashGrace, "how long a deleted file can be restored before it may be purged")
@@ -142,7 +146,10 @@ func newServeCommand(env Env) *cobra.Command {
 		Use:   "serve",
 		Short: "Run the filehub server",
 		Long: `Run the filehub server: metadata in SQLite at <data-dir>/filehub.db, content
-under <data-dir>/blobs, uploads in progress under <data-dir>/tmp.
+under <data-dir>/blobs, uploads in progress under <data-dir>/tmp. With
+--db postgres://… the metadata is in PostgreSQL, with --blobs s3://… the
+content in an S3-compatible bucket; with both, several servers can share
+them behind a load balancer (see docs/operations.md).
 
 If no API key exists yet, serve creates an admin key named "bootstrap": the
 secret in FILEHUB_BOOTSTRAP_KEY if set, otherwise a new one printed once on
@@ -170,7 +177,7 @@ once.`,
 	fs.Var(&wsMaxMsg, "ws-max-message-size", "largest WebSocket message accepted; larger ones close the connection (1009)")
 	fs.SortFlags = true
 	configurable(fs,
-		"data-dir", "listen", "metrics-listen", "max-upload-size", "min-free-space", "trash-grace",
+		"data-dir", "db", "blobs", "listen", "metrics-listen", "max-upload-size", "min-free-space", "trash-grace",
 		"allow-types", "deny-types", "rate-limit", "rate-burst", "max-concurrent-uploads",
 		"upload-stall-timeout", "shutdown-timeout", "log-level", "log-format",
 		"ws-session-ttl", "ws-ping-interval", "ws-pong-timeout", "ws-max-connections-per-key",
@@ -252,8 +259,8 @@ type Main struct {
 	// and process collectors.
 	Registry *prometheus.Registry
 
-	db      *sqlite.DB
-	blobs   *localfs.Store
+	db      metaStore
+	blobs   filehub.BlobStore
 	ws      *wsserver.Server
 	wsStop  context.CancelFunc // ends ws.Run
 	cleanup *cleanup.Service
@@ -298,33 +305,46 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
+	stores := storeTarget{DataDir: cfg.DataDir, DB: cfg.DB, Blobs: cfg.Blobs}
+	if err := stores.check(); err != nil {
+		return err
 	}
-	lock, err := lockDataDir(cfg.DataDir)
+	// The lock protects stores on the local disk from a second server on
+	// them. Shared stores are meant for several servers: with PostgreSQL
+	// and S3 the data dir is not used at all.
+	if stores.usesDataDir() {
+		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+			return fmt.Errorf("create data dir: %w", err)
+		}
+		lock, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		m.lock = lock
+	}
+	blobs, err := openBlobs(ctx, stores, blobOptions{
+		// Leftovers in tmp/ are uploads cut short by a crash: the lock
+		// guarantees that no other server is receiving them. A bucket
+		// has no such guarantee; the cleanup's stale_temp kind takes
+		// care of abandoned uploads there.
+		RemoveStaleTemp: stores.localBlobs(),
+		Logger:          log.With("component", stores.blobKind()),
+	})
 	if err != nil {
 		return err
 	}
-	m.lock = lock
-	blobs, err := localfs.Open(cfg.DataDir, localfs.Config{
-		// Leftovers in tmp/ are uploads cut short by a crash: the lock
-		// guarantees that no other server is receiving them.
-		RemoveStaleTemp: true,
-		Logger:          log.With("component", "localfs"),
-	})
-	if err != nil {
-		return fmt.Errorf("open blob store: %w", err)
-	}
 	m.blobs = blobs
 
-	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "filehub.db"), sqlite.Config{
-		Logger:     log.With("component", "sqlite"),
+	db, err := openMeta(ctx, stores, metaOptions{
+		Create:     true,
+		Logger:     log.With("component", stores.metaKind()),
 		Registerer: m.Registry,
 	})
 	if err != nil {
-		return fmt.Errorf("open database: %w", err)
+		return err
 	}
 	m.db = db
+	log.Info("stores open", "stores", stores.describe())
 
 	minFree := cfg.MinFreeSpace
 	if minFree == 0 {
@@ -569,7 +589,12 @@ func (m *Main) Close() error {
 		}
 		m.db = nil
 	}
-	m.blobs = nil
+	if m.blobs != nil {
+		if err := closeBlobs(m.blobs); err != nil {
+			errs = append(errs, fmt.Errorf("close blob store: %w", err))
+		}
+		m.blobs = nil
+	}
 	m.cleanup = nil
 	if m.lock != nil {
 		m.lock.Close() // releases the lock
@@ -617,6 +642,15 @@ func bootstrapKey(ctx context.Context, meta filehub.MetaStore, secret string, w 
 		Hash:      filehub.HashAPIKey(secret),
 	}
 	if err := meta.CreateAPIKey(ctx, k); err != nil {
+		// Several servers starting at once on a shared database with the
+		// same FILEHUB_BOOTSTRAP_KEY race to create it: the loser finds
+		// the winner's key, which is the one it wanted.
+		if !generated && filehub.ErrorCode(err) == filehub.ECONFLICT {
+			if _, ferr := meta.FindAPIKeyByHash(ctx, k.Hash); ferr == nil {
+				log.Info("admin API key from FILEHUB_BOOTSTRAP_KEY created by another server")
+				return nil
+			}
+		}
 		return fmt.Errorf("create bootstrap key: %w", err)
 	}
 	log.Info("created admin API key", "id", k.ID, "name", k.Name, "from_env", !generated)

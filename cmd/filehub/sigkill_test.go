@@ -49,10 +49,17 @@ var listeningAddr = regexp.MustCompile(`msg=listening addr=(\S+)`)
 // Extra flags are appended to the defaults of the test.
 func StartProcess(t *testing.T, bin, dataDir string, flags ...string) *Process {
 	t.Helper()
+	return StartProcessEnv(t, bin, dataDir, nil, flags...)
+}
+
+// StartProcessEnv is StartProcess with env (KEY=value) added to the
+// process's environment.
+func StartProcessEnv(t *testing.T, bin, dataDir string, env []string, flags ...string) *Process {
+	t.Helper()
 	args := append([]string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0",
 		"--min-free-space", "0", "--rate-limit", "0", "--shutdown-timeout", "5s"}, flags...)
 	cmd := exec.Command(bin, args...)
-	cmd.Env = []string{"FILEHUB_BOOTSTRAP_KEY=" + testKey, "PATH=" + os.Getenv("PATH")}
+	cmd.Env = append([]string{"FILEHUB_BOOTSTRAP_KEY=" + testKey, "PATH=" + os.Getenv("PATH")}, env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/localfs"
 	"github.com/filehub/filehub/sqlite"
 )
 
@@ -42,6 +44,21 @@ func (t storeTarget) localMeta() bool { return t.DB == "" }
 
 // localBlobs reports whether the blob store is the local disk.
 func (t storeTarget) localBlobs() bool { return t.Blobs == "" }
+
+// metaKind and blobKind name the backends, for logs.
+func (t storeTarget) metaKind() string {
+	if t.localMeta() {
+		return "sqlite"
+	}
+	return "postgres"
+}
+
+func (t storeTarget) blobKind() string {
+	if t.localBlobs() {
+		return "localfs"
+	}
+	return "s3"
+}
 
 // usesDataDir reports whether either store lives in the data dir, which
 // must then exist (or be created) and be locked by a server.
@@ -143,9 +160,42 @@ func openMeta(ctx context.Context, t storeTarget, o metaOptions) (metaStore, err
 	return db, nil
 }
 
-// openPostgres opens the PostgreSQL metadata store at url.
-func openPostgres(ctx context.Context, url string, o metaOptions) (metaStore, error) {
-	return nil, filehub.Errorf(filehub.EUNAVAILABLE, "PostgreSQL is not supported by this build yet")
+// blobOptions tune openBlobs.
+type blobOptions struct {
+	// RemoveStaleTemp removes the uploads a crash left in the local
+	// disk's tmp/. Only a server holding the data dir's lock may ask for
+	// it; it is ignored for a bucket, where other instances' uploads may be
+	// in flight (the cleanup service's stale_temp kind removes abandoned
+	// ones there, after the upload expiry).
+	RemoveStaleTemp bool
+	Logger          *slog.Logger // default: discard
+}
+
+// openBlobs opens the blob store of t.
+func openBlobs(ctx context.Context, t storeTarget, o blobOptions) (filehub.BlobStore, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if !t.localBlobs() {
+		return openS3(ctx, t.Blobs, o)
+	}
+	blobs, err := localfs.Open(t.DataDir, localfs.Config{
+		RemoveStaleTemp: o.RemoveStaleTemp,
+		Logger:          o.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open blob store: %w", err)
+	}
+	return blobs, nil
+}
+
+// closeBlobs releases what a blob store holds (the S3 store's HTTP
+// transport); the local disk store holds nothing.
+func closeBlobs(b filehub.BlobStore) error {
+	if c, ok := b.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // addStoreFlags defines --data-dir and --db on cmd (and --blobs if
