@@ -139,3 +139,72 @@ func plantSchemaVersion(t *testing.T, path string, version int64) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestCommandsOnSharedStores runs the commands that open the stores
+// themselves (keys, migrate, cleanup, audit) on PostgreSQL and S3, next to
+// a server using them.
+func TestCommandsOnSharedStores(t *testing.T) {
+	db := mustPostgresSchema(t)
+	s3srv := newFakeS3(t)
+	for _, kv := range s3srv.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v) // the S3 client of this process reads them
+	}
+	env := map[string]string{"FILEHUB_DB": db}
+
+	// keys create on a new database creates the schema first.
+	secret := strings.TrimSpace(MustCLI(t, env, "keys", "create", "--name", "ci", "--scope", "read").Stdout)
+	admin := strings.TrimSpace(MustCLI(t, env, "keys", "create", "--name", "ops", "--scope", "admin").Stdout)
+	st := mustMigrateStatus(t, env)
+	if st.Version == 0 || st.Version != st.Newest {
+		t.Fatalf("status after keys create: %+v", st)
+	}
+	MustCLI(t, env, "migrate", "down", "--to", "1")
+	if st := mustMigrateStatus(t, nil, "--db", db); st.Version != 1 {
+		t.Fatalf("after down --to 1 on PostgreSQL: version %d", st.Version)
+	}
+	MustFail(t, map[string]string{"FILEHUB_DB": "mysql://x"}, main.ExitUsage, "--db", "migrate", "status")
+
+	// The server upgrades the schema and serves with the keys made before
+	// (and makes no bootstrap key: keys exist).
+	s := MustRunMain(t, t.TempDir(), map[string]string{"FILEHUB_BOOTSTRAP_KEY": testKey}, func(c *main.ServeConfig) {
+		c.DB = db
+		c.Blobs = s3srv.URL
+		c.CleanupInterval = 0
+	})
+	if st := mustMigrateStatus(t, env); st.Version != st.Newest {
+		t.Errorf("the server left the schema at version %d", st.Version)
+	}
+	assertStatus(t, s.URL+"/v1/files", secret, 200)
+	uploadFile(t, clientEnv(s, admin), "a.txt", "stored in the bucket")
+
+	r := MustCLI(t, env, "keys", "list", "--json")
+	if !strings.Contains(r.Stdout, `"ci"`) || !strings.Contains(r.Stdout, `"ops"`) || strings.Contains(r.Stdout, `"bootstrap"`) {
+		t.Errorf("keys list on PostgreSQL: %s", r.Stdout)
+	}
+
+	// cleanup and audit directly on the shared stores, while the server
+	// runs: no data dir, no lock; the lease keeps runs apart.
+	r = MustCLI(t, nil, "cleanup", "run", "--json", "--db", db, "--blobs", s3srv.URL)
+	var rep struct {
+		Status string `json:"status"`
+		Kinds  map[string]struct {
+			Scanned int64 `json:"scanned"`
+		} `json:"kinds"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
+		t.Fatalf("cleanup run --json: %v\n%s", err, r.Stdout)
+	}
+	if rep.Status != "ok" || rep.Kinds["orphan_object"].Scanned != 1 {
+		t.Errorf("cleanup run on the shared stores: %s", r.Stdout)
+	}
+	MustCLI(t, nil, "audit", "--db", db, "--blobs", s3srv.URL)
+	MustFail(t, nil, main.ExitUsage, "--data-dir", "cleanup", "report", "--db", db)
+	// FILEHUB_DB alone does not turn a cleanup command into one on the
+	// stores: it talks to the server, which sees the run made on them.
+	r = MustCLI(t, map[string]string{"FILEHUB_DB": "postgres://127.0.0.1:1/none", "FILEHUB_SERVER": s.URL, "FILEHUB_KEY": admin},
+		"cleanup", "report", "--last", "1", "--format", "json")
+	if !strings.Contains(r.Stdout, `"trigger":"cli"`) {
+		t.Errorf("cleanup report through the server lacks the run made on the stores:\n%s", r.Stdout)
+	}
+}
