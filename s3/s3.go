@@ -21,7 +21,9 @@
 // part is uploaded waits for it. So a staged blob holds at most two part
 // buffers (16 MiB with the default), whatever the size of the content, plus
 // the SDK's small per-request overhead. The first buffer grows by doubling up
-// to PartSize, so a small upload holds only about twice its size. Content
+// to PartSize, so a small upload holds only about twice its size (staging
+// 64 MiB with 5 MiB parts allocates 19 MiB in all, no more than staging
+// 16 MiB; see TestStageMemoryBounded). Content
 // that never fills a part is sent with one PutObject at Sync or Commit; S3
 // requires every part but the last to be at least 5 MiB, hence the minimum
 // PartSize.

@@ -48,11 +48,11 @@ type staged struct {
 	pending  *pending // the part being uploaded in the background, or nil
 	uploadID string   // multipart upload of key, "" before the first part
 	parts    []types.CompletedPart
-	size     int64  // bytes written
-	sealed   bool   // Sync or Commit has started: no more Writes
-	sent     bool   // a PutObject or CompleteMultipartUpload of key was tried
-	done     bool   // the temp object is complete and durable
-	closed   bool   //
+	size     int64 // bytes written
+	sealed   bool  // Sync or Commit has started: no more Writes
+	sent     bool  // a PutObject or CompleteMultipartUpload of key was tried
+	done     bool  // the temp object is complete and durable
+	closed   bool
 	err      error  // sticky: a failed part upload spoils the content
 	copied   string // sum of the last successful Commit
 }
