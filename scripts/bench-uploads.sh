@@ -7,17 +7,41 @@
 #   scripts/bench-uploads.sh            # all scenarios, 3 rounds
 #   ROUNDS=5 scripts/bench-uploads.sh small
 #
-# Scenarios: large (1 x 1 GiB), small (2,000 x 4 KiB at concurrency 50),
-# many (100 concurrent 10 MiB uploads, with server peak RSS), dup (duplicate
-# content). Only 127.0.0.1 is used.
+# Scenarios: large (1 x 1 GiB; LARGE_SIZE overrides), small (2,000 x 4 KiB
+# at concurrency 50), many (100 concurrent 10 MiB uploads, with server peak
+# RSS), dup (duplicate content). Only 127.0.0.1 is used.
+#
+# Stores (default: SQLite + local disk under a fresh data dir):
+#
+#   DB=postgres://postgres@127.0.0.1:5432/test?sslmode=disable scripts/bench-uploads.sh small
+#       filehub on PostgreSQL: each round gets a fresh schema (filehub_bench),
+#       dropped at the end; needs psql.
+#   BLOBS=fake scripts/bench-uploads.sh small
+#       filehub on S3: each round starts "filehub-load s3-server", an
+#       in-memory gofakes3 bucket on 127.0.0.1 (a fast local object store).
+#   BLOBS='s3://bucket?endpoint=…' scripts/bench-uploads.sh small
+#       a real S3-compatible store (MinIO, …), with the AWS_* credentials
+#       of the environment; the bucket is not emptied between rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS="${ROUNDS:-3}"
+DB="${DB:-}"
+BLOBS="${BLOBS:-}"
+LARGE_SIZE="${LARGE_SIZE:-1GiB}"
+BENCH_SCHEMA=filehub_bench
 SCENARIOS=("${@:-large small many dup}")
 read -r -a SCENARIOS <<<"${SCENARIOS[*]}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/filehub-bench.XXXXXX")"
-trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+cleanup_work() {
+	kill $(jobs -p) 2>/dev/null || true
+	wait 2>/dev/null || true
+	if [ -n "$DB" ]; then
+		psql -q -d "$DB" -c "DROP SCHEMA IF EXISTS $BENCH_SCHEMA CASCADE" >/dev/null 2>&1 || true
+	fi
+	rm -rf "$WORK"
+}
+trap cleanup_work EXIT
 
 go build -o "$WORK/filehub" ./cmd/filehub
 go build -o "$WORK/filehub-load" ./cmd/filehub-load
@@ -34,9 +58,24 @@ wait_port() { # wait until something accepts on 127.0.0.1:$1
 	return 1
 }
 
+S3_PID=""
 start_filehub() {
 	rm -rf "$WORK/fh-data"
-	FILEHUB_BOOTSTRAP_KEY="$KEY" "$WORK/filehub" serve --data-dir "$WORK/fh-data" \
+	local db="" blobs="$BLOBS"
+	if [ -n "$DB" ]; then
+		psql -q -d "$DB" -c "DROP SCHEMA IF EXISTS $BENCH_SCHEMA CASCADE" -c "CREATE SCHEMA $BENCH_SCHEMA" >/dev/null
+		db="$DB&search_path=$BENCH_SCHEMA"
+		[[ "$DB" == *\?* ]] || db="$DB?search_path=$BENCH_SCHEMA"
+	fi
+	if [ "$BLOBS" = fake ]; then
+		"$WORK/filehub-load" s3-server --listen 127.0.0.1:0 >"$WORK/s3.url" 2>"$WORK/s3.log" &
+		S3_PID=$!
+		for _ in $(seq 1 100); do [ -s "$WORK/s3.url" ] && break; sleep 0.1; done
+		blobs="$(cat "$WORK/s3.url")"
+	fi
+	AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-bench}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-bench}" \
+		AWS_EC2_METADATA_DISABLED=true FILEHUB_BOOTSTRAP_KEY="$KEY" \
+		"$WORK/filehub" serve --data-dir "$WORK/fh-data" --db "$db" --blobs "$blobs" \
 		--listen "127.0.0.1:$PORT_FH" --rate-limit 0 --max-upload-size 2GiB \
 		--min-free-space 0 --log-level warn >"$WORK/fh.log" 2>&1 &
 	SERVER_PID=$!
@@ -53,12 +92,17 @@ start_reference() {
 stop_server() {
 	kill "$SERVER_PID" 2>/dev/null || true
 	wait "$SERVER_PID" 2>/dev/null || true
+	if [ -n "$S3_PID" ]; then
+		kill "$S3_PID" 2>/dev/null || true
+		wait "$S3_PID" 2>/dev/null || true
+		S3_PID=""
+	fi
 }
 
 # scenario_args NAME -> load tool arguments
 scenario_args() {
 	case "$1" in
-	large) echo "-n 1 -c 1 --size 1GiB" ;;
+	large) echo "-n 1 -c 1 --size $LARGE_SIZE" ;;
 	small) echo "-n 2000 -c 50 --size 4KiB" ;;
 	many) echo "-n 100 -c 100 --size 10MiB" ;;
 	dup) echo "-n 200 -c 10 --size 1MiB --duplicate" ;;
@@ -82,7 +126,7 @@ for scenario in "${SCENARIOS[@]}"; do
 			# shellcheck disable=SC2086
 			out="$("$WORK/filehub-load" upload --url "$url" --key "$KEY" --pid "$SERVER_PID" $args)"
 			blob_bytes=0
-			if [ "$target" = filehub ]; then
+			if [ "$target" = filehub ] && [ -z "$BLOBS" ]; then
 				blob_bytes="$(du -sb "$WORK/fh-data/blobs" | cut -f1)"
 			fi
 			stop_server

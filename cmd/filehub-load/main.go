@@ -21,6 +21,13 @@
 // key and process id. ws-idle opens N sessions (hello, welcome, then idle)
 // and prints one JSON line with the server's VmRSS before and after, and
 // the difference per connection.
+//
+// For filehub on S3 (scripts/bench-uploads.sh with BLOBS=fake):
+//
+//	filehub-load s3-server --listen 127.0.0.1:9000 --bucket filehub-bench
+//
+// serves an in-memory S3-compatible bucket (gofakes3) and prints its
+// --blobs URL.
 package main
 
 import (
@@ -52,7 +59,8 @@ const usage = `usage:
   filehub-load reference [--listen ADDR] --dir DIR
   filehub-load ws-server [--listen ADDR] --dir DIR [--key KEY]
   filehub-load ws-bare [--listen ADDR]
-  filehub-load ws-idle --url URL [--key KEY] [-n CONNS] [-c CONCURRENCY] [--settle D] [--hold D] [--pid PID]`
+  filehub-load ws-idle --url URL [--key KEY] [-n CONNS] [-c CONCURRENCY] [--settle D] [--hold D] [--pid PID]
+  filehub-load s3-server [--listen ADDR] [--bucket NAME]`
 
 func run(args []string) error {
 	if len(args) == 0 {
@@ -69,6 +77,8 @@ func run(args []string) error {
 		return wsBare(args[1:])
 	case "ws-idle":
 		return wsIdle(args[1:])
+	case "s3-server":
+		return s3Server(args[1:])
 	}
 	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 }
