@@ -3,10 +3,14 @@ package cleanup_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/filehub/filehub"
 	"github.com/filehub/filehub/cleanup"
@@ -209,6 +213,50 @@ func TestDryRunChangesNothingAndPlansLikeARealRun(t *testing.T) {
 	}
 	if e.objectExists(p.orphan) {
 		t.Errorf("the real run after the dry run did not delete the orphan")
+	}
+}
+
+// walkOnly is a blob store that can list its objects only with their
+// size and time (filehub.BlobWalker), as a store without a cheaper listing.
+type walkOnly struct {
+	filehub.BlobStore
+	w filehub.BlobWalker
+}
+
+func (s walkOnly) Walk(ctx context.Context, fn func(filehub.BlobInfo) error) error {
+	return s.w.Walk(ctx, fn)
+}
+
+// TestScanWithBlobWalkerOnly checks that the scan plans alike whether the
+// blob store lists sums only (localfs's WalkSums, preferred) or objects
+// with their size and time (Walk).
+func TestScanWithBlobWalkerOnly(t *testing.T) {
+	e := newEnv(t)
+	e.plantAll()
+	e.clock.Advance(8 * day)
+	// An orphan within the grace, whose time only a stat can tell.
+	recent := e.plantOrphan("an orphan written just now")
+	if err := os.Chtimes(filepath.Join(e.dir, "blobs", recent[:2], recent), e.clock.Now(), e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	opts := cleanup.RunOptions{DryRun: true, Trigger: "test"}
+	sums := mustRun(t, e.service(nil), opts)
+	walk, err := cleanup.New(e.meta, walkOnly{e.blobs, e.blobs}, cleanup.Config{
+		Now: e.clock.Now, Registerer: prometheus.NewRegistry(), Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	walked := mustRun(t, walk, opts)
+	for _, k := range []cleanup.Kind{cleanup.KindOrphanObject, cleanup.KindMissingObject, cleanup.KindUnreferencedBlob} {
+		if s, w := targets(sums, k), targets(walked, k); !slices.Equal(s, w) || len(s) == 0 {
+			t.Errorf("%s: targets %v with WalkSums, %v with Walk; want the same, not none", k, s, w)
+		}
+		if s, w := sums.Kinds[k], walked.Kinds[k]; s.Scanned != w.Scanned || s.Found != w.Found || s.BytesFreed != w.BytesFreed {
+			t.Errorf("%s: %+v with WalkSums, %+v with Walk", k, s, w)
+		}
+	}
+	if f, _ := counts(sums, cleanup.KindOrphanObject); f != 1 {
+		t.Errorf("found %d orphans, want the 1 past the grace", f)
 	}
 }
 

@@ -22,6 +22,7 @@
 //
 // The metadata store must implement filehub.CleanupStore. Orphan-object and
 // missing-object detection need a blob store implementing
+// filehub.SumWalker (preferred: only orphan candidates are stat'ed) or
 // filehub.BlobWalker, stale temp files one implementing filehub.TempCleaner;
 // without them those kinds are skipped.
 package cleanup

@@ -31,6 +31,7 @@ import (
 var (
 	_ filehub.CleanupStore = (*sqlite.DB)(nil)
 	_ filehub.BlobWalker   = (*localfs.Store)(nil)
+	_ filehub.SumWalker    = (*localfs.Store)(nil)
 	_ filehub.TempCleaner  = (*localfs.Store)(nil)
 )
 

@@ -36,6 +36,11 @@ type execution struct {
 	changed  bool // something was written to the event log
 
 	unrefMerged bool // scanObjects planned x.unref from the records it read
+
+	// scanned is set when scanObjects read every record and object;
+	// scannedRecords is how many records it read.
+	scanned        bool
+	scannedRecords int64
 }
 
 type tempFile struct {
@@ -120,16 +125,21 @@ func (x *execution) plan(ctx context.Context) error {
 		kr.Scanned, kr.Found = int64(len(files)), int64(len(files))
 	}
 
-	records, err := s.store.CountBlobs(ctx)
-	if err != nil {
-		return err
-	}
-	x.r.TotalBlobs = records
 	if o.wants(KindOrphanObject) || o.wants(KindMissingObject) {
 		if err := x.scanObjects(ctx); err != nil {
 			return err
 		}
 	}
+	// The scan counted the records it read; counting them again would be
+	// one more pass over the whole table.
+	records := x.scannedRecords
+	if !x.scanned {
+		var err error
+		if records, err = s.store.CountBlobs(ctx); err != nil {
+			return err
+		}
+	}
+	x.r.TotalBlobs = max(records, x.r.TotalBlobs)
 
 	if o.wants(KindUnreferencedBlob) {
 		kr := x.r.kind(KindUnreferencedBlob)
@@ -191,8 +201,9 @@ func (x *execution) scanObjects(ctx context.Context) error {
 	if wantMissing {
 		missingKR = x.r.kind(KindMissingObject)
 	}
-	walker, ok := s.blobs.(filehub.BlobWalker)
-	if !ok {
+	sumWalker, _ := s.blobs.(filehub.SumWalker)
+	walker, _ := s.blobs.(filehub.BlobWalker)
+	if sumWalker == nil && walker == nil {
 		for _, kr := range []*KindReport{orphanKR, missingKR} {
 			if kr != nil {
 				kr.Unsupported = true
@@ -286,17 +297,22 @@ func (x *execution) scanObjects(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = walker.Walk(ctx, func(obj filehub.BlobInfo) error {
+	// visit merges the object sum into the records. info is the object's
+	// size and time if the listing has them, nil if not: then only an
+	// orphan candidate is stat'ed, which spares a stat of every object
+	// with a record (nearly all of them).
+	visit := func(sum string, info *filehub.BlobInfo) error {
 		objects++
-		for cur != nil && cur.SHA256 < obj.SHA256 {
+		for cur != nil && cur.SHA256 < sum {
 			if err := noObject(cur); err != nil {
 				return err
 			}
+			var err error
 			if cur, err = next(); err != nil {
 				return err
 			}
 		}
-		if cur != nil && cur.SHA256 == obj.SHA256 {
+		if cur != nil && cur.SHA256 == sum {
 			if wantMissing && cur.MissingSince != nil {
 				x.returned = append(x.returned, cur)
 			}
@@ -304,11 +320,29 @@ func (x *execution) scanObjects(ctx context.Context) error {
 			cur, err = next()
 			return err
 		}
-		if wantOrphans && !obj.ModTime.After(cutoff) {
-			x.orphans = append(x.orphans, obj)
+		if !wantOrphans {
+			return nil
+		}
+		if info == nil {
+			obj, err := s.blobs.Stat(ctx, sum)
+			if filehub.ErrorCode(err) == filehub.ENOTFOUND {
+				return nil // deleted since it was listed
+			}
+			if err != nil {
+				return err
+			}
+			info = &obj
+		}
+		if !info.ModTime.After(cutoff) {
+			x.orphans = append(x.orphans, *info)
 		}
 		return nil
-	})
+	}
+	if sumWalker != nil {
+		err = sumWalker.WalkSums(ctx, func(sum string) error { return visit(sum, nil) })
+	} else {
+		err = walker.Walk(ctx, func(obj filehub.BlobInfo) error { return visit(obj.SHA256, &obj) })
+	}
 	if err != nil {
 		return err
 	}
@@ -321,6 +355,7 @@ func (x *execution) scanObjects(ctx context.Context) error {
 		}
 	}
 	x.unrefMerged = wantUnref
+	x.scanned, x.scannedRecords = true, records
 	x.r.TotalBlobs = max(x.r.TotalBlobs, objects)
 	if orphanKR != nil {
 		orphanKR.Scanned, orphanKR.Found = objects, int64(len(x.orphans))

@@ -408,6 +408,20 @@ func TestWalk(t *testing.T) {
 		t.Errorf("logged %d non-conforming entries, want 6:\n%s", n, logBuf.String())
 	}
 
+	// WalkSums lists the same sums in the same order and skips the same
+	// entries.
+	logBuf.Reset()
+	var sums []string
+	if err := s.WalkSums(ctx, func(sum string) error { sums = append(sums, sum); return nil }); err != nil {
+		t.Fatalf("WalkSums: %v", err)
+	}
+	if !slices.Equal(sums, order) {
+		t.Errorf("WalkSums saw %q, want %q as Walk", sums, order)
+	}
+	if n := strings.Count(logBuf.String(), "non-conforming"); n != 6 {
+		t.Errorf("WalkSums logged %d non-conforming entries, want 6:\n%s", n, logBuf.String())
+	}
+
 	stop := errors.New("stop")
 	calls := 0
 	if err := s.Walk(ctx, func(filehub.BlobInfo) error { calls++; return stop }); err != stop || calls != 1 {
@@ -417,6 +431,13 @@ func TestWalk(t *testing.T) {
 	cancel()
 	if err := s.Walk(canceled, func(filehub.BlobInfo) error { return nil }); !errors.Is(err, context.Canceled) {
 		t.Errorf("Walk with canceled ctx = %v, want context.Canceled", err)
+	}
+	calls = 0
+	if err := s.WalkSums(ctx, func(string) error { calls++; return stop }); err != stop || calls != 1 {
+		t.Errorf("WalkSums with failing fn = %v after %d calls, want stop after 1", err, calls)
+	}
+	if err := s.WalkSums(canceled, func(string) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Errorf("WalkSums with canceled ctx = %v, want context.Canceled", err)
 	}
 }
 

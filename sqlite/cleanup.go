@@ -125,8 +125,14 @@ func (db *DB) ListBlobs(ctx context.Context, after string, limit int) ([]*filehu
 
 // ListUnreferencedBlobs returns a page of blobs unreferenced since before;
 // see filehub.CleanupStore.
+//
+// INDEXED BY: left to itself, SQLite answers the query from the sum order
+// (the table's key) to spare a sort for the ORDER BY, and looks at every
+// blob from after on until it has a page: about 0.3 s per 100,000 blobs for
+// 100 results. The partial index holds only the unreferenced blobs, so the
+// sort it needs is of those alone (under 1 ms for the same 100).
 func (db *DB) ListUnreferencedBlobs(ctx context.Context, before time.Time, after string, limit int) ([]*filehub.Blob, error) {
-	return db.listBlobs(ctx, `SELECT `+blobColumns+` FROM blobs
+	return db.listBlobs(ctx, `SELECT `+blobColumns+` FROM blobs INDEXED BY blobs_unreferenced_since
 		WHERE unreferenced_since IS NOT NULL AND unreferenced_since <= ? AND ref_count = 0 AND sha256 > ?
 		ORDER BY sha256 LIMIT ?`, nanos(before), after, limit)
 }
