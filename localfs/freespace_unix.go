@@ -2,7 +2,11 @@
 
 package localfs
 
-import "golang.org/x/sys/unix"
+import (
+	"math"
+
+	"golang.org/x/sys/unix"
+)
 
 // freeSpace returns the bytes available to unprivileged users (f_bavail, not
 // f_bfree: the blocks reserved for root are not ours to fill).
@@ -11,5 +15,9 @@ func freeSpace(dir string) (int64, error) {
 	if err := unix.Statfs(dir, &st); err != nil {
 		return 0, err
 	}
-	return int64(st.Bavail) * int64(st.Bsize), nil
+	free := st.Bavail * uint64(st.Bsize) //nolint:gosec // Bsize is a positive block size
+	if free > math.MaxInt64 {
+		return math.MaxInt64, nil
+	}
+	return int64(free), nil
 }

@@ -99,7 +99,7 @@ func isFanOut(name string) bool {
 		return false
 	}
 	for _, c := range []byte(name) {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
 			return false
 		}
 	}

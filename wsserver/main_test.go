@@ -1,7 +1,6 @@
 package wsserver_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -260,15 +259,6 @@ func req(seq int64, id, method, params string) *wsproto.Frame {
 		f.Params = json.RawMessage(params)
 	}
 	return f
-}
-
-func compactJSON(t *testing.T, b []byte) string {
-	t.Helper()
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, b); err != nil {
-		t.Fatal(err)
-	}
-	return buf.String()
 }
 
 // logWriter sends the server's logs to t.Log.

@@ -26,13 +26,6 @@ type outFrame struct {
 	sent int64     // unix nanos of the first write, 0 before
 }
 
-func (f *outFrame) size() int {
-	if f.ev != nil {
-		return 0 // not counted: events are re-read from the log
-	}
-	return len(f.data)
-}
-
 // session is the state that outlives connections (protocol §5.1).
 type session struct {
 	srv     *Server
@@ -755,7 +748,9 @@ func (ss *session) write(c *conn, batch []outFrame, ack int64, num *[]byte) erro
 	for i := range batch {
 		f := &batch[i]
 		if i > 0 {
-			w.Write(newline)
+			if _, err := w.Write(newline); err != nil {
+				return err
+			}
 		}
 		if f.ev == nil {
 			if _, err := w.Write(f.data); err != nil {
@@ -772,10 +767,10 @@ func (ss *session) write(c *conn, batch []outFrame, ack int64, num *[]byte) erro
 		b := append((*num)[:0], eventPrefix...)
 		b = strconv.AppendInt(b, f.seq, 10)
 		b = append(b, eventInfix...)
-		w.Write(b)
-		w.Write(f.ev.json)
-		if _, err := w.Write(closeBrace); err != nil {
-			return err
+		for _, part := range [][]byte{b, f.ev.json, closeBrace} {
+			if _, err := w.Write(part); err != nil {
+				return err
+			}
 		}
 		*num = b
 	}
