@@ -223,10 +223,10 @@ func readChunk(ctx context.Context, r io.Reader, buf []byte) (n int, eof bool, e
 			break
 		}
 	}
-	switch {
-	case err == nil:
+	switch err {
+	case nil:
 		return n, false, nil
-	case err == io.EOF:
+	case io.EOF: // exactly io.EOF, never a wrapped or unexpected one (see above)
 		return n, true, nil
 	}
 	var fe *filehub.Error

@@ -210,7 +210,7 @@ func TestReconnectStormIsSpreadByJitter(t *testing.T) {
 	restarted = true
 	down = time.Now()
 	mu.Unlock()
-	srv = srv.restartTuned(t, func(c *wsserver.Config) { c.MaxConnsPerKey = clients + 10 })
+	srv.restartTuned(t, func(c *wsserver.Config) { c.MaxConnsPerKey = clients + 10 }) // its cleanup stops it
 
 	back := map[int]bool{}
 	deadline := time.After(60 * time.Second)

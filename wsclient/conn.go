@@ -300,7 +300,7 @@ func (c *Client) serve(cs *connState) error {
 	close(cs.stop)
 	_ = cs.conn.Close()
 	for ; running > 0; running-- {
-		<-errc
+		_ = <-errc // the first error, the one that ended the connection, is err
 	}
 	return err
 }

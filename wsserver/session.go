@@ -775,13 +775,16 @@ func (ss *session) write(c *conn, batch []outFrame, ack int64, num *[]byte) erro
 		*num = b
 	}
 	if ack > 0 {
+		b := (*num)[:0]
 		if len(batch) > 0 {
-			w.Write(newline)
+			b = append(b, newline...)
 		}
-		b := append((*num)[:0], ackPrefix...)
+		b = append(b, ackPrefix...)
 		b = strconv.AppendInt(b, ack, 10)
 		b = append(b, '}')
-		w.Write(b)
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
 		*num = b
 	}
 	if err := w.Close(); err != nil {

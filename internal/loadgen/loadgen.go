@@ -81,7 +81,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				if i >= int64(cfg.Count) || ctx.Err() != nil {
 					return
 				}
-				seed := uint64(i) + 1
+				seed := uint64(i) + 1 //nolint:gosec // i is a non-negative upload index
 				if cfg.Duplicate {
 					seed = 1
 				}
@@ -181,7 +181,7 @@ func (c *content) Read(p []byte) (int, error) {
 		n = copy(p, contentHeader[c.header:])
 		c.header += n
 	}
-	c.rng.Read(p[n:])
+	_, _ = c.rng.Read(p[n:]) // ChaCha8.Read never fails
 	return len(p), nil
 }
 

@@ -126,7 +126,7 @@ func newProducer(b *testing.B, srv *loadgen.WSServer) *producer {
 		if err != nil {
 			b.Fatal(err)
 		}
-		p.files = append(p.files, up.File.ID)
+		p.files = append(p.files, up.ID)
 	}
 	return p
 }
