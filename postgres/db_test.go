@@ -19,3 +19,9 @@ func TestCleanupStore(t *testing.T) {
 		return mustOpen(t, postgres.Config{})
 	})
 }
+
+func TestProviderStore(t *testing.T) {
+	storetest.RunProviderStore(t, func(t *testing.T) filehub.MetaStore {
+		return mustOpen(t, postgres.Config{})
+	})
+}
