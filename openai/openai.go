@@ -319,7 +319,12 @@ func (c *Client) final(op string, err error, attempts int) error {
 	if errors.As(err, &ae) {
 		return filehub.WrapError(ae.code(), ae.Error()+tries, ae)
 	}
-	return filehub.WrapError(filehub.EUNAVAILABLE, fmt.Sprintf("provider %s: %s: %v%s", c.cfg.Name, op, err, tries), err)
+	code := filehub.EUNAVAILABLE
+	var fe *filehub.Error
+	if errors.As(err, &fe) {
+		code = fe.Code // the content could not be read: its code, not the provider's
+	}
+	return filehub.WrapError(code, fmt.Sprintf("provider %s: %s: %v%s", c.cfg.Name, op, err, tries), err)
 }
 
 // send sends one request and decodes a 2xx answer's JSON into v.
