@@ -100,6 +100,10 @@ type Config struct {
 	// Nil: those routes exist but answer 404 (not_found) with a problem
 	// saying that the server has no cleanup service.
 	Cleanup Cleanup
+
+	// Providers serves POST /v1/files/{id}/providers/{name} (write
+	// scope). Nil: the route answers 404 (not_found, unknown provider).
+	Providers Pusher
 }
 
 // KeyStore looks up API keys; filehub.MetaStore implements it.
@@ -213,6 +217,7 @@ var routes = []Route{
 	{"GET", "/v1/files/{id}/content", filehub.ScopeRead, (*Handler).content},
 	{"DELETE", "/v1/files/{id}", filehub.ScopeWrite, (*Handler).delete},
 	{"POST", "/v1/files/{id}/restore", filehub.ScopeWrite, (*Handler).restore},
+	{"POST", "/v1/files/{id}/providers/{name}", filehub.ScopeWrite, (*Handler).push},
 	{"POST", "/v1/cleanup/runs", filehub.ScopeAdmin, (*Handler).cleanupRun},
 	{"GET", "/v1/cleanup/runs", filehub.ScopeAdmin, (*Handler).cleanupRuns},
 	{"GET", "/v1/cleanup/runs/{id}", filehub.ScopeAdmin, (*Handler).cleanupRunByID},

@@ -26,6 +26,7 @@ import (
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/httpapi"
 	"github.com/filehub/filehub/localfs"
+	"github.com/filehub/filehub/providers"
 	"github.com/filehub/filehub/sqlite"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
@@ -61,6 +62,9 @@ type envConfig struct {
 	// stores, served by the cleanup routes (Registerer and Logger are
 	// filled in).
 	cleanup *cleanup.Config
+	// providers, if not empty, are served by a push service on the env's
+	// stores.
+	providers []filehub.Provider
 }
 
 // Key names created by newEnv, by the scopes they hold.
@@ -118,6 +122,13 @@ func newEnv(t testing.TB, cfg envConfig) *env {
 			t.Fatalf("cleanup.New: %v", err)
 		}
 		hc.Cleanup = cs
+	}
+	if len(cfg.providers) > 0 {
+		ps, err := providers.New(meta, store, cfg.providers, providers.Config{PollInterval: time.Millisecond, Logger: logger})
+		if err != nil {
+			t.Fatalf("providers.New: %v", err)
+		}
+		hc.Providers = ps
 	}
 	h := httpapi.New(svc, meta, hc)
 
