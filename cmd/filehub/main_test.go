@@ -67,6 +67,13 @@ func MustRunMain(tb testing.TB, dataDir string, env map[string]string, configure
 	s.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s.Main.Stdout = s.Stdout
 	s.Getenv = func(k string) string { return env[k] }
+	s.Environ = func() []string {
+		var kv []string
+		for k, v := range env {
+			kv = append(kv, k+"="+v)
+		}
+		return kv
+	}
 	s.Registry = prometheus.NewRegistry()
 	tb.Cleanup(func() {
 		if err := s.Close(); err != nil {

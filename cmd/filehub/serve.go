@@ -24,6 +24,8 @@ import (
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/httpapi"
+	"github.com/filehub/filehub/openai"
+	"github.com/filehub/filehub/providers"
 	"github.com/filehub/filehub/wsserver"
 )
 
@@ -255,6 +257,9 @@ type Main struct {
 	Stdout io.Writer
 	// Getenv reads FILEHUB_BOOTSTRAP_KEY. Default: os.Getenv.
 	Getenv func(string) string
+	// Environ lists the environment, for the FILEHUB_PROVIDER_* variables
+	// (see parseProviders). Default: os.Environ.
+	Environ func() []string
 	// Registry receives all metrics. Default: a new registry with the Go
 	// and process collectors.
 	Registry *prometheus.Registry
@@ -264,6 +269,8 @@ type Main struct {
 	ws      *wsserver.Server
 	wsStop  context.CancelFunc // ends ws.Run
 	cleanup *cleanup.Service
+	// providers are the model providers' clients, closed with the stores.
+	providers []*openai.Client
 	// cleanupStop ends the scheduler (cleanup.Service.Loop), after the
 	// servers and before the stores.
 	cleanupStop context.CancelFunc
@@ -292,6 +299,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	if m.Getenv == nil {
 		m.Getenv = os.Getenv
+	}
+	if m.Environ == nil {
+		m.Environ = os.Environ
 	}
 	if m.Registry == nil {
 		m.Registry = prometheus.NewRegistry()
@@ -401,6 +411,27 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
+	provCfgs, err := parseProviders(m.Environ())
+	if err != nil {
+		return err
+	}
+	var provs []filehub.Provider
+	for _, pc := range provCfgs {
+		c, err := openai.New(pc)
+		if err != nil {
+			return err
+		}
+		m.providers = append(m.providers, c)
+		provs = append(provs, c)
+	}
+	pusher, err := providers.New(db, blobs, provs, providers.Config{Logger: log.With("component", "providers")})
+	if err != nil {
+		return err
+	}
+	if len(provs) > 0 {
+		log.Info("model providers", "providers", describeProviders(provCfgs))
+	}
+
 	api := httpapi.New(svc, db, httpapi.Config{
 		Logger:               log.With("component", "http"),
 		Registerer:           m.Registry,
@@ -413,6 +444,7 @@ func (m *Main) Run(ctx context.Context) error {
 		// the public one at all.
 		DisableMetricsRoute: cfg.MetricsListen != "",
 		Cleanup:             cleaner,
+		Providers:           pusher,
 	})
 
 	ws = wsserver.New(svc, db, wsserver.Config{
@@ -596,6 +628,10 @@ func (m *Main) Close() error {
 		m.blobs = nil
 	}
 	m.cleanup = nil
+	for _, c := range m.providers {
+		c.Close()
+	}
+	m.providers = nil
 	if m.lock != nil {
 		m.lock.Close() // releases the lock
 		m.lock = nil
