@@ -77,7 +77,7 @@ func New(tb testing.TB, apiKey string) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s.srv = &httptest.Server{Listener: l, Config: &http.Server{Handler: mux}}
+	s.srv = &httptest.Server{Listener: l, Config: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
 	s.srv.Start()
 	s.URL = s.srv.URL + "/v1"
 	tb.Cleanup(func() {
