@@ -118,7 +118,7 @@ func (ss *session) request(ctx context.Context, f *wsproto.Frame) {
 func methodLabel(m string) string {
 	switch m {
 	case wsproto.MethodFilesList, wsproto.MethodFilesStat, wsproto.MethodFilesDelete, wsproto.MethodFilesRestore,
-		wsproto.MethodEventsSubscribe, wsproto.MethodEventsUnsubscribe, MethodCleanupRun:
+		wsproto.MethodEventsSubscribe, wsproto.MethodEventsUnsubscribe, MethodCleanupRun, MethodProvidersPush:
 		return m
 	}
 	return "unknown"
@@ -162,6 +162,10 @@ func (ss *session) call(ctx context.Context, key *filehub.APIKey, method string,
 	ctx = filehub.WithActor(ctx, key.ID) // for the audit log of deletes and restores
 	if method == MethodCleanupRun {
 		res, err := ss.runCleanup(ctx, key, params)
+		return res, nil, err
+	}
+	if method == MethodProvidersPush {
+		res, err := ss.pushToProvider(ctx, key, params)
 		return res, nil, err
 	}
 	need := filehub.ScopeRead

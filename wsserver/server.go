@@ -142,6 +142,9 @@ type Config struct {
 	// Cleanup runs the cleanup.run method. Nil: that method answers
 	// unknown_method.
 	Cleanup CleanupRunner
+	// Providers runs the providers.push method. Nil: that method answers
+	// not_found (no provider is known).
+	Providers ProviderPusher
 }
 
 // Defaults of Config.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"regexp"
@@ -9,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/filehub/filehub/openai"
+	"github.com/filehub/filehub/providers"
+	"github.com/filehub/filehub/wsserver"
 )
 
 // providerEnvPrefix starts every provider variable:
@@ -105,4 +108,16 @@ func describeProviders(cfgs []openai.Config) string {
 		parts = append(parts, fmt.Sprintf("%s (%s, purpose %s)", c.Name, c.BaseURL, c.Purpose))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// wsPusher adapts the push service to the WebSocket server's
+// providers.push method.
+type wsPusher struct{ svc *providers.Service }
+
+func (p wsPusher) PushToProvider(ctx context.Context, fileID, provider string) (*wsserver.PushResult, error) {
+	r, err := p.svc.Push(ctx, fileID, provider)
+	if err != nil {
+		return nil, err
+	}
+	return &wsserver.PushResult{Provider: r.Provider, ProviderFileID: r.ProviderFileID, Reused: r.Reused}, nil
 }

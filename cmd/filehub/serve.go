@@ -458,6 +458,7 @@ func (m *Main) Run(ctx context.Context) error {
 		EventRetention:  cfg.EventRetention,
 		EventMaxCount:   cfg.EventMaxCount,
 		Cleanup:         wsCleanup{cleaner},
+		Providers:       wsPusher{pusher},
 	})
 	m.ws = ws
 	// The WebSocket endpoint authenticates by itself (a browser can only
