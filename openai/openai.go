@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/filehub/filehub"
 )
@@ -90,6 +91,9 @@ type Config struct {
 	// MaxRetryAfter is the longest Retry-After the client waits for; a
 	// provider asking for more gets the error instead. Default 2m.
 	MaxRetryAfter time.Duration
+	// Registerer receives filehub_provider_api_errors_total, shared by
+	// all clients registered on it. Default: none.
+	Registerer prometheus.Registerer
 }
 
 // ConfigFor returns a Config for the provider name with the preset's
@@ -104,6 +108,8 @@ type Client struct {
 	cfg  Config
 	base string // without a trailing slash
 	hc   *http.Client
+	// apiErrors counts failed attempts by provider and status.
+	apiErrors *prometheus.CounterVec
 	// sleep waits between attempts; tests replace it to observe waits.
 	sleep func(ctx context.Context, d time.Duration) error
 }
@@ -148,7 +154,11 @@ func New(cfg Config) (*Client, error) {
 		tr.TLSHandshakeTimeout = 10 * time.Second
 		hc = &http.Client{Transport: tr}
 	}
-	return &Client{cfg: cfg, base: strings.TrimRight(cfg.BaseURL, "/"), hc: hc, sleep: sleepCtx}, nil
+	apiErrors, err := newAPIErrors(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("provider %s: register metrics: %w", cfg.Name, err)
+	}
+	return &Client{cfg: cfg, base: strings.TrimRight(cfg.BaseURL, "/"), hc: hc, apiErrors: apiErrors, sleep: sleepCtx}, nil
 }
 
 // Name returns the provider's name.
@@ -337,10 +347,12 @@ func (c *Client) send(ctx context.Context, op string, req *http.Request, v any) 
 		// upload whose answer was lost may have been stored: a retry can
 		// leave a copy at the provider that no mapping names, which is
 		// what the provider orphan report is for.
+		c.apiErrors.WithLabelValues(c.cfg.Name, statusTransport).Inc()
 		return &attemptError{err: err, retry: true}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		c.apiErrors.WithLabelValues(c.cfg.Name, strconv.Itoa(resp.StatusCode)).Inc()
 		e := readAPIError(c.cfg.Name, op, resp)
 		return &attemptError{err: e, retry: e.retryable(), notBefore: e.RetryAfter}
 	}

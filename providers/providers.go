@@ -14,11 +14,14 @@ package providers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/filehub/filehub"
 )
@@ -42,6 +45,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives the service's logs. Default: discard.
 	Logger *slog.Logger
+	// Registerer receives the filehub_provider_* collectors of pushes
+	// (see metrics.go). Default: none.
+	Registerer prometheus.Registerer
 }
 
 // Result is the outcome of a push.
@@ -62,12 +68,14 @@ type Service struct {
 	providers map[string]filehub.Provider
 	cfg       Config
 	log       *slog.Logger
+	metrics   *metrics
 }
 
 // New returns a Service pushing the content of meta's files, read from
 // blobs, to providers. It returns EINVALID if two providers share a name,
 // or if there are providers and meta does not implement
-// filehub.ProviderStore.
+// filehub.ProviderStore, and the registerer's error if the metrics cannot
+// be registered.
 func New(meta filehub.MetaStore, blobs filehub.BlobStore, providers []filehub.Provider, cfg Config) (*Service, error) {
 	if cfg.ClaimTTL <= 0 {
 		cfg.ClaimTTL = 15 * time.Minute
@@ -101,6 +109,11 @@ func New(meta filehub.MetaStore, blobs filehub.BlobStore, providers []filehub.Pr
 		}
 		s.store = ps
 	}
+	m, err := newMetrics(cfg.Registerer, s.providers)
+	if err != nil {
+		return nil, fmt.Errorf("register provider metrics: %w", err)
+	}
+	s.metrics = m
 	return s, nil
 }
 
@@ -118,12 +131,24 @@ func (s *Service) Providers() []string {
 func (s *Service) Push(ctx context.Context, fileID, provider string) (*Result, error) {
 	p, ok := s.providers[provider]
 	if !ok {
+		s.metrics.observe(unknownProvider, nil, 0, filehub.ErrNotFound)
 		return nil, filehub.Errorf(filehub.ENOTFOUND, "unknown provider %q", provider)
 	}
+	var size int64
+	res, err := s.push(ctx, p, fileID, &size)
+	s.metrics.observe(provider, res, size, err)
+	return res, err
+}
+
+// push is Push to the provider p; it sets *size to the file's size once
+// known.
+func (s *Service) push(ctx context.Context, p filehub.Provider, fileID string, size *int64) (*Result, error) {
+	provider := p.Name()
 	f, err := s.meta.FindFile(ctx, fileID)
 	if err != nil {
 		return nil, err
 	}
+	*size = f.Size
 	if f.Deleted() {
 		return nil, filehub.Errorf(filehub.ENOTFOUND, "file %s is in the trash", fileID)
 	}

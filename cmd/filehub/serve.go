@@ -417,6 +417,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	var provs []filehub.Provider
 	for _, pc := range provCfgs {
+		pc.Registerer = m.Registry
 		c, err := openai.New(pc)
 		if err != nil {
 			return err
@@ -424,7 +425,10 @@ func (m *Main) Run(ctx context.Context) error {
 		m.providers = append(m.providers, c)
 		provs = append(provs, c)
 	}
-	pusher, err := providers.New(db, blobs, provs, providers.Config{Logger: log.With("component", "providers")})
+	pusher, err := providers.New(db, blobs, provs, providers.Config{
+		Logger:     log.With("component", "providers"),
+		Registerer: m.Registry,
+	})
 	if err != nil {
 		return err
 	}
