@@ -131,7 +131,30 @@ type ProviderStore interface {
 	// on what it read never deletes a mapping changed since. deleted is
 	// false, with a nil error, otherwise.
 	DeleteProviderMapping(ctx context.Context, m *ProviderMapping) (deleted bool, err error)
+
+	// ListProviderMappings returns up to limit mappings (pending and
+	// ready) whose key is after after, in key order (SHA256, then
+	// Provider, then Purpose); the zero ProviderKey starts at the first.
+	// Pass the last key of a page as after to read the next one. limit <= 0
+	// means 1000.
+	ListProviderMappings(ctx context.Context, after ProviderKey, limit int) ([]*ProviderMapping, error)
 }
+
+// Provider cleanup kinds, audit actions and target kind (see the cleanup
+// service).
+const (
+	// KindProviderCopy: ready mappings whose content has no file record
+	// any more (soft-deleted files still count), unused for longer than
+	// the blob grace; deleted at the provider.
+	KindProviderCopy = "provider_copy"
+	// KindProviderOrphan: files at a provider that no mapping names.
+	KindProviderOrphan = "provider_orphan"
+
+	AuditProviderDeleted     = "provider.deleted"      // a provider file deleted at the provider
+	AuditProviderOrphanFound = "provider.orphan_found" // a provider file without a mapping found
+
+	TargetProvider = "provider" // Target is "provider:name/provider-file-id"
+)
 
 // Key returns m's key.
 func (m *ProviderMapping) Key() ProviderKey { return m.ProviderKey }

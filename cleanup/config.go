@@ -64,6 +64,11 @@ type Config struct {
 	// Registerer receives the cleanup metrics. Default: not registered.
 	Registerer prometheus.Registerer
 
+	// Providers, if set, returns the model providers whose accounts runs
+	// keep clean (kinds provider_copy and provider_orphan); it is called
+	// once per run. Default: none, and those kinds find nothing.
+	Providers func() []Provider
+
 	// OnEvent, if set, is called with filehub.EventCleanupStarted and
 	// EventCleanupFinished and the run's report (also for dry runs, which
 	// do not write to the event log). It must not block.
@@ -81,14 +86,15 @@ type Config struct {
 
 // Phases of a run, in order, as passed to Config.BeforePhase.
 const (
-	PhasePlan    = "plan"    // scan and compute every kind's candidates
-	PhaseTrash   = "trash"   // purge expired trash
-	PhaseOrphans = "orphans" // delete objects without records
-	PhaseMark    = "mark"    // mark unreferenced blobs
-	PhaseSweep   = "sweep"   // delete marked blobs still unreferenced
-	PhaseMissing = "missing" // flag records whose object is missing
-	PhaseTemp    = "temp"    // remove stale temp files
-	PhaseFinish  = "finish"  // record the run's result
+	PhasePlan      = "plan"      // scan and compute every kind's candidates
+	PhaseTrash     = "trash"     // purge expired trash
+	PhaseOrphans   = "orphans"   // delete objects without records
+	PhaseMark      = "mark"      // mark unreferenced blobs
+	PhaseSweep     = "sweep"     // delete marked blobs still unreferenced
+	PhaseMissing   = "missing"   // flag records whose object is missing
+	PhaseTemp      = "temp"      // remove stale temp files
+	PhaseProviders = "providers" // delete provider copies and orphans
+	PhaseFinish    = "finish"    // record the run's result
 )
 
 func (c *Config) setDefaults() {

@@ -1,6 +1,7 @@
 package cleanup
 
 import (
+	"slices"
 	"time"
 
 	"github.com/filehub/filehub"
@@ -17,10 +18,12 @@ const (
 	KindUnreferencedBlob Kind = filehub.KindUnreferencedBlob // blob records unreferenced for longer than BlobGrace
 	KindMissingObject    Kind = filehub.KindMissingObject    // blob records whose object is gone (never deleted)
 	KindStaleTemp        Kind = filehub.KindStaleTemp        // staged uploads inactive for longer than UploadExpiry
+	KindProviderCopy     Kind = filehub.KindProviderCopy     // provider copies of content no file has, unused for longer than BlobGrace
+	KindProviderOrphan   Kind = filehub.KindProviderOrphan   // provider files no mapping names (reported; deleted on request)
 )
 
 // Kinds lists every kind in run order.
-var Kinds = []Kind{KindTrash, KindOrphanObject, KindUnreferencedBlob, KindMissingObject, KindStaleTemp}
+var Kinds = []Kind{KindTrash, KindOrphanObject, KindUnreferencedBlob, KindMissingObject, KindStaleTemp, KindProviderCopy, KindProviderOrphan}
 
 // ParseKind returns the kind named s, or EINVALID.
 func ParseKind(s string) (Kind, error) {
@@ -29,7 +32,7 @@ func ParseKind(s string) (Kind, error) {
 			return k, nil
 		}
 	}
-	return "", filehub.Errorf(filehub.EINVALID, "unknown cleanup kind %q (want trash, orphan_object, unreferenced_blob, missing_object or stale_temp)", s)
+	return "", filehub.Errorf(filehub.EINVALID, "unknown cleanup kind %q (want trash, orphan_object, unreferenced_blob, missing_object, stale_temp, provider_copy or provider_orphan)", s)
 }
 
 // Target actions in a report.
@@ -41,6 +44,7 @@ const (
 	ActionWouldFlag   = "would_flag"   // a dry run's missing object
 	ActionUnflagged   = "unflagged"    // a missing object is back
 	ActionFailed      = "failed"       // the action failed; Reason holds the error
+	ActionReported    = "reported"     // a provider orphan reported, not deleted
 )
 
 // Report describes one cleanup run. It marshals to JSON for the API, the
@@ -65,6 +69,14 @@ type Report struct {
 	// cap was checked against.
 	TotalBlobs           int64 `json:"total_blobs"`
 	PlannedBlobDeletions int64 `json:"planned_blob_deletions"`
+	// TotalProviderFiles is the number of files at the configured
+	// providers (listed, or mapped if larger), the base of the provider
+	// safety cap; PlannedProviderDeletions is what that cap was checked
+	// against. Provider deletions are capped apart from blob deletions.
+	TotalProviderFiles       int64 `json:"total_provider_files,omitempty"`
+	PlannedProviderDeletions int64 `json:"planned_provider_deletions,omitempty"`
+	// ProviderQuotas has an entry per provider with a known file quota.
+	ProviderQuotas []ProviderQuota `json:"provider_quotas,omitempty"`
 	// Kinds has one entry per kind the run looked at.
 	Kinds      map[Kind]*KindReport `json:"kinds"`
 	BytesFreed int64                `json:"bytes_freed"`
@@ -91,10 +103,13 @@ type KindReport struct {
 type Target struct {
 	FileID string `json:"file_id,omitempty"` // trash
 	SHA256 string `json:"sha256,omitempty"`  // blobs and objects (and trash: the file's content)
-	Name   string `json:"name,omitempty"`    // temp files
-	Bytes  int64  `json:"bytes"`
-	Action string `json:"action"`
-	Reason string `json:"reason,omitempty"`
+	Name   string `json:"name,omitempty"`    // temp files (and provider orphans: the provider's file name)
+	// Provider and ProviderFileID name a provider file (provider kinds).
+	Provider       string `json:"provider,omitempty"`
+	ProviderFileID string `json:"provider_file_id,omitempty"`
+	Bytes          int64  `json:"bytes"`
+	Action         string `json:"action"`
+	Reason         string `json:"reason,omitempty"`
 }
 
 func (r *Report) kind(k Kind) *KindReport {
@@ -124,6 +139,11 @@ func (r *Report) run() *filehub.CleanupRun {
 		run.FinishedAt = &t
 	}
 	for k, kr := range r.Kinds {
+		// The stored run has count columns for the blob kinds only; the
+		// provider kinds' counts are in the stored report.
+		if !slices.Contains(filehub.CleanupKinds, string(k)) {
+			continue
+		}
 		run.Counts[string(k)] = filehub.CleanupCounts{Scanned: kr.Scanned, Found: kr.Found, Deleted: kr.Deleted, Bytes: kr.BytesFreed}
 	}
 	return run

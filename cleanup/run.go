@@ -27,13 +27,15 @@ type execution struct {
 	refused bool // the safety cap tripped
 
 	// The plan.
-	trash    []*filehub.File
-	orphans  []filehub.BlobInfo
-	unref    []*filehub.Blob
-	missing  []*filehub.Blob // records whose object is gone
-	returned []*filehub.Blob // records flagged missing whose object is back
-	temps    []tempFile
-	changed  bool // something was written to the event log
+	trash       []*filehub.File
+	orphans     []filehub.BlobInfo
+	unref       []*filehub.Blob
+	missing     []*filehub.Blob // records whose object is gone
+	returned    []*filehub.Blob // records flagged missing whose object is back
+	temps       []tempFile
+	provCopies  []providerCopy
+	provOrphans []providerOrphan
+	changed     bool // something was written to the event log
 
 	unrefMerged bool // scanObjects planned x.unref from the records it read
 
@@ -94,6 +96,7 @@ func (x *execution) run(ctx context.Context) error {
 		{PhaseSweep, x.sweep},
 		{PhaseMissing, x.flagMissing},
 		{PhaseTemp, x.removeTemp},
+		{PhaseProviders, x.deleteProviderFiles},
 	}
 	for _, step := range steps {
 		if err := x.phase(ctx, step.phase); err != nil {
@@ -180,7 +183,7 @@ func (x *execution) plan(ctx context.Context) error {
 			kr.Found = int64(len(x.temps))
 		}
 	}
-	return nil
+	return x.planProviders(ctx)
 }
 
 // scanObjects merges the object listing (in sum order) with the blob records
@@ -372,11 +375,32 @@ func (x *execution) scanObjects(ctx context.Context) error {
 func (x *execution) checkCap() error {
 	planned := int64(len(x.orphans) + len(x.unref))
 	x.r.PlannedBlobDeletions = planned
-	limit := x.st.MaxDeleteFraction * float64(x.r.TotalBlobs)
-	if x.opts.Force || planned <= int64(x.s.cfg.MinDeleteAllowance) || float64(planned) <= limit {
+	provPlanned := x.plannedProviderDeletions()
+	x.r.PlannedProviderDeletions = provPlanned
+	within := func(planned, total int64) bool {
+		return planned <= int64(x.s.cfg.MinDeleteAllowance) || float64(planned) <= x.st.MaxDeleteFraction*float64(total)
+	}
+	if x.opts.Force || within(planned, x.r.TotalBlobs) && within(provPlanned, x.r.TotalProviderFiles) {
 		return nil
 	}
 	x.refused = true
+	if !within(provPlanned, x.r.TotalProviderFiles) {
+		for _, c := range x.provCopies {
+			kr := x.r.kind(KindProviderCopy)
+			kr.Targets = append(kr.Targets, Target{SHA256: c.m.SHA256, Provider: c.p.Name(), ProviderFileID: c.m.ProviderFileID, Bytes: c.m.Size, Action: ActionWouldDelete, Reason: "refused by the safety cap"})
+		}
+		for _, o := range x.provOrphans {
+			if o.delete {
+				kr := x.r.kind(KindProviderOrphan)
+				kr.Targets = append(kr.Targets, Target{Provider: o.p.Name(), ProviderFileID: o.f.ID, Name: o.f.Filename, Bytes: o.f.Bytes, Action: ActionWouldDelete, Reason: "refused by the safety cap"})
+			}
+		}
+		if within(planned, x.r.TotalBlobs) {
+			return filehub.Errorf(filehub.ECONFLICT,
+				"cleanup would delete %d of %d provider files, more than the safety cap of %g%%; nothing was deleted; run again with force to proceed",
+				provPlanned, x.r.TotalProviderFiles, x.st.MaxDeleteFraction*100)
+		}
+	}
 	for _, o := range x.orphans {
 		kr := x.r.kind(KindOrphanObject)
 		kr.Targets = append(kr.Targets, Target{SHA256: o.SHA256, Bytes: o.Size, Action: ActionWouldDelete, Reason: "refused by the safety cap"})

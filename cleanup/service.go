@@ -22,6 +22,7 @@ const leaseName = "cleanup"
 // in progress).
 type Service struct {
 	store   filehub.CleanupStore
+	meta    filehub.MetaStore // for blob lookups and (if it is one) the ProviderStore
 	blobs   filehub.BlobStore
 	cfg     Config
 	log     *slog.Logger
@@ -47,7 +48,7 @@ func New(meta filehub.MetaStore, blobs filehub.BlobStore, cfg Config) (*Service,
 	if err != nil {
 		return nil, filehub.WrapError(filehub.EINTERNAL, "register cleanup metrics", err)
 	}
-	s := &Service{store: store, blobs: blobs, cfg: cfg, log: cfg.Logger, metrics: m, id: cfg.InstanceID}
+	s := &Service{store: store, meta: meta, blobs: blobs, cfg: cfg, log: cfg.Logger, metrics: m, id: cfg.InstanceID}
 	if s.id == "" {
 		s.id = filehub.NewID("cleanup_")
 	}
@@ -75,6 +76,10 @@ type RunOptions struct {
 	// Actor is who asked for it, for the audit log. Default:
 	// filehub.ActorFromContext(ctx).
 	Actor string
+	// ProviderOrphans is what to do with provider files no mapping names:
+	// ProviderOrphansReport (default, also for "") or
+	// ProviderOrphansDelete (delete those older than the blob grace).
+	ProviderOrphans string
 }
 
 // errCrash marks the error of a run stopped by Config.BeforePhase.
@@ -98,6 +103,11 @@ func (s *Service) Run(ctx context.Context, opts RunOptions) (*Report, error) {
 		if _, err := ParseKind(string(k)); err != nil {
 			return nil, err
 		}
+	}
+	switch opts.ProviderOrphans {
+	case "", ProviderOrphansReport, ProviderOrphansDelete:
+	default:
+		return nil, filehub.Errorf(filehub.EINVALID, "provider orphans: want report or delete, not %q", opts.ProviderOrphans)
 	}
 	if opts.Trigger == "" {
 		opts.Trigger = "manual"

@@ -163,3 +163,32 @@ func (db *DB) DeleteProviderMapping(ctx context.Context, m *filehub.ProviderMapp
 	})
 	return deleted, err
 }
+
+// ListProviderMappings returns a page of mappings in key order; see
+// filehub.ProviderStore. COLLATE "C" makes the order byte order, as in
+// SQLite, whatever the database's collation.
+func (db *DB) ListProviderMappings(ctx context.Context, after filehub.ProviderKey, limit int) ([]*filehub.ProviderMapping, error) {
+	if db.closed.Load() {
+		return nil, errClosed
+	}
+	if limit <= 0 {
+		limit = 1000
+	}
+	rows, err := db.pool.Query(ctx, `SELECT `+mappingColumns+` FROM provider_files
+		WHERE (sha256 COLLATE "C", provider COLLATE "C", purpose COLLATE "C") > ($1 COLLATE "C", $2 COLLATE "C", $3 COLLATE "C")
+		ORDER BY sha256 COLLATE "C", provider COLLATE "C", purpose COLLATE "C" LIMIT $4`,
+		after.SHA256, after.Provider, after.Purpose, limit)
+	if err != nil {
+		return nil, mapError(ctx, "list provider mappings", err)
+	}
+	defer rows.Close()
+	var out []*filehub.ProviderMapping
+	for rows.Next() {
+		m, err := scanMapping(rows)
+		if err != nil {
+			return nil, mapError(ctx, "list provider mappings", err)
+		}
+		out = append(out, m)
+	}
+	return out, mapError(ctx, "list provider mappings", rows.Err())
+}

@@ -172,3 +172,30 @@ func (db *DB) DeleteProviderMapping(ctx context.Context, m *filehub.ProviderMapp
 	})
 	return deleted, err
 }
+
+// ListProviderMappings returns a page of mappings in key order; see
+// filehub.ProviderStore. The row-value comparison walks the primary key.
+func (db *DB) ListProviderMappings(ctx context.Context, after filehub.ProviderKey, limit int) ([]*filehub.ProviderMapping, error) {
+	if db.closed.Load() {
+		return nil, errClosed
+	}
+	if limit <= 0 {
+		limit = 1000
+	}
+	rows, err := db.rdb.QueryContext(ctx, `SELECT `+mappingColumns+` FROM provider_files
+		WHERE (sha256, provider, purpose) > (?, ?, ?)
+		ORDER BY sha256, provider, purpose LIMIT ?`, after.SHA256, after.Provider, after.Purpose, limit)
+	if err != nil {
+		return nil, mapError(ctx, "list provider mappings", err)
+	}
+	defer rows.Close()
+	var out []*filehub.ProviderMapping
+	for rows.Next() {
+		m, err := scanMapping(rows)
+		if err != nil {
+			return nil, mapError(ctx, "list provider mappings", err)
+		}
+		out = append(out, m)
+	}
+	return out, mapError(ctx, "list provider mappings", rows.Err())
+}

@@ -1,10 +1,13 @@
 package storetest
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,6 +34,7 @@ func RunProviderStore(t *testing.T, newStore func(t *testing.T) filehub.MetaStor
 		{"Keys", testProviderKeys},
 		{"NotFound", testProviderNotFound},
 		{"Invalid", testProviderInvalid},
+		{"List", testProviderList},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
@@ -284,5 +288,52 @@ func testProviderInvalid(t *testing.T, p filehub.ProviderStore) {
 	}
 	if _, _, err := p.ClaimProviderMapping(ctx, good, 1, "", metaEpoch, claimTTL); filehub.ErrorCode(err) != filehub.EINVALID {
 		t.Errorf("Claim without a claim ID = %v, want EINVALID", err)
+	}
+}
+
+func testProviderList(t *testing.T, p filehub.ProviderStore) {
+	ctx := t.Context()
+	got, err := p.ListProviderMappings(ctx, filehub.ProviderKey{}, 0)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("ListProviderMappings of an empty store = %v, %v; want none", got, err)
+	}
+	var want []filehub.ProviderKey
+	for i := range 5 {
+		for _, prov := range []string{"glm", "kimi"} {
+			k := providerKey(fmt.Sprintf("list %d", i))
+			k.Provider = prov
+			m, _ := mustClaim(t, p, k, "c-"+prov, metaEpoch)
+			if i%2 == 0 {
+				if _, err := p.CompleteProviderMapping(ctx, k, m.ClaimID, "file-"+prov, metaEpoch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want = append(want, k)
+		}
+	}
+	slices.SortFunc(want, func(a, b filehub.ProviderKey) int {
+		return cmp.Or(strings.Compare(a.SHA256, b.SHA256), strings.Compare(a.Provider, b.Provider), strings.Compare(a.Purpose, b.Purpose))
+	})
+	// Pages of 3 must give every mapping once, in key order.
+	var keys []filehub.ProviderKey
+	after := filehub.ProviderKey{}
+	for {
+		page, err := p.ListProviderMappings(ctx, after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range page {
+			keys = append(keys, m.Key())
+			if m.State == filehub.MappingReady && m.ProviderFileID != "file-"+m.Provider {
+				t.Errorf("listed %+v: wrong provider file ID", m)
+			}
+		}
+		if len(page) < 3 {
+			break
+		}
+		after = page[len(page)-1].Key()
+	}
+	if !slices.Equal(keys, want) {
+		t.Errorf("listed keys\n%v\nwant\n%v", keys, want)
 	}
 }
