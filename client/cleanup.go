@@ -21,6 +21,8 @@ type CleanupOptions struct {
 	Force bool `json:"force"`
 	// Only restricts the run to these kinds (cleanup.Kinds); empty: all.
 	Only []string `json:"only,omitempty"`
+	// ProviderOrphans is "report" (default) or "delete".
+	ProviderOrphans string `json:"provider_orphans,omitempty"`
 }
 
 // CleanupRun runs a cleanup on the server (admin scope) and returns its

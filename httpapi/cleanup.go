@@ -56,6 +56,9 @@ type CleanupRunRequest struct {
 	// Only restricts the run to these kinds (trash, orphan_object,
 	// unreferenced_blob, missing_object, stale_temp); empty means all.
 	Only []string `json:"only"`
+	// ProviderOrphans is "report" (default) or "delete": what to do with
+	// provider files no mapping names.
+	ProviderOrphans string `json:"provider_orphans,omitempty"`
 }
 
 // AuditPage is the body of GET /v1/audit.
@@ -110,7 +113,7 @@ func (h *Handler) cleanupRun(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	opts := cleanup.RunOptions{DryRun: req.DryRun, Force: req.Force, Trigger: "api"}
+	opts := cleanup.RunOptions{DryRun: req.DryRun, Force: req.Force, Trigger: "api", ProviderOrphans: req.ProviderOrphans}
 	for _, s := range req.Only {
 		k, err := cleanup.ParseKind(s)
 		if err != nil {

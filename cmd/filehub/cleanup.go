@@ -210,7 +210,7 @@ type remoteCleanup struct{ c *client.Client }
 // Run returns no report with an error: the server answers a refused run
 // with a problem only (naming the run, whose report can be read).
 func (r remoteCleanup) Run(ctx context.Context, opts cleanup.RunOptions) (*cleanup.Report, error) {
-	o := client.CleanupOptions{DryRun: opts.DryRun, Force: opts.Force}
+	o := client.CleanupOptions{DryRun: opts.DryRun, Force: opts.Force, ProviderOrphans: opts.ProviderOrphans}
 	for _, k := range opts.Only {
 		o.Only = append(o.Only, string(k))
 	}

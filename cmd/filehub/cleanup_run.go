@@ -14,6 +14,7 @@ func newCleanupRunCommand(env Env) *cobra.Command {
 	var (
 		dryRun, force, asJSON bool
 		only                  []string
+		provOrphans           string
 	)
 	cmd := &cobra.Command{
 		Use:   "run [--dry-run] [--force] [--only KIND] [--json]",
@@ -38,6 +39,7 @@ Through a server, the server's own settings apply and these are ignored.`,
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "report what would be done and change nothing")
 	cmd.Flags().BoolVar(&force, "force", false, "proceed even past the safety cap")
 	cmd.Flags().StringSliceVar(&only, "only", nil, "only these kinds (repeat or comma-separate)")
+	cmd.Flags().StringVar(&provOrphans, "provider-orphans", cleanup.ProviderOrphansReport, "provider files no mapping names: report, or delete those older than the blob grace")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as one JSON object")
 	def := DefaultServeConfig()
 	local := cleanup.Config{}
@@ -47,7 +49,10 @@ Through a server, the server's own settings apply and these are ignored.`,
 	cmd.Flags().DurationVar(&local.TrashGrace, "trash-grace", def.TrashGrace, "with --data-dir: the default trash grace, as serve's flag (reported in the settings)")
 	configurable(cmd.Flags(), "blob-grace", "upload-expiry", "max-delete-fraction", "trash-grace")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		opts := cleanup.RunOptions{DryRun: dryRun, Force: force}
+		if provOrphans != cleanup.ProviderOrphansReport && provOrphans != cleanup.ProviderOrphansDelete {
+			return usageErrorf("--provider-orphans: want report or delete, not %q", provOrphans)
+		}
+		opts := cleanup.RunOptions{DryRun: dryRun, Force: force, ProviderOrphans: provOrphans}
 		for _, s := range only {
 			k, err := cleanup.ParseKind(s)
 			if err != nil {
