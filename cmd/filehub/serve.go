@@ -376,7 +376,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if interval == 0 {
 		interval = cleanup.DefaultInterval // the setting's default; no scheduler runs
 	}
+	// Filled below once the providers are built; the cleanup reads it at
+	// each run.
+	var cleanupProvs []cleanup.Provider
 	cleaner, err := cleanup.New(db, blobs, cleanup.Config{
+		Providers:         func() []cleanup.Provider { return cleanupProvs },
 		TrashGrace:        cfg.TrashGrace,
 		BlobGrace:         cfg.BlobGrace,
 		UploadExpiry:      cfg.UploadExpiry,
@@ -423,6 +427,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 		m.providers = append(m.providers, c)
+		cleanupProvs = append(cleanupProvs, cleanup.Provider{Provider: c, FileQuota: pc.FileQuota})
 		provs = append(provs, c)
 	}
 	pusher, err := providers.New(db, blobs, provs, providers.Config{
