@@ -63,12 +63,7 @@ func envName(flag string) string {
 func applyConfig(cmd *cobra.Command, getenv func(string) string, known map[string]bool) error {
 	fs := cmd.Flags()
 
-	path := ""
-	if f := fs.Lookup("config"); f != nil && f.Changed {
-		path = f.Value.String()
-	} else {
-		path = getenv(envName("config"))
-	}
+	path := configPath(cmd, getenv)
 	var file map[string]any
 	if path != "" {
 		var err error
@@ -105,6 +100,15 @@ func applyConfig(cmd *cobra.Command, getenv func(string) string, known map[strin
 	return nil
 }
 
+// configPath returns the config file named by --config or FILEHUB_CONFIG,
+// "" if none.
+func configPath(cmd *cobra.Command, getenv func(string) string) string {
+	if f := cmd.Flags().Lookup("config"); f != nil && f.Changed {
+		return f.Value.String()
+	}
+	return getenv(envName("config"))
+}
+
 // lookupEnv treats an empty variable as unset, as most tools do: an empty
 // FILEHUB_LISTEN is far more likely a templating accident than a request to
 // listen nowhere.
@@ -129,7 +133,9 @@ func readConfigFile(path string, known map[string]bool) (map[string]any, error) 
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if !known[k] {
+		// The [providers.<name>] tables are not flags; serve reads them
+		// (see readProviderFile).
+		if !known[k] && k != providersTable {
 			return nil, fmt.Errorf("config file %s: unknown key %q", path, k)
 		}
 	}

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -11,6 +14,7 @@ func TestParseProviders(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		environ []string
+		file    map[string]map[string]string // as readProviderFile returns
 		want    []openai.Config
 		wantErr string
 	}{
@@ -49,9 +53,35 @@ func TestParseProviders(t *testing.T) {
 		{name: "bad size", environ: []string{"FILEHUB_PROVIDER_KIMI_API_KEY=k", "FILEHUB_PROVIDER_KIMI_MAX_FILE_SIZE=huge"}, wantErr: "FILEHUB_PROVIDER_KIMI_MAX_FILE_SIZE"},
 		{name: "bad quota", environ: []string{"FILEHUB_PROVIDER_KIMI_API_KEY=k", "FILEHUB_PROVIDER_KIMI_FILE_QUOTA=-1"}, wantErr: "FILEHUB_PROVIDER_KIMI_FILE_QUOTA"},
 		{name: "bad name", environ: []string{"FILEHUB_PROVIDER__API_KEY=k"}, wantErr: "invalid provider name"},
+		{
+			name: "file only",
+			file: map[string]map[string]string{"kimi": {"API_KEY": "sk-file", "FILE_QUOTA": "500"}},
+			want: []openai.Config{{Name: "kimi", APIKey: "sk-file", BaseURL: "https://api.moonshot.cn/v1",
+				Purpose: "file-extract", MaxFileSize: 100 << 20, FileQuota: 500}},
+		},
+		{
+			// Each field separately: env > file > preset.
+			name: "env over file over preset",
+			environ: []string{
+				"FILEHUB_PROVIDER_KIMI_API_KEY=sk-env",
+				"FILEHUB_PROVIDER_KIMI_PURPOSE=", // empty: unset, the file's value stays
+				"FILEHUB_PROVIDER_KIMI_MAX_FILE_SIZE=10MiB",
+			},
+			file: map[string]map[string]string{"kimi": {"API_KEY": "sk-file", "BASE_URL": "http://file/v1", "PURPOSE": "assistants", "MAX_FILE_SIZE": "1MiB"}},
+			want: []openai.Config{{Name: "kimi", APIKey: "sk-env", BaseURL: "http://file/v1",
+				Purpose: "assistants", MaxFileSize: 10 << 20, FileQuota: 1000}},
+		},
+		{
+			name:    "key in the file, settings in the environment",
+			environ: []string{"FILEHUB_PROVIDER_LAB_BASE_URL=http://lab/v1"},
+			file:    map[string]map[string]string{"lab": {"API_KEY": "k", "PURPOSE": "file"}},
+			want:    []openai.Config{{Name: "lab", APIKey: "k", BaseURL: "http://lab/v1", Purpose: "file"}},
+		},
+		{name: "file without key", file: map[string]map[string]string{"glm": {"PURPOSE": "file"}}, wantErr: "api_key in [providers.glm]"},
+		{name: "bad quota in file", file: map[string]map[string]string{"kimi": {"API_KEY": "k", "FILE_QUOTA": "many"}}, wantErr: "[providers.kimi] file_quota"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseProviders(tc.environ)
+			got, err := parseProviders(tc.environ, tc.file)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !isUsageError(err) {
 					t.Fatalf("parseProviders = %+v, %v; want a usage error mentioning %q", got, err, tc.wantErr)
@@ -70,5 +100,81 @@ func TestParseProviders(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestReadProviderFile(t *testing.T) {
+	write := func(t *testing.T, text string) string {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), "filehub.toml")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	got, err := readProviderFile(write(t, `
+listen = "127.0.0.1:0"
+
+[providers.kimi]
+api_key = "sk-kimi"
+max_file_size = "50MB"
+file_quota = 800
+
+[providers.my_lab]
+api_key = "k"
+base_url = "http://lab/v1"
+purpose = "file"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]string{
+		"kimi":   {"API_KEY": "sk-kimi", "MAX_FILE_SIZE": "50MB", "FILE_QUOTA": "800"},
+		"my_lab": {"API_KEY": "k", "BASE_URL": "http://lab/v1", "PURPOSE": "file"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("readProviderFile = %v, want %v", got, want)
+	}
+	if got, err := readProviderFile(""); got != nil || err != nil {
+		t.Errorf("no file: %v, %v", got, err)
+	}
+
+	for _, tc := range []struct{ name, text, wantErr string }{
+		{"unknown key", "[providers.kimi]\napi_key = \"k\"\napikey = \"k\"\n", `[providers.kimi]: unknown key "apikey"`},
+		{"bad name", "[providers.Kimi]\napi_key = \"k\"\n", "invalid provider name"},
+		{"not a table", "providers = \"kimi\"\n", "must be a table"},
+		{"bad value", "[providers.kimi]\napi_key = [1]\n", `key "api_key"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := readProviderFile(write(t, tc.text))
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !isUsageError(err) {
+				t.Errorf("readProviderFile = %v, want a usage error mentioning %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestServeReadsProviderFile runs "filehub serve" on a config file with
+// provider tables: the flags in it still apply, the tables reach the
+// server, and a misspelt provider key stops it with exit code 2.
+func TestServeReadsProviderFile(t *testing.T) {
+	path := writeFile(t, "filehub.toml", "listen = \"127.0.0.1:7000\"\n\n[providers.kimi]\napi_key = \"sk-file\"\nfile_quota = 900\n")
+	cfg, code, stderr := parseServe(t, nil, "--config", path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if cfg.Listen != "127.0.0.1:7000" || cfg.Providers["kimi"]["API_KEY"] != "sk-file" || cfg.Providers["kimi"]["FILE_QUOTA"] != "900" {
+		t.Errorf("serve got listen %q, providers %v", cfg.Listen, cfg.Providers)
+	}
+	// The file named by FILEHUB_CONFIG, too.
+	cfg, code, stderr = parseServe(t, map[string]string{"FILEHUB_CONFIG": path})
+	if code != 0 || cfg.Providers["kimi"]["API_KEY"] != "sk-file" {
+		t.Errorf("FILEHUB_CONFIG: exit %d (%s), providers %v", code, stderr, cfg.Providers)
+	}
+
+	bad := writeFile(t, "bad.toml", "[providers.kimi]\napi_key = \"k\"\nquota = 5\n")
+	_, code, stderr = parseServe(t, nil, "--config", bad)
+	if code != ExitUsage || !strings.Contains(stderr, `unknown key "quota"`) {
+		t.Errorf("misspelt key: exit %d, stderr %q", code, stderr)
 	}
 }

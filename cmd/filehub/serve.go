@@ -68,6 +68,10 @@ type ServeConfig struct {
 	MaxDeleteFraction float64
 	CleanupInterval   time.Duration // 0 disables the scheduler
 
+	// Providers are the config file's provider settings (see
+	// readProviderFile); FILEHUB_PROVIDER_* variables override them.
+	Providers map[string]map[string]string
+
 	LogLevel  string
 	LogFormat string
 }
@@ -165,6 +169,11 @@ once.`,
 			cfg.MaxUploadSize = int64(maxUpload)
 			cfg.MinFreeSpace = int64(minFree)
 			cfg.WSMaxMessageSize = int64(wsMaxMsg)
+			provs, err := readProviderFile(configPath(cmd, env.Getenv))
+			if err != nil {
+				return err
+			}
+			cfg.Providers = provs
 			run := runServe
 			if env.serve != nil {
 				run = env.serve
@@ -415,7 +424,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	provCfgs, err := parseProviders(m.Environ())
+	provCfgs, err := parseProviders(m.Environ(), cfg.Providers)
 	if err != nil {
 		return err
 	}
