@@ -68,6 +68,10 @@ type Config struct {
 	// keep clean (kinds provider_copy and provider_orphan); it is called
 	// once per run. Default: none, and those kinds find nothing.
 	Providers func() []Provider
+	// ProviderFiles, if set, is told how many files each provider account
+	// held when a run listed it (kind provider_orphan), so that the number
+	// can be exported next to the account's quota. It must not block.
+	ProviderFiles func(provider string, files int64)
 
 	// OnEvent, if set, is called with filehub.EventCleanupStarted and
 	// EventCleanupFinished and the run's report (also for dry runs, which

@@ -171,6 +171,9 @@ func (x *execution) planProviders(ctx context.Context) error {
 				}
 				after = next
 			}
+			if f := x.s.cfg.ProviderFiles; f != nil {
+				f(p.Name(), listed[p.Name()])
+			}
 		}
 		orphanKR.Found = int64(len(x.provOrphans))
 	}

@@ -222,3 +222,21 @@ func TestProviderQuotaLeastRecentlyUsedFirst(t *testing.T) {
 		t.Errorf("quota after = %+v, want still near with 2 files", q)
 	}
 }
+
+// TestProviderFilesCounted: a run that lists an account reports how many
+// files it holds, for the provider file-count gauge.
+func TestProviderFilesCounted(t *testing.T) {
+	e := newProvEnv(t)
+	e.pushed("one")
+	e.pushed("two")
+	e.fake.Add("uploaded elsewhere.pdf", "file-extract", 10)
+	counts := map[string]int64{}
+	s := e.service(func(c *cleanup.Config) {
+		c.Providers = func() []cleanup.Provider { return []cleanup.Provider{{Provider: e.prov}} }
+		c.ProviderFiles = func(name string, n int64) { counts[name] = n }
+	})
+	mustRun(t, s, cleanup.RunOptions{Only: []cleanup.Kind{cleanup.KindProviderOrphan}, DryRun: true})
+	if counts["kimi"] != 3 {
+		t.Fatalf("counts %v, want kimi: 3", counts)
+	}
+}

@@ -388,8 +388,16 @@ func (m *Main) Run(ctx context.Context) error {
 	// Filled below once the providers are built; the cleanup reads it at
 	// each run.
 	var cleanupProvs []cleanup.Provider
+	var pusherForMetrics *providers.Service // set below; read by the cleanup's runs
 	cleaner, err := cleanup.New(db, blobs, cleanup.Config{
-		Providers:         func() []cleanup.Provider { return cleanupProvs },
+		Providers: func() []cleanup.Provider { return cleanupProvs },
+		// A run's listing of each account is the only count of its files:
+		// export it next to the account's quota.
+		ProviderFiles: func(name string, n int64) {
+			if pusherForMetrics != nil {
+				pusherForMetrics.SetProviderFiles(name, int(n))
+			}
+		},
 		TrashGrace:        cfg.TrashGrace,
 		BlobGrace:         cfg.BlobGrace,
 		UploadExpiry:      cfg.UploadExpiry,
@@ -446,6 +454,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pusherForMetrics = pusher
 	if len(provs) > 0 {
 		log.Info("model providers", "providers", describeProviders(provCfgs))
 	}
