@@ -240,3 +240,60 @@ func TestProviderFilesCounted(t *testing.T) {
 		t.Fatalf("counts %v, want kimi: 3", counts)
 	}
 }
+
+// TestProviderSafetyCap: provider deletions have their own safety cap; a
+// run that would delete more provider files than it allows deletes nothing
+// at the provider and answers ECONFLICT, and with Force it deletes.
+func TestProviderSafetyCap(t *testing.T) {
+	e := newProvEnv(t)
+	gone1, gone1ID := e.pushed("first content to forget")
+	gone2, gone2ID := e.pushed("second content to forget")
+	_, liveID := e.pushed("live content")
+	stray := e.fake.Add("uploaded elsewhere.pdf", "file-extract", 10)
+	e.trashAndPurge(gone1)
+	e.trashAndPurge(gone2)
+	e.clock.Advance(cleanup.DefaultBlobGrace + day)
+	s := e.service(func(c *cleanup.Config) {
+		c.Providers = func() []cleanup.Provider { return []cleanup.Provider{{Provider: e.prov}} }
+		c.MinDeleteAllowance = -1 // no allowance: the fraction alone decides
+		c.MaxDeleteFraction = 0.5 // 3 planned of 4 provider files is over it
+	})
+	opts := cleanup.RunOptions{
+		Only:            []cleanup.Kind{cleanup.KindProviderCopy, cleanup.KindProviderOrphan},
+		ProviderOrphans: cleanup.ProviderOrphansDelete,
+	}
+	all := []string{gone1ID, gone2ID, liveID, stray.ID}
+
+	r, err := s.Run(context.Background(), opts)
+	if filehub.ErrorCode(err) != filehub.ECONFLICT {
+		t.Fatalf("over the cap: Run = %v, want ECONFLICT", err)
+	}
+	if r != nil && r.PlannedProviderDeletions != 3 {
+		t.Errorf("refused report: %d planned provider deletions, want 3", r.PlannedProviderDeletions)
+	}
+	if n := e.fake.Calls("DELETE /files/{id}"); n != 0 {
+		t.Errorf("refused run made %d provider deletes, want 0", n)
+	}
+	if got := e.atProvider(); !slices.Equal(got, all) {
+		t.Fatalf("after the refused run the provider holds %v, want %v", got, all)
+	}
+	audit, err := e.meta.ListAudit(context.Background(), filehub.AuditFilter{Action: filehub.AuditProviderDeleted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(audit) != 0 {
+		t.Errorf("refused run audited provider deletions: %+v", audit)
+	}
+
+	opts.Force = true
+	r = mustRun(t, s, opts)
+	if got := providerTargets(r, cleanup.KindProviderCopy); got[gone1ID] != cleanup.ActionDeleted || got[gone2ID] != cleanup.ActionDeleted {
+		t.Errorf("forced run copy targets = %v, want %s and %s deleted", got, gone1ID, gone2ID)
+	}
+	if got := providerTargets(r, cleanup.KindProviderOrphan); got[stray.ID] != cleanup.ActionDeleted {
+		t.Errorf("forced run orphan targets = %v, want %s deleted", got, stray.ID)
+	}
+	if got := e.atProvider(); !slices.Equal(got, []string{liveID}) {
+		t.Errorf("after the forced run the provider holds %v, want only the live %s", got, liveID)
+	}
+}
