@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/internal/paging"
 )
 
 // blobColumns are the columns scanBlob reads, in order.
@@ -140,7 +141,7 @@ func (db *DB) listBlobs(ctx context.Context, q string, args ...any) ([]*filehub.
 		return nil, errClosed
 	}
 	if limit := args[len(args)-1].(int); limit <= 0 {
-		args[len(args)-1] = maxLimit
+		args[len(args)-1] = paging.MaxLimit
 	}
 	rows, err := db.pool.Query(ctx, q, args...)
 	if err != nil {
@@ -332,7 +333,7 @@ func (db *DB) ListAudit(ctx context.Context, filter filehub.AuditFilter) ([]*fil
 	if db.closed.Load() {
 		return nil, errClosed
 	}
-	limit, err := pageLimit(max(filter.Limit, 0))
+	limit, err := paging.Limit(max(filter.Limit, 0))
 	if err != nil {
 		return nil, err
 	}
@@ -558,7 +559,7 @@ func (db *DB) ListRuns(ctx context.Context, last int) ([]*filehub.CleanupRun, er
 	if last <= 0 {
 		last = 10
 	}
-	rows, err := db.pool.Query(ctx, `SELECT `+runColumns+` FROM cleanup_runs ORDER BY id DESC LIMIT $1`, min(last, maxLimit))
+	rows, err := db.pool.Query(ctx, `SELECT `+runColumns+` FROM cleanup_runs ORDER BY id DESC LIMIT $1`, min(last, paging.MaxLimit))
 	if err != nil {
 		return nil, mapError(ctx, "list cleanup runs", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/internal/paging"
 )
 
 // trimChunk is the most events one TrimEvents transaction deletes, so that
@@ -53,9 +54,9 @@ func (db *DB) ListEvents(ctx context.Context, afterID int64, limit int) ([]*file
 		return nil, errClosed
 	}
 	if limit <= 0 {
-		limit = defaultLimit
+		limit = paging.DefaultLimit
 	}
-	limit = min(limit, maxLimit)
+	limit = min(limit, paging.MaxLimit)
 	rows, err := db.pool.Query(ctx,
 		`SELECT id, type, time, file, run FROM events WHERE id > $1 ORDER BY id LIMIT $2`, afterID, limit)
 	if err != nil {

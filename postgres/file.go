@@ -2,21 +2,14 @@ package postgres
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/filehub/filehub"
-)
-
-// Page sizes of ListFiles and ListEvents.
-const (
-	defaultLimit = 100
-	maxLimit     = 1000
+	"github.com/filehub/filehub/internal/paging"
 )
 
 // fileColumns are the columns scanFile reads, in order.
@@ -151,11 +144,11 @@ func (db *DB) ListFiles(ctx context.Context, filter filehub.FileFilter) ([]*file
 	if db.closed.Load() {
 		return nil, "", errClosed
 	}
-	limit, err := pageLimit(filter.Limit)
+	limit, err := paging.Limit(filter.Limit)
 	if err != nil {
 		return nil, "", err
 	}
-	after, err := decodeCursor(filter.Cursor)
+	after, err := paging.DecodeCursor(filter.Cursor)
 	if err != nil {
 		return nil, "", err
 	}
@@ -190,38 +183,7 @@ func (db *DB) ListFiles(ctx context.Context, filter filehub.FileFilter) ([]*file
 		return files, "", nil
 	}
 	files = files[:limit]
-	return files, encodeCursor(seqs[limit-1]), nil
-}
-
-func pageLimit(n int) (int, error) {
-	switch {
-	case n < 0:
-		return 0, filehub.Errorf(filehub.EINVALID, "limit must not be negative")
-	case n == 0:
-		return defaultLimit, nil
-	case n > maxLimit:
-		return maxLimit, nil
-	}
-	return n, nil
-}
-
-func encodeCursor(seq int64) string {
-	return base64.RawURLEncoding.EncodeToString(strconv.AppendInt(nil, seq, 10))
-}
-
-func decodeCursor(c string) (int64, error) {
-	if c == "" {
-		return 0, nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return 0, filehub.WrapError(filehub.EINVALID, "malformed cursor", err)
-	}
-	seq, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil || seq < 1 {
-		return 0, filehub.WrapError(filehub.EINVALID, "malformed cursor", err)
-	}
-	return seq, nil
+	return files, paging.EncodeCursor(seqs[limit-1]), nil
 }
 
 // SoftDeleteFile marks a live file deleted; see filehub.MetaStore. It

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/internal/paging"
 )
 
 // DB is also the cleanup service's store.
@@ -142,7 +143,7 @@ func (db *DB) listBlobs(ctx context.Context, q string, args ...any) ([]*filehub.
 		return nil, errClosed
 	}
 	if limit := args[len(args)-1].(int); limit <= 0 {
-		args[len(args)-1] = maxLimit
+		args[len(args)-1] = paging.MaxLimit
 	}
 	rows, err := db.rdb.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -338,7 +339,7 @@ func (db *DB) ListAudit(ctx context.Context, filter filehub.AuditFilter) ([]*fil
 	if db.closed.Load() {
 		return nil, errClosed
 	}
-	limit, err := pageLimit(max(filter.Limit, 0))
+	limit, err := paging.Limit(max(filter.Limit, 0))
 	if err != nil {
 		return nil, err
 	}
@@ -560,7 +561,7 @@ func (db *DB) ListRuns(ctx context.Context, last int) ([]*filehub.CleanupRun, er
 	if last <= 0 {
 		last = 10
 	}
-	rows, err := db.rdb.QueryContext(ctx, `SELECT `+runColumns+` FROM cleanup_runs ORDER BY id DESC LIMIT ?`, min(last, maxLimit))
+	rows, err := db.rdb.QueryContext(ctx, `SELECT `+runColumns+` FROM cleanup_runs ORDER BY id DESC LIMIT ?`, min(last, paging.MaxLimit))
 	if err != nil {
 		return nil, mapError(ctx, "list cleanup runs", err)
 	}
