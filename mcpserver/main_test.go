@@ -50,16 +50,16 @@ const (
 // served over Streamable HTTP on 127.0.0.1, with one key per scope set and
 // a provider stand-in named "test".
 type env struct {
-	t       *testing.T
-	meta    *sqlite.DB
-	svc     *files.Service
-	local   *mcpserver.Local
-	srv     *mcpserver.Server
-	http    *httptest.Server
-	reg     *prometheus.Registry
-	fp      *fakeprovider.Server
-	keys    map[string]string         // name → secret
-	keyIDs  map[string]string         // name → key ID
+	t      *testing.T
+	meta   *sqlite.DB
+	svc    *files.Service
+	local  *mcpserver.Local
+	srv    *mcpserver.Server
+	http   *httptest.Server
+	reg    *prometheus.Registry
+	fp     *fakeprovider.Server
+	keys   map[string]string // name → secret
+	keyIDs map[string]string // name → key ID
 }
 
 func newEnv(t *testing.T, mutate func(*mcpserver.Config)) *env {
