@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -94,6 +95,7 @@ type Server struct {
 	limits   *limiterSet              // nil when unlimited
 	metrics  *metrics
 	template *mcp.ResourceTemplate
+	sessions atomic.Int64 // initialized sessions open now
 }
 
 // fileURIPrefix starts every file resource's URI.
@@ -146,6 +148,7 @@ func New(backend Backend, cfg Config) (*Server, error) {
 			Resources: &mcp.ResourceCapabilities{ListChanged: true, Subscribe: true},
 			Prompts:   &mcp.PromptCapabilities{},
 		},
+		InitializedHandler: s.initialized,
 		SubscribeHandler:   s.subscribe,
 		UnsubscribeHandler: func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
 	})
@@ -184,13 +187,19 @@ func (s *Server) Close() {
 	}
 }
 
-func (s *Server) sessionCount() int {
-	n := 0
-	for range s.mcp.Sessions() {
-		n++
-	}
-	return n
+// initialized counts a session that completed its handshake until it
+// ends. Sessions are counted here rather than from mcp.Server.Sessions,
+// which also holds the SDK's short-lived sessions of requests made before
+// the handshake.
+func (s *Server) initialized(_ context.Context, req *mcp.InitializedRequest) {
+	s.sessions.Add(1)
+	go func() {
+		_ = req.Session.Wait()
+		s.sessions.Add(-1)
+	}()
 }
+
+func (s *Server) sessionCount() int { return int(s.sessions.Load()) }
 
 // keyExtra is the TokenInfo.Extra entry holding the authenticated key.
 const keyExtra = "filehub_key"
