@@ -24,6 +24,7 @@ import (
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/httpapi"
+	"github.com/filehub/filehub/mcpserver"
 	"github.com/filehub/filehub/openai"
 	"github.com/filehub/filehub/providers"
 	"github.com/filehub/filehub/wsserver"
@@ -68,6 +69,12 @@ type ServeConfig struct {
 	MaxDeleteFraction float64
 	CleanupInterval   time.Duration // 0 disables the scheduler
 
+	// The MCP endpoint /v1/mcp (see mcp.go).
+	MCPMaxUpload   int64
+	MCPMaxSessions int
+	MCPIdleTimeout time.Duration
+	MCPRateLimit   float64 // tool calls/s per key; negative: no limit
+
 	// Providers are the config file's provider settings (see
 	// readProviderFile); FILEHUB_PROVIDER_* variables override them.
 	Providers map[string]map[string]string
@@ -102,6 +109,10 @@ func DefaultServeConfig() ServeConfig {
 		UploadExpiry:         cleanup.DefaultUploadExpiry,
 		MaxDeleteFraction:    cleanup.DefaultMaxDeleteFraction,
 		CleanupInterval:      cleanup.DefaultInterval,
+		MCPMaxUpload:         mcpserver.DefaultMaxUpload,
+		MCPMaxSessions:       mcpserver.DefaultMaxSessions,
+		MCPIdleTimeout:       mcpserver.DefaultSessionIdleTimeout,
+		MCPRateLimit:         mcpserver.DefaultRateLimit,
 		LogLevel:             "info",
 		LogFormat:            "text",
 	}
@@ -139,6 +150,9 @@ func bindServeFlags(fs interface {
 	fs.IntVar(&c.WSMaxConnsPerKey, "ws-max-connections-per-key", c.WSMaxConnsPerKey, "WebSocket connections one API key may hold at once; more get 429")
 	fs.DurationVar(&c.EventRetention, "event-retention", c.EventRetention, "events younger than this are kept in the event log (subscribers can replay them)")
 	fs.IntVar(&c.EventMaxCount, "event-max-count", c.EventMaxCount, "the event log keeps at most this many events (the newest)")
+	fs.IntVar(&c.MCPMaxSessions, "mcp-max-sessions", c.MCPMaxSessions, "MCP sessions open at once on /v1/mcp; more are refused with 503")
+	fs.DurationVar(&c.MCPIdleTimeout, "mcp-session-idle-timeout", c.MCPIdleTimeout, "close an MCP session that sends nothing for this long")
+	fs.Float64Var(&c.MCPRateLimit, "mcp-rate-limit", c.MCPRateLimit, "MCP tool calls per second allowed per API key; negative: no limit")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 }
@@ -148,6 +162,7 @@ func newServeCommand(env Env) *cobra.Command {
 	maxUpload := byteSize(cfg.MaxUploadSize)
 	minFree := byteSize(cfg.MinFreeSpace)
 	wsMaxMsg := byteSize(cfg.WSMaxMessageSize)
+	mcpMaxUpload := byteSize(cfg.MCPMaxUpload)
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the filehub server",
@@ -169,6 +184,7 @@ once.`,
 			cfg.MaxUploadSize = int64(maxUpload)
 			cfg.MinFreeSpace = int64(minFree)
 			cfg.WSMaxMessageSize = int64(wsMaxMsg)
+			cfg.MCPMaxUpload = int64(mcpMaxUpload)
 			provs, err := readProviderFile(configPath(cmd, env.Getenv))
 			if err != nil {
 				return err
@@ -186,6 +202,7 @@ once.`,
 	fs.Var(&maxUpload, "max-upload-size", "largest file accepted (e.g. 512MiB, 1GiB, 10MB)")
 	fs.Var(&minFree, "min-free-space", "refuse uploads (507) and report not ready when free disk space is below this; 0: no floor")
 	fs.Var(&wsMaxMsg, "ws-max-message-size", "largest WebSocket message accepted; larger ones close the connection (1009)")
+	fs.Var(&mcpMaxUpload, "mcp-max-upload", "largest content one MCP upload_file call may carry (e.g. 16MiB)")
 	fs.SortFlags = true
 	configurable(fs,
 		"data-dir", "db", "blobs", "listen", "metrics-listen", "max-upload-size", "min-free-space", "trash-grace",
@@ -193,7 +210,8 @@ once.`,
 		"upload-stall-timeout", "shutdown-timeout", "log-level", "log-format",
 		"ws-session-ttl", "ws-ping-interval", "ws-pong-timeout", "ws-max-connections-per-key",
 		"ws-max-message-size", "event-retention", "event-max-count",
-		"blob-grace", "upload-expiry", "max-delete-fraction", "cleanup-interval")
+		"blob-grace", "upload-expiry", "max-delete-fraction", "cleanup-interval",
+		"mcp-max-upload", "mcp-max-sessions", "mcp-session-idle-timeout", "mcp-rate-limit")
 	return cmd
 }
 
@@ -277,6 +295,7 @@ type Main struct {
 	blobs   filehub.BlobStore
 	ws      *wsserver.Server
 	wsStop  context.CancelFunc // ends ws.Run
+	mcp     *mcpserver.Server
 	cleanup *cleanup.Service
 	// providers are the model providers' clients, closed with the stores.
 	providers []*openai.Client
@@ -376,9 +395,13 @@ func (m *Main) Run(ctx context.Context) error {
 	// The event hub reads new events as soon as this process commits them;
 	// it polls as well, for changes made by other processes.
 	var ws *wsserver.Server
+	var mcpLocal *mcpserver.Local
 	notify := func() {
 		if ws != nil {
 			ws.Notify()
+		}
+		if mcpLocal != nil {
+			mcpLocal.Notify()
 		}
 	}
 	interval := cfg.CleanupInterval
@@ -488,12 +511,20 @@ func (m *Main) Run(ctx context.Context) error {
 		Providers:       wsPusher{pusher},
 	})
 	m.ws = ws
+	mcpSrv, mcpLocal, err := newMCPEndpoint(cfg, svc, db, pusher, cleaner, m.Registry, log.With("component", "mcp"))
+	if err != nil {
+		return err
+	}
+	m.mcp = mcpSrv
 	// The WebSocket endpoint authenticates by itself (a browser can only
 	// send its key in the hello frame), so it sits beside the API handler
 	// rather than behind its auth.
 	apiSrv := api.NewServer(cfg.Listen)
 	root := http.NewServeMux()
 	root.Handle("GET /v1/ws", ws)
+	// Like the WebSocket endpoint, MCP authenticates by itself (its
+	// refusals are per tool, as tool errors).
+	root.Handle("/v1/mcp", mcpSrv.HTTPHandler(mcpserver.KeyAuthenticator(db)))
 	root.Handle("/", api)
 	apiSrv.Handler = root
 
@@ -546,6 +577,7 @@ func (m *Main) Run(ctx context.Context) error {
 	wsCtx, wsStop := context.WithCancel(gctx)
 	m.wsStop = wsStop
 	group.Go(func() error { return ws.Run(wsCtx) })
+	group.Go(func() error { return mcpSrv.Run(wsCtx) })
 	if cfg.CleanupInterval > 0 {
 		cleanupCtx, cleanupStop := context.WithCancel(gctx)
 		m.cleanupStop = cleanupStop
@@ -604,6 +636,11 @@ func (m *Main) Close() error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		var wg sync.WaitGroup
+		// Open MCP sessions hold event streams that Shutdown would wait
+		// for: end them (clients reconnect elsewhere).
+		if m.mcp != nil {
+			m.mcp.Close()
+		}
 		// http.Server.Shutdown does not track hijacked connections: the
 		// WebSocket server tells its clients to reconnect (close code
 		// 4005) and waits for its connections itself, in parallel.

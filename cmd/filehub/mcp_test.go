@@ -1,0 +1,160 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/filehub/filehub/client"
+	"github.com/filehub/filehub/internal/nodetest"
+)
+
+// mcpKeys starts the daemon and creates a read-write and a read-only key.
+func mcpKeys(t *testing.T) (srv *Server, rw, ro string) {
+	t.Helper()
+	dataDir := t.TempDir()
+	srv = MustRunMain(t, dataDir, map[string]string{"FILEHUB_BOOTSTRAP_KEY": testKey}, nil)
+	env := map[string]string{"FILEHUB_DATA_DIR": dataDir}
+	rw = strings.TrimSpace(MustCLI(t, env, "keys", "create", "--name", "mcp-rw", "--scope", "read,write").Stdout)
+	ro = strings.TrimSpace(MustCLI(t, env, "keys", "create", "--name", "mcp-ro", "--scope", "read").Stdout)
+	return srv, rw, ro
+}
+
+// runTypeScriptMCP runs e2e/mcp-client.mjs (the official TypeScript SDK)
+// in the given mode and returns what it reported.
+func runTypeScriptMCP(t *testing.T, mode string, extraEnv ...string) map[string]any {
+	t.Helper()
+	srv, rw, ro := mcpKeys(t)
+	env := append([]string{"MCP_MODE=" + mode, "FILEHUB_SERVER=" + srv.URL, "FILEHUB_RW_KEY=" + rw, "FILEHUB_READ_KEY=" + ro}, extraEnv...)
+	out := nodetest.Run(t, 3*time.Minute, env, "mcp-client.mjs")
+	t.Logf("mcp-client.mjs (%s): %s", mode, out)
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("mcp-client.mjs printed %q: %v", out, err)
+	}
+	for _, k := range []string{"readBack", "badInput"} {
+		if got[k] != true {
+			t.Errorf("%s: %s not confirmed: %s", mode, k, out)
+		}
+	}
+	if got["updated"] == nil || got["readOnlyRefusal"] == nil {
+		t.Errorf("%s: notification or refusal missing: %s", mode, out)
+	}
+	return got
+}
+
+// TestMCPTypeScriptStreamableHTTP: the official TypeScript SDK against
+// /v1/mcp on the real daemon, with API keys.
+func TestMCPTypeScriptStreamableHTTP(t *testing.T) {
+	runTypeScriptMCP(t, "http")
+}
+
+// TestMCPTypeScriptStdio: the official TypeScript SDK starting the real
+// binary's `filehub mcp`, which talks to the daemon over HTTP.
+func TestMCPTypeScriptStdio(t *testing.T) {
+	nodetest.Require(t)
+	bin := buildBinary(t)
+	runTypeScriptMCP(t, "stdio", "FILEHUB_BIN="+bin)
+}
+
+// TestMCPStdioGo drives `filehub mcp` with the Go SDK's client: scopes
+// probed from the server select the tools, content round-trips, a change
+// made over the HTTP API reaches a resource subscriber through the event
+// stream, and a bad key stops the command with a clear error.
+func TestMCPStdioGo(t *testing.T) {
+	bin := buildBinary(t)
+	srv, rw, ro := mcpKeys(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+
+	connect := func(key string, updated chan<- string) *mcp.ClientSession {
+		cmd := exec.Command(bin, "mcp", "--server", srv.URL)
+		cmd.Env = []string{"FILEHUB_KEY=" + key}
+		c := mcp.NewClient(&mcp.Implementation{Name: "filehub-test", Version: "1"}, &mcp.ClientOptions{
+			ResourceUpdatedHandler: func(_ context.Context, r *mcp.ResourceUpdatedNotificationRequest) {
+				if updated != nil {
+					updated <- r.Params.URI
+				}
+			},
+		})
+		cs, err := c.Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+		if err != nil {
+			t.Fatalf("connect to filehub mcp: %v", err)
+		}
+		t.Cleanup(func() { cs.Close() })
+		return cs
+	}
+	names := func(cs *mcp.ClientSession) []string {
+		res, err := cs.ListTools(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n []string
+		for _, tl := range res.Tools {
+			n = append(n, tl.Name)
+		}
+		slices.Sort(n)
+		return n
+	}
+
+	updated := make(chan string, 10)
+	cs := connect(rw, updated)
+	if got, want := names(cs), []string{"delete_file", "get_file", "list_files", "push_to_provider", "read_file", "restore_file", "storage_stats", "upload_file"}; !slices.Equal(got, want) {
+		t.Errorf("tools of a read-write key: %v, want %v", got, want)
+	}
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "upload_file", Arguments: map[string]any{"name": "stdio.txt", "text": "over stdio"}})
+	if err != nil || res.IsError {
+		t.Fatalf("upload_file: %v %+v", err, res)
+	}
+	var up struct {
+		File struct{ ID, URI string } `json:"file"`
+	}
+	b, _ := json.Marshal(res.StructuredContent)
+	json.Unmarshal(b, &up)
+	rr, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: up.File.URI})
+	if err != nil || rr.Contents[0].Text != "over stdio" {
+		t.Fatalf("read back: %+v %v", rr, err)
+	}
+	if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: up.File.URI}); err != nil {
+		t.Fatal(err)
+	}
+	// Deleted by someone else, over the HTTP API.
+	if _, err := client.New(srv.URL, testKey).Delete(ctx, up.File.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case uri := <-updated:
+		if uri != up.File.URI {
+			t.Errorf("resources/updated for %s, want %s", uri, up.File.URI)
+		}
+	case <-ctx.Done():
+		t.Fatal("no resources/updated after the delete")
+	}
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "storage_stats"})
+	if err != nil || res.IsError {
+		t.Fatalf("storage_stats: %v %+v", err, res)
+	}
+
+	read := connect(ro, nil)
+	if got, want := names(read), []string{"get_file", "list_files", "read_file", "storage_stats"}; !slices.Equal(got, want) {
+		t.Errorf("tools of a read key: %v, want %v", got, want)
+	}
+	res, err = read.CallTool(ctx, &mcp.CallToolParams{Name: "upload_file", Arguments: map[string]any{"name": "x.txt", "text": "x"}})
+	if err != nil || !res.IsError {
+		t.Errorf("upload_file with a read key: %v %+v, want a tool error", err, res)
+	}
+
+	// A bad key: the command says so on stderr and exits 1.
+	cmd := exec.CommandContext(ctx, bin, "mcp", "--server", srv.URL)
+	cmd.Env = []string{"FILEHUB_KEY=fhk_wrong"}
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "unknown API key") {
+		t.Errorf("filehub mcp with a bad key: %v, %s", err, out)
+	}
+}
