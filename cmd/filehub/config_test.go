@@ -138,6 +138,10 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		"FILEHUB_CLEANUP_INTERVAL":           "0",
 		"FILEHUB_DB":                         "postgres://filehub@db:5432/filehub",
 		"FILEHUB_BLOBS":                      "s3://bucket?region=eu-west-1",
+		"FILEHUB_MCP_MAX_UPLOAD":             "1MiB",
+		"FILEHUB_MCP_MAX_SESSIONS":           "12",
+		"FILEHUB_MCP_SESSION_IDLE_TIMEOUT":   "13m",
+		"FILEHUB_MCP_RATE_LIMIT":             "-1",
 	}
 	cfg, code, stderr := parseServe(t, env)
 	if code != ExitOK {
@@ -153,6 +157,7 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		WSSessionTTL: 3 * time.Minute, WSPingInterval: 7 * time.Second, WSPongTimeout: 8 * time.Second,
 		WSMaxConnsPerKey: 9, WSMaxMessageSize: 64 << 10, EventRetention: 48 * time.Hour, EventMaxCount: 1000,
 		BlobGrace: 10 * time.Hour, UploadExpiry: 11 * time.Hour, MaxDeleteFraction: 0.25, CleanupInterval: 0,
+		MCPMaxUpload: 1 << 20, MCPMaxSessions: 12, MCPIdleTimeout: 13 * time.Minute, MCPRateLimit: -1,
 		LogLevel: "debug", LogFormat: "json",
 	}
 	if !reflect.DeepEqual(cfg, want) {
