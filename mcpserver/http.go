@@ -60,6 +60,11 @@ func (s *Server) HTTPHandler(authn Authenticator) http.Handler {
 	sh := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s.mcp }, &mcp.StreamableHTTPOptions{
 		Logger:         slogWarn(s),
 		SessionTimeout: s.cfg.SessionIdleTimeout,
+		// Plain JSON answers rather than an event stream per call: no
+		// tool streams progress, notifications travel on the session's
+		// own stream, and a JSON answer is cheaper for both ends and
+		// for proxies.
+		JSONResponse: true,
 		// Room for the largest upload_file call, base64-encoded, so that
 		// content a little over the limit gets a clear tool error; far
 		// larger bodies are refused with 413 before they are buffered.

@@ -50,7 +50,7 @@ const (
 // served over Streamable HTTP on 127.0.0.1, with one key per scope set and
 // a provider stand-in named "test".
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	meta   *sqlite.DB
 	svc    *files.Service
 	local  *mcpserver.Local
@@ -63,6 +63,11 @@ type env struct {
 }
 
 func newEnv(t *testing.T, mutate func(*mcpserver.Config)) *env {
+	t.Helper()
+	return newEnvTB(t, mutate)
+}
+
+func newEnvTB(t testing.TB, mutate func(*mcpserver.Config)) *env {
 	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -294,7 +299,7 @@ func (e *env) fileCount() int {
 	return len(fs)
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
