@@ -3,6 +3,7 @@ package main_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"os/exec"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/filehub/filehub/client"
+	main "github.com/filehub/filehub/cmd/filehub"
 	"github.com/filehub/filehub/internal/nodetest"
 )
 
@@ -158,3 +160,47 @@ func TestMCPStdioGo(t *testing.T) {
 		t.Errorf("filehub mcp with a bad key: %v, %s", err, out)
 	}
 }
+
+// TestMCPSessionsDoNotHoldShutdown: a client connected to /v1/mcp (with its
+// event stream open) does not keep the daemon's graceful shutdown waiting.
+func TestMCPSessionsDoNotHoldShutdown(t *testing.T) {
+	srv := MustRunMain(t, t.TempDir(), map[string]string{"FILEHUB_BOOTSTRAP_KEY": testKey}, func(c *main.ServeConfig) {
+		c.ShutdownTimeout = time.Hour // a held shutdown would hang the test
+	})
+	c := mcp.NewClient(&mcp.Implementation{Name: "filehub-test", Version: "1"}, nil)
+	cs, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{
+		Endpoint:   srv.URL + "/v1/mcp",
+		HTTPClient: &http.Client{Transport: bearerTransport(testKey)},
+		MaxRetries: -1,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	if _, err := cs.ListTools(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("graceful shutdown still waiting for the MCP session")
+	}
+}
+
+// bearerTransport sends every request with the API key.
+func bearerTransport(key string) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+key)
+		return http.DefaultTransport.RoundTrip(r)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
