@@ -237,14 +237,14 @@ func (s *Server) readFile(ctx context.Context, _ *mcp.CallToolRequest, in ReadFi
 	}
 	defer rc.Close()
 	out.File = fileInfo(f)
+	var head []byte // what was read of the content so far
 	if isText(f.ContentType) {
 		// One byte more than asked tells whether the file goes on.
-		b, err := io.ReadAll(io.LimitReader(rc, maxBytes+1))
-		if err != nil {
+		if head, err = io.ReadAll(io.LimitReader(rc, maxBytes+1)); err != nil {
 			return nil, out, filehub.WrapError(filehub.EUNAVAILABLE, "cannot read the file's content", err)
 		}
-		out.Truncated = int64(len(b)) > maxBytes
-		if out.Truncated {
+		b := head
+		if out.Truncated = int64(len(b)) > maxBytes; out.Truncated {
 			b = trimToRune(b[:maxBytes])
 		}
 		if utf8.Valid(b) {
@@ -252,6 +252,7 @@ func (s *Server) readFile(ctx context.Context, _ *mcp.CallToolRequest, in ReadFi
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: out.Text}}}, out, nil
 		}
 		// Labelled text but not UTF-8: hand it over as bytes.
+		out.Truncated = false
 	}
 	if f.Size > s.cfg.MaxBlobBytes {
 		out.Kind = "link"
@@ -261,16 +262,14 @@ func (s *Server) readFile(ctx context.Context, _ *mcp.CallToolRequest, in ReadFi
 			&mcp.ResourceLink{URI: FileURI(f.ID), Name: f.Name, MIMEType: f.ContentType, Size: ptr(f.Size)},
 		}}, out, nil
 	}
-	// The file may have been read partly above; read it again whole.
-	rc.Close()
-	_, contents, err := s.contents(ctx, f.ID)
+	rest, err := io.ReadAll(io.LimitReader(rc, s.cfg.MaxBlobBytes+1-int64(len(head))))
 	if err != nil {
-		return nil, out, err
+		return nil, out, filehub.WrapError(filehub.EUNAVAILABLE, "cannot read the file's content", err)
 	}
 	out.Kind = "blob"
 	return &mcp.CallToolResult{Content: []mcp.Content{
 		&mcp.TextContent{Text: fmt.Sprintf("%s: %d bytes of %s, embedded as a resource.", f.Name, f.Size, f.ContentType)},
-		&mcp.EmbeddedResource{Resource: contents},
+		&mcp.EmbeddedResource{Resource: &mcp.ResourceContents{URI: FileURI(f.ID), MIMEType: f.ContentType, Blob: append(head, rest...)}},
 	}}, out, nil
 }
 

@@ -150,6 +150,24 @@ func TestUploadReadBack(t *testing.T) {
 		t.Errorf("embedded blob is %d bytes, differs from the upload", len(blob))
 	}
 
+	// Text that is not UTF-8 (Latin-1) comes back as bytes, not mangled.
+	latin1 := []byte("caf\xe9 cr\xe8me br\xfbl\xe9e, tr\xe8s bien\n")
+	var lup uploadOut
+	s.mustCall(t, "upload_file", map[string]any{"name": "latin1.txt", "base64": base64.StdEncoding.EncodeToString(latin1)}, &lup)
+	res = s.mustCall(t, "read_file", map[string]any{"id": lup.File.ID}, &rd)
+	blob = nil
+	for _, c := range res.Content {
+		if er, ok := c.(*mcp.EmbeddedResource); ok {
+			blob = er.Resource.Blob
+		}
+	}
+	if !strings.HasPrefix(lup.File.ContentType, "text/") {
+		t.Errorf("Latin-1 text sniffed as %s, which does not test the fallback", lup.File.ContentType)
+	}
+	if rd.Kind != "blob" || !bytes.Equal(blob, latin1) {
+		t.Errorf("read_file of Latin-1 text (%s): kind %q, %q", lup.File.ContentType, rd.Kind, blob)
+	}
+
 	var got struct {
 		ID, Name string
 		Size     int64
