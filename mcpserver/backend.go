@@ -18,7 +18,7 @@ type Backend interface {
 	// ListFiles returns a page of files, oldest first, and the cursor of
 	// the next page ("" on the last). Returns EINVALID for a malformed
 	// cursor; a backend that cannot list soft-deleted files returns
-	// EUNSUPPORTED when q.IncludeDeleted is set.
+	// EINVALID when q.IncludeDeleted is set.
 	ListFiles(ctx context.Context, q ListQuery) (files []*filehub.File, next string, err error)
 
 	// GetFile returns a live file. Returns ENOTFOUND if there is no such

@@ -66,7 +66,7 @@ func (r *Remote) ProbeKey(ctx context.Context) (*filehub.APIKey, error) {
 
 func (r *Remote) ListFiles(ctx context.Context, q ListQuery) ([]*filehub.File, string, error) {
 	if q.IncludeDeleted {
-		return nil, "", filehub.Errorf(filehub.EUNSUPPORTED, "include_deleted is not available over the HTTP API; use the server's MCP endpoint (/v1/mcp)")
+		return nil, "", filehub.Errorf(filehub.EINVALID, "include_deleted is not available over stdio (the HTTP API does not list the trash); use the server's MCP endpoint /v1/mcp")
 	}
 	return r.Client.List(ctx, q.Limit, q.Cursor)
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -277,5 +278,36 @@ func metricValue(t *testing.T, e *env, name string, labels ...string) float64 {
 			return m.GetCounter().GetValue()
 		}
 	}
+	return 0
+}
+
+func TestIdleSessionClosed(t *testing.T) {
+	e := newEnv(t, func(c *mcpserver.Config) { c.SessionIdleTimeout = 300 * time.Millisecond })
+	s := e.connect(keyRead)
+	s.mustCall(t, "list_files", nil, nil)
+	deadline := time.Now().Add(20 * time.Second)
+	for metricGauge(t, e, "filehub_mcp_sessions") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle session is still open")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "list_files"}); err == nil {
+		t.Error("a call on the closed session succeeded")
+	}
+}
+
+func metricGauge(t *testing.T, e *env, name string) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s", name)
 	return 0
 }

@@ -152,6 +152,21 @@ func TestMCPStdioGo(t *testing.T) {
 		t.Errorf("upload_file with a read key: %v %+v, want a tool error", err, res)
 	}
 
+	// An admin key: the admin tools, and what the HTTP API cannot do is a
+	// clear tool error.
+	admin := connect(testKey, nil)
+	if got := names(admin); !slices.Contains(got, "cleanup_preview") {
+		t.Errorf("tools of an admin key: %v", got)
+	}
+	res, err = admin.CallTool(ctx, &mcp.CallToolParams{Name: "cleanup_preview"})
+	if err != nil || res.IsError {
+		t.Errorf("cleanup_preview over stdio: %v %+v", err, res)
+	}
+	res, err = admin.CallTool(ctx, &mcp.CallToolParams{Name: "list_files", Arguments: map[string]any{"include_deleted": true}})
+	if err != nil || !res.IsError || !strings.Contains(res.Content[0].(*mcp.TextContent).Text, "include_deleted is not available over stdio") {
+		t.Errorf("include_deleted over stdio: %v %+v", err, res)
+	}
+
 	// A bad key: the command says so on stderr and exits 1.
 	cmd := exec.CommandContext(ctx, bin, "mcp", "--server", srv.URL)
 	cmd.Env = []string{"FILEHUB_KEY=fhk_wrong"}
