@@ -46,6 +46,10 @@ func KeyAuthenticator(keys KeyStore) Authenticator {
 	}
 }
 
+// largeRequest is the body size from which a request takes one of the
+// Config.MaxLargeRequests slots.
+const largeRequest = 64 << 10
+
 // requestKey is the context key under which HTTPHandler passes the
 // authenticated key to the SDK's token check.
 type requestKey struct{}
@@ -105,6 +109,17 @@ func (s *Server) HTTPHandler(authn Authenticator) http.Handler {
 			w.Header().Set("Retry-After", "5")
 			writeProblem(w, r, filehub.Errorf(filehub.EUNAVAILABLE, "too many MCP sessions are open (%d); retry later", s.cfg.MaxSessions))
 			return
+		}
+		if r.ContentLength > largeRequest || r.ContentLength < 0 && r.Method == http.MethodPost {
+			select {
+			case s.large <- struct{}{}:
+				defer func() { <-s.large }()
+			default:
+				s.metrics.refused.WithLabelValues("large_requests").Inc()
+				w.Header().Set("Retry-After", "1")
+				writeProblem(w, r, filehub.Errorf(filehub.EUNAVAILABLE, "too many large MCP requests in progress (%d); retry later", s.cfg.MaxLargeRequests))
+				return
+			}
 		}
 		inner.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey{}, key)))
 	})

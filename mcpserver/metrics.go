@@ -12,7 +12,7 @@ type metrics struct {
 	refused       *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, sessions func() int) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, sessions, large func() int) (*metrics, error) {
 	const ns, sub = "filehub", "mcp"
 	m := &metrics{
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -30,7 +30,7 @@ func newMetrics(reg prometheus.Registerer, sessions func() int) (*metrics, error
 		}, []string{"type"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "refused_requests_total",
-			Help: "Streamable HTTP requests refused before MCP, by reason (unauthorized, forbidden, sessions).",
+			Help: "Streamable HTTP requests refused before MCP, by reason (unauthorized, forbidden, sessions, large_requests).",
 		}, []string{"reason"}),
 	}
 	if reg == nil {
@@ -41,6 +41,10 @@ func newMetrics(reg prometheus.Registerer, sessions func() int) (*metrics, error
 			Namespace: ns, Subsystem: sub, Name: "sessions",
 			Help: "MCP sessions open now.",
 		}, func() float64 { return float64(sessions()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "large_requests",
+			Help: "Streamable HTTP requests with a large body being handled now (bounded by MaxLargeRequests).",
+		}, func() float64 { return float64(large()) }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

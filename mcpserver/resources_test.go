@@ -311,3 +311,59 @@ func metricGauge(t *testing.T, e *env, name string) float64 {
 	t.Fatalf("no gauge %s", name)
 	return 0
 }
+
+func TestLargeRequestsBounded(t *testing.T) {
+	e := newEnv(t, func(c *mcpserver.Config) { c.MaxLargeRequests = 1 })
+	s := e.connect(keyRW)
+	post := func(body io.Reader, length int64) (*http.Response, error) {
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", e.http.URL+"/v1/mcp", body)
+		req.ContentLength = length
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Session-Id", s.ID())
+		req.Header.Set("Mcp-Protocol-Version", s.InitializeResult().ProtocolVersion)
+		req.Header.Set("Authorization", "Bearer "+e.keys[keyRW])
+		return e.http.Client().Do(req)
+	}
+	// A large request whose body is still arriving holds the one slot.
+	call := fmt.Sprintf(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"upload_file","arguments":{"name":"big.txt","text":%q}}}`, strings.Repeat("x", 100<<10))
+	pr, pw := io.Pipe()
+	first := make(chan *http.Response, 1)
+	go func() {
+		resp, err := post(pr, int64(len(call)))
+		if err != nil {
+			t.Errorf("first request: %v", err)
+		}
+		first <- resp
+	}()
+	if _, err := pw.Write([]byte(call[:1000])); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for metricGauge(t, e, "filehub_mcp_large_requests") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first large request never took its slot")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := post(strings.NewReader(call), int64(len(call)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("second large request: %d, want 503 with Retry-After", resp.StatusCode)
+	}
+	// Small requests are not held up.
+	s.mustCall(t, "list_files", nil, nil)
+	if _, err := pw.Write([]byte(call[1000:])); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if r := <-first; r != nil {
+		r.Body.Close()
+		if r.StatusCode != http.StatusOK {
+			t.Errorf("first large request: %d", r.StatusCode)
+		}
+	}
+}

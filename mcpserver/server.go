@@ -44,6 +44,7 @@ const (
 	DefaultSessionIdleTimeout = 30 * time.Minute
 	DefaultRateLimit          = 20
 	DefaultMaxLimiters        = 10000
+	DefaultMaxLargeRequests   = 8
 )
 
 // Config configures a Server. The zero value is usable: every field says
@@ -65,6 +66,11 @@ type Config struct {
 	// SessionIdleTimeout closes a Streamable HTTP session that sends no
 	// request for this long. Default 30 minutes.
 	SessionIdleTimeout time.Duration
+	// MaxLargeRequests bounds the Streamable HTTP requests with a body
+	// over 64 KiB (or of unknown length) being read and handled at once:
+	// each is buffered whole by the SDK, up to MaxUpload encoded, so this
+	// bounds the memory uploads take. More are refused with 503. Default 8.
+	MaxLargeRequests int
 	// RateLimit is the sustained number of tool calls per second each API
 	// key may make; calls over it are tool errors (rate_limited). Default
 	// 20; negative: unlimited.
@@ -95,7 +101,8 @@ type Server struct {
 	limits   *limiterSet              // nil when unlimited
 	metrics  *metrics
 	template *mcp.ResourceTemplate
-	sessions atomic.Int64 // initialized sessions open now
+	sessions atomic.Int64  // initialized sessions open now
+	large    chan struct{} // slots of large requests (HTTPHandler)
 }
 
 // fileURIPrefix starts every file resource's URI.
@@ -122,6 +129,9 @@ func New(backend Backend, cfg Config) (*Server, error) {
 	if cfg.SessionIdleTimeout <= 0 {
 		cfg.SessionIdleTimeout = DefaultSessionIdleTimeout
 	}
+	if cfg.MaxLargeRequests <= 0 {
+		cfg.MaxLargeRequests = DefaultMaxLargeRequests
+	}
 	if cfg.RateLimit == 0 {
 		cfg.RateLimit = DefaultRateLimit
 	}
@@ -134,7 +144,7 @@ func New(backend Backend, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{backend: backend, cfg: cfg, log: cfg.Logger, scopes: map[string]filehub.Scope{}}
+	s := &Server{backend: backend, cfg: cfg, log: cfg.Logger, scopes: map[string]filehub.Scope{}, large: make(chan struct{}, cfg.MaxLargeRequests)}
 	if cfg.RateLimit > 0 {
 		s.limits = newLimiterSet(cfg.RateLimit, cfg.RateBurst, DefaultMaxLimiters)
 	}
@@ -152,7 +162,7 @@ func New(backend Backend, cfg Config) (*Server, error) {
 		SubscribeHandler:   s.subscribe,
 		UnsubscribeHandler: func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
 	})
-	m, err := newMetrics(cfg.Registerer, s.sessionCount)
+	m, err := newMetrics(cfg.Registerer, s.sessionCount, func() int { return len(s.large) })
 	if err != nil {
 		return nil, fmt.Errorf("register MCP metrics: %w", err)
 	}
