@@ -390,7 +390,7 @@ func TestStoreTarget(t *testing.T) {
 		{storeTarget{DataDir: "d", Blobs: "gs://bucket"}, "--blobs", true},
 	}
 	for _, tt := range tests {
-		err := tt.target.check()
+		err := checkStores(tt.target)
 		switch {
 		case tt.wantErr == "" && err != nil:
 			t.Errorf("%+v: %v", tt.target, err)
@@ -399,22 +399,8 @@ func TestStoreTarget(t *testing.T) {
 		case err != nil && strings.Contains(err.Error(), "secret"):
 			t.Errorf("%+v: the error shows the password: %v", tt.target, err)
 		}
-		if got := tt.target.usesDataDir(); got != tt.dataDir {
+		if got := tt.target.UsesDataDir(); got != tt.dataDir {
 			t.Errorf("%+v: usesDataDir %v, want %v", tt.target, got, tt.dataDir)
-		}
-	}
-}
-
-func TestRedactURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"postgres://u:secret@h:5432/db?sslmode=disable": "postgres://u:xxxxx@h:5432/db?sslmode=disable",
-		"postgres://u@h/db":                             "postgres://u@h/db",
-		"postgres://h/db":                               "postgres://h/db",
-		"postgres://u:p@ss@h/db":                        "postgres://u:xxxxx@h/db",
-		"host=h password=secret":                        "host=h password=secret",
-	} {
-		if got := redactURL(in); got != want {
-			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
