@@ -74,6 +74,10 @@ type Config struct {
 	WSPongTimeout    time.Duration
 	WSMaxConnsPerKey int
 	WSMaxMessageSize int64
+	// WSEventPollInterval is how often the event hub looks for events
+	// written by other processes; this process's own wake it at once.
+	// Default: wsserver's (250ms).
+	WSEventPollInterval time.Duration
 	// EventRetention and EventMaxCount bound the event log. Defaults
 	// wsserver.DefaultEventRetention and DefaultEventMaxCount.
 	EventRetention time.Duration

@@ -35,17 +35,18 @@ func (s *Server) buildTransports() (api, metrics *http.Server) {
 		Providers:           s.pusher,
 	})
 	s.ws = wsserver.New(s.files, s.meta, wsserver.Config{
-		Logger:          log.With("component", "ws"),
-		Registerer:      cfg.Registerer,
-		SessionTTL:      cfg.WSSessionTTL,
-		PingInterval:    cfg.WSPingInterval,
-		PongTimeout:     cfg.WSPongTimeout,
-		MaxConnsPerKey:  cfg.WSMaxConnsPerKey,
-		MaxMessageBytes: cfg.WSMaxMessageSize,
-		EventRetention:  cfg.EventRetention,
-		EventMaxCount:   cfg.EventMaxCount,
-		Cleanup:         wsCleanup{s.cleaner},
-		Providers:       wsPusher{s.pusher},
+		Logger:            log.With("component", "ws"),
+		Registerer:        cfg.Registerer,
+		SessionTTL:        cfg.WSSessionTTL,
+		PingInterval:      cfg.WSPingInterval,
+		PongTimeout:       cfg.WSPongTimeout,
+		MaxConnsPerKey:    cfg.WSMaxConnsPerKey,
+		MaxMessageBytes:   cfg.WSMaxMessageSize,
+		EventPollInterval: cfg.WSEventPollInterval,
+		EventRetention:    cfg.EventRetention,
+		EventMaxCount:     cfg.EventMaxCount,
+		Cleanup:           wsCleanup{s.cleaner},
+		Providers:         wsPusher{s.pusher},
 	})
 
 	// The WebSocket endpoint authenticates by itself (a browser can only
