@@ -25,7 +25,7 @@ type ServeConfig struct {
 	DataDir string
 	// DB is the metadata database: "" for SQLite under DataDir, or a
 	// postgres:// URL. Blobs is the blob store: "" for the local disk
-	// under DataDir, or an s3:// URL. See stores.go.
+	// under DataDir, or an s3:// URL. See internal/stores.
 	DB            string
 	Blobs         string
 	Listen        string
