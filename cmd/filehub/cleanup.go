@@ -13,6 +13,7 @@ import (
 	"github.com/filehub/filehub"
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/client"
+	"github.com/filehub/filehub/internal/stores"
 )
 
 // newCleanupCommand is "filehub cleanup": run the cleanup service, read its
@@ -97,7 +98,7 @@ func (f *cleanupTargetFlags) openWith(cmd *cobra.Command, env Env, exclusive boo
 	if fs.Changed("data-dir") && strings.TrimSpace(f.stores.DataDir) == "" {
 		return nil, nil, usageErrorf("--data-dir must not be empty")
 	}
-	if err := f.stores.check(); err != nil {
+	if err := checkStores(f.stores); err != nil {
 		return nil, nil, err
 	}
 	return openLocalCleanup(cmd.Context(), f.stores, env, exclusive, defaults)
@@ -119,17 +120,17 @@ func openLocalCleanup(ctx context.Context, t storeTarget, env Env, exclusive boo
 			closers[i]()
 		}
 	}
-	if exclusive && t.usesDataDir() {
+	if exclusive && t.UsesDataDir() {
 		if _, err := os.Stat(dir); err != nil {
 			return nil, nil, fmt.Errorf("data dir: %w", err)
 		}
-		lock, err := lockDataDir(dir)
+		lock, err := stores.LockDataDir(dir)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: run the cleanup through it (--server, --key) or stop it first", err)
 		}
 		closers = append(closers, func() { lock.Close() })
 	}
-	db, err := openMeta(ctx, t, metaOptions{})
+	db, err := stores.OpenMeta(ctx, t, stores.MetaOptions{})
 	if err != nil {
 		release()
 		return nil, nil, err
@@ -137,12 +138,12 @@ func openLocalCleanup(ctx context.Context, t storeTarget, env Env, exclusive boo
 	closers = append(closers, func() { db.Close() })
 	// Without RemoveStaleTemp: a running server's uploads in progress are
 	// in tmp/, and only the cleanup's upload expiry may judge them.
-	blobs, err := openBlobs(ctx, t, blobOptions{})
+	blobs, err := stores.OpenBlobs(ctx, t, stores.BlobOptions{})
 	if err != nil {
 		release()
 		return nil, nil, err
 	}
-	closers = append(closers, func() { closeBlobs(blobs) })
+	closers = append(closers, func() { stores.CloseBlobs(blobs) })
 	cfg.InstanceID = "cli:" + instanceID()
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	svc, err := cleanup.New(db, blobs, cfg)

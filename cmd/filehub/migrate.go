@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/internal/stores"
 	"github.com/filehub/filehub/postgres"
 	"github.com/filehub/filehub/sqlite"
 )
@@ -101,21 +102,21 @@ lock). On PostgreSQL stop every server before "down".`,
 // exclusive, a SQLite data dir is locked first, so that no server runs on
 // it meanwhile.
 func openMigrator(ctx context.Context, t *storeTarget, exclusive bool) (migrator, func(), error) {
-	if err := t.check(); err != nil {
+	if err := checkStores(*t); err != nil {
 		return nil, nil, err
 	}
 	var lock *os.File
-	if exclusive && t.localMeta() {
+	if exclusive && t.LocalMeta() {
 		if _, err := os.Stat(t.DataDir); err != nil {
 			return nil, nil, fmt.Errorf("data dir: %w", err)
 		}
-		l, err := lockDataDir(t.DataDir)
+		l, err := stores.LockDataDir(t.DataDir)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: stop it first", err)
 		}
 		lock = l
 	}
-	db, err := openMeta(ctx, *t, metaOptions{NoMigrate: true})
+	db, err := stores.OpenMeta(ctx, *t, stores.MetaOptions{NoMigrate: true})
 	if err != nil {
 		if lock != nil {
 			lock.Close()
