@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 )
 
 // maxListLimit is the largest page a client may ask for; MetaStore caps
@@ -30,10 +31,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 	if fs == nil {
 		fs = []*filehub.File{} // [] rather than null for clients
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Files      []*filehub.File `json:"files"`
-		NextCursor string          `json:"next_cursor,omitempty"`
-	}{fs, next})
+	writeJSON(w, http.StatusOK, api.FilePage{Files: fs, NextCursor: next})
 	return nil
 }
 

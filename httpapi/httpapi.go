@@ -6,7 +6,8 @@
 // It is a thin transport over files.Service: it authenticates requests with
 // API keys, enforces scopes, per-key rate limits and the cap on concurrent
 // uploads, guards against slow clients, and maps filehub error codes to HTTP
-// statuses and RFC 9457 problem documents in one table (see statusByCode).
+// statuses and RFC 9457 problem documents with the one table in package
+// api (api.Errors); every body it sends or reads is a type of package api.
 // It never touches the stores directly except to look up API keys.
 //
 // Every route is listed once in the routes table; Handler.Routes exposes
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/files"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -276,7 +278,7 @@ func (h *Handler) plain(fn func(*Handler, http.ResponseWriter, *http.Request) er
 }
 
 func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, api.Status{Status: "ok"})
 	return nil
 }
 
@@ -286,7 +288,7 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) error {
 		// the cause, so load balancers see 503.
 		return filehub.WrapError(filehub.EUNAVAILABLE, filehub.ErrorMessage(err), err)
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	writeJSON(w, http.StatusOK, api.Status{Status: "ready"})
 	return nil
 }
 

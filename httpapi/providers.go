@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/providers"
 )
 
@@ -32,6 +33,6 @@ func (h *Handler) push(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSON(w, http.StatusOK, api.PushResult(*res))
 	return nil
 }

@@ -44,6 +44,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/wsproto"
 )
@@ -374,19 +375,21 @@ func (s *Server) release(c *conn) {
 // refuse answers a refused upgrade with err's status and a problem document.
 func (s *Server) refuse(w http.ResponseWriter, err error) {
 	code := filehub.ErrorCode(err)
-	var status int
+	status := api.StatusCode(code)
 	var result string
 	switch code {
 	case filehub.EUNAUTHORIZED:
-		status, result = http.StatusUnauthorized, connUnauthorized
+		result = connUnauthorized
 		w.Header().Set("WWW-Authenticate", `Bearer realm="filehub"`)
 	case filehub.EFORBIDDEN:
-		status, result = http.StatusForbidden, connForbidden
+		result = connForbidden
 	case filehub.ERATELIMIT:
-		status, result = http.StatusTooManyRequests, connTooMany
+		result = connTooMany
 		w.Header().Set("Retry-After", "1")
 	default:
-		status, result = http.StatusServiceUnavailable, connUnavailable
+		// Anything else is the server's trouble (unavailable, or an
+		// internal error): worth retrying.
+		result = connUnavailable
 		if s.isClosing() {
 			result = connShutdown
 		}
@@ -453,24 +456,10 @@ func offersSubprotocol(r *http.Request) bool {
 	return false
 }
 
-// problem is the RFC 9457 document of a refused upgrade, shaped like the
-// HTTP API's.
-type problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
-	Code   string `json:"code"`
-}
-
+// writeProblem answers a refused upgrade with the problem document the HTTP
+// API would send.
 func writeProblem(w http.ResponseWriter, status int, code, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(problem{
-		Type: "urn:filehub:error:" + code, Title: http.StatusText(status),
-		Status: status, Detail: detail, Code: code,
-	})
+	api.WriteProblem(w, api.NewProblemStatus(status, code, detail))
 }
 
 // Shutdown refuses new connections, closes every connection with 4005
