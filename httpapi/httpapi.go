@@ -22,6 +22,7 @@ import (
 
 	"github.com/filehub/filehub"
 	"github.com/filehub/filehub/api"
+	"github.com/filehub/filehub/auth"
 	"github.com/filehub/filehub/files"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -66,6 +67,11 @@ type Config struct {
 	// RateBurst is how many requests a key may make at once above the
 	// sustained rate. Default 2 × RateLimit (at least 1).
 	RateBurst int
+	// Auth authenticates requests; give the HTTP API and the WebSocket
+	// server the same one, so that they share its limiter of failed
+	// authentications. Nil: one is built from the key store and the three
+	// fields below, which are ignored otherwise.
+	Auth *auth.Authenticator
 	// AuthFailureLimit is the sustained number of failed authentications
 	// per second accepted from one client IP address; beyond it (after
 	// AuthFailureBurst) the address gets 429 without its keys being
@@ -127,8 +133,8 @@ type Handler struct {
 	promh   http.Handler // nil without a Gatherer
 
 	uploadSlots chan struct{}
-	keyLimits   *limiterSet // nil when RateLimit is 0
-	authLimits  *limiterSet // nil when disabled
+	keyLimits   *auth.Limiters // nil when RateLimit is 0
+	auth        *auth.Authenticator
 }
 
 // New returns a Handler serving svc, authenticating requests against keys.
@@ -181,10 +187,11 @@ func New(svc *files.Service, keys KeyStore, cfg Config) *Handler {
 		})
 	}
 	if cfg.RateLimit > 0 {
-		h.keyLimits = newLimiterSet(cfg.RateLimit, cfg.RateBurst, cfg.MaxLimiters)
+		h.keyLimits = auth.NewLimiters(cfg.RateLimit, cfg.RateBurst, cfg.MaxLimiters)
 	}
-	if cfg.AuthFailureLimit > 0 {
-		h.authLimits = newLimiterSet(cfg.AuthFailureLimit, cfg.AuthFailureBurst, cfg.MaxLimiters)
+	h.auth = cfg.Auth
+	if h.auth == nil {
+		h.auth = auth.New(keys, auth.Config{FailureLimit: cfg.AuthFailureLimit, FailureBurst: cfg.AuthFailureBurst, MaxLimiters: cfg.MaxLimiters})
 	}
 	for _, rt := range routes {
 		if rt.Path == "/metrics" && (cfg.DisableMetricsRoute || cfg.Gatherer == nil) {

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/auth"
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/httpapi"
@@ -459,7 +460,10 @@ func (m *Main) Run(ctx context.Context) error {
 		log.Info("model providers", "providers", describeProviders(provCfgs))
 	}
 
+	// One authenticator: HTTP and WebSocket share its failure limiter.
+	authn := auth.New(db, auth.Config{})
 	api := httpapi.New(svc, db, httpapi.Config{
+		Auth:                 authn,
 		Logger:               log.With("component", "http"),
 		Registerer:           m.Registry,
 		Gatherer:             m.Registry,
@@ -475,6 +479,7 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 
 	ws = wsserver.New(svc, db, wsserver.Config{
+		Auth:            authn,
 		Logger:          log.With("component", "ws"),
 		Registerer:      m.Registry,
 		SessionTTL:      cfg.WSSessionTTL,
