@@ -43,3 +43,21 @@ func TestClientDeps(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIImportsOnlyRoot keeps package api importable by anything: it may
+// use the standard library and the root package, nothing else.
+func TestAPIImportsOnlyRoot(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to list dependencies: %v", err)
+	}
+	out, err := exec.Command(goBin, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "github.com/filehub/filehub/api").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if p != "github.com/filehub/filehub" && p != "github.com/filehub/filehub/api" {
+			t.Errorf("package api depends on %s", p)
+		}
+	}
+}

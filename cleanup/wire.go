@@ -1,6 +1,8 @@
 package cleanup
 
 import (
+	"context"
+
 	"github.com/filehub/filehub/api"
 )
 
@@ -85,4 +87,25 @@ func SettingsWire(s Settings) api.CleanupSettings {
 		Interval:          api.Duration(s.Interval),
 		MaxDeleteFraction: s.MaxDeleteFraction,
 	}
+}
+
+// WireRunner runs cleanups for a transport that takes api requests, with
+// the given trigger; it implements wsserver.CleanupRunner (the WebSocket
+// method cleanup.run) without either package knowing the other.
+type WireRunner struct {
+	Service *Service
+	Trigger string
+}
+
+// RunCleanup converts req, runs it and returns the report on the wire.
+func (r WireRunner) RunCleanup(ctx context.Context, req api.CleanupRunRequest) (*api.CleanupReport, error) {
+	opts, err := RunOptionsFrom(req, r.Trigger)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := r.Service.Run(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return ReportWire(rep), nil
 }

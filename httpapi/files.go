@@ -24,7 +24,8 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 		}
 		limit = n
 	}
-	fs, next, err := h.svc.List(r.Context(), limit, q.Get("cursor"))
+	p := api.FilesListRequest{Limit: limit, Cursor: q.Get("cursor")}
+	fs, next, err := h.svc.List(r.Context(), p.Limit, p.Cursor)
 	if err != nil {
 		return err
 	}
@@ -36,7 +37,8 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) stat(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.svc.Get(r.Context(), r.PathValue("id"))
+	p := api.FileRequest{ID: r.PathValue("id")}
+	f, err := h.svc.Get(r.Context(), p.ID)
 	if err != nil {
 		return err
 	}
@@ -45,7 +47,8 @@ func (h *Handler) stat(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) delete(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.svc.Delete(r.Context(), r.PathValue("id"))
+	p := api.FileRequest{ID: r.PathValue("id")}
+	f, err := h.svc.Delete(r.Context(), p.ID)
 	if err != nil {
 		return err
 	}
@@ -54,7 +57,8 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) restore(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.svc.Restore(r.Context(), r.PathValue("id"))
+	p := api.FileRequest{ID: r.PathValue("id")}
+	f, err := h.svc.Restore(r.Context(), p.ID)
 	if err != nil {
 		return err
 	}

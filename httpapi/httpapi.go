@@ -18,6 +18,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"time"
 
 	"github.com/filehub/filehub"
@@ -209,6 +210,11 @@ type Route struct {
 	Path   string        // a ServeMux path pattern, e.g. "/v1/files/{id}"
 	Scope  filehub.Scope // the scope a key needs; "" for no authentication
 	handle func(h *Handler, w http.ResponseWriter, r *http.Request) error
+	// Params is the package api type the route's parameters (path,
+	// query and JSON body together) are decoded into, nil for routes
+	// whose input is not a parameter set (uploads, settings, streams).
+	// The WebSocket method doing the same decodes the same type.
+	Params reflect.Type
 }
 
 // Pattern returns the ServeMux pattern, "METHOD /path", which is also the
@@ -217,22 +223,22 @@ func (rt Route) Pattern() string { return rt.Method + " " + rt.Path }
 
 // routes is the one table of the API's endpoints and the scope each needs.
 var routes = []Route{
-	{"GET", "/healthz", "", (*Handler).healthz},
-	{"GET", "/readyz", filehub.ScopeMetrics, (*Handler).readyz},
-	{"GET", "/metrics", filehub.ScopeMetrics, (*Handler).serveMetrics},
-	{"POST", "/v1/files", filehub.ScopeWrite, (*Handler).upload},
-	{"GET", "/v1/files", filehub.ScopeRead, (*Handler).list},
-	{"GET", "/v1/files/{id}", filehub.ScopeRead, (*Handler).stat},
-	{"GET", "/v1/files/{id}/content", filehub.ScopeRead, (*Handler).content},
-	{"DELETE", "/v1/files/{id}", filehub.ScopeWrite, (*Handler).delete},
-	{"POST", "/v1/files/{id}/restore", filehub.ScopeWrite, (*Handler).restore},
-	{"POST", "/v1/files/{id}/providers/{name}", filehub.ScopeWrite, (*Handler).push},
-	{"POST", "/v1/cleanup/runs", filehub.ScopeAdmin, (*Handler).cleanupRun},
-	{"GET", "/v1/cleanup/runs", filehub.ScopeAdmin, (*Handler).cleanupRuns},
-	{"GET", "/v1/cleanup/runs/{id}", filehub.ScopeAdmin, (*Handler).cleanupRunByID},
-	{"GET", "/v1/cleanup/config", filehub.ScopeAdmin, (*Handler).cleanupConfig},
-	{"PATCH", "/v1/cleanup/config", filehub.ScopeAdmin, (*Handler).cleanupConfigPatch},
-	{"GET", "/v1/audit", filehub.ScopeAdmin, (*Handler).audit},
+	{"GET", "/healthz", "", (*Handler).healthz, nil},
+	{"GET", "/readyz", filehub.ScopeMetrics, (*Handler).readyz, nil},
+	{"GET", "/metrics", filehub.ScopeMetrics, (*Handler).serveMetrics, nil},
+	{"POST", "/v1/files", filehub.ScopeWrite, (*Handler).upload, nil},
+	{"GET", "/v1/files", filehub.ScopeRead, (*Handler).list, reflect.TypeFor[api.FilesListRequest]()},
+	{"GET", "/v1/files/{id}", filehub.ScopeRead, (*Handler).stat, reflect.TypeFor[api.FileRequest]()},
+	{"GET", "/v1/files/{id}/content", filehub.ScopeRead, (*Handler).content, nil},
+	{"DELETE", "/v1/files/{id}", filehub.ScopeWrite, (*Handler).delete, reflect.TypeFor[api.FileRequest]()},
+	{"POST", "/v1/files/{id}/restore", filehub.ScopeWrite, (*Handler).restore, reflect.TypeFor[api.FileRequest]()},
+	{"POST", "/v1/files/{id}/providers/{name}", filehub.ScopeWrite, (*Handler).push, reflect.TypeFor[api.PushRequest]()},
+	{"POST", "/v1/cleanup/runs", filehub.ScopeAdmin, (*Handler).cleanupRun, reflect.TypeFor[api.CleanupRunRequest]()},
+	{"GET", "/v1/cleanup/runs", filehub.ScopeAdmin, (*Handler).cleanupRuns, nil},
+	{"GET", "/v1/cleanup/runs/{id}", filehub.ScopeAdmin, (*Handler).cleanupRunByID, nil},
+	{"GET", "/v1/cleanup/config", filehub.ScopeAdmin, (*Handler).cleanupConfig, nil},
+	{"PATCH", "/v1/cleanup/config", filehub.ScopeAdmin, (*Handler).cleanupConfigPatch, nil},
+	{"GET", "/v1/audit", filehub.ScopeAdmin, (*Handler).audit, nil},
 }
 
 // Routes returns the endpoints this Handler serves (without /metrics when it

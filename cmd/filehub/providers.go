@@ -12,9 +12,9 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/openai"
 	"github.com/filehub/filehub/providers"
-	"github.com/filehub/filehub/wsserver"
 )
 
 // providerEnvPrefix starts every provider variable:
@@ -199,10 +199,11 @@ func describeProviders(cfgs []openai.Config) string {
 // providers.push method.
 type wsPusher struct{ svc *providers.Service }
 
-func (p wsPusher) PushToProvider(ctx context.Context, fileID, provider string) (*wsserver.PushResult, error) {
+func (p wsPusher) PushToProvider(ctx context.Context, fileID, provider string) (*api.PushResult, error) {
 	r, err := p.svc.Push(ctx, fileID, provider)
 	if err != nil {
 		return nil, err
 	}
-	return &wsserver.PushResult{Provider: r.Provider, ProviderFileID: r.ProviderFileID, Reused: r.Reused}, nil
+	res := api.PushResult(*r)
+	return &res, nil
 }

@@ -489,7 +489,7 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxMessageBytes: cfg.WSMaxMessageSize,
 		EventRetention:  cfg.EventRetention,
 		EventMaxCount:   cfg.EventMaxCount,
-		Cleanup:         wsCleanup{cleaner},
+		Cleanup:         cleanup.WireRunner{Service: cleaner, Trigger: "websocket"},
 		Providers:       wsPusher{pusher},
 	})
 	m.ws = ws
@@ -757,24 +757,4 @@ func instanceID() string {
 		host = "unknown-host"
 	}
 	return fmt.Sprintf("%s:%d", host, os.Getpid())
-}
-
-// wsCleanup adapts the cleanup service to the WebSocket server's
-// cleanup.run method.
-type wsCleanup struct{ svc *cleanup.Service }
-
-func (c wsCleanup) RunCleanup(ctx context.Context, req wsserver.CleanupRequest) (any, error) {
-	opts := cleanup.RunOptions{DryRun: req.DryRun, Force: req.Force, Trigger: "websocket"}
-	for _, s := range req.Only {
-		k, err := cleanup.ParseKind(s)
-		if err != nil {
-			return nil, err
-		}
-		opts.Only = append(opts.Only, k)
-	}
-	r, err := c.svc.Run(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	return r, nil
 }
