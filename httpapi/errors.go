@@ -11,10 +11,6 @@ import (
 	"github.com/filehub/filehub/api"
 )
 
-// StatusCode returns the HTTP status for a filehub error code; see
-// api.Errors, the one table.
-func StatusCode(code string) int { return api.StatusCode(code) }
-
 // writeError answers with err's status and problem document. Internal
 // errors are logged with their cause, which is never sent; the causes of
 // other server-side failures (503, 507) are logged as warnings.
@@ -27,7 +23,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		err = filehub.WrapError(filehub.EINVALID, "request aborted: the client went away", err)
 		code = filehub.EINVALID
 	}
-	status := StatusCode(code)
+	status := api.StatusCode(code) // the one table, api.Errors
 	log := info(r.Context()).log
 	switch {
 	case errors.Is(r.Context().Err(), context.Canceled):
