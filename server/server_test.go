@@ -17,8 +17,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/client"
-	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/server"
 	"github.com/filehub/filehub/wsclient"
 	"github.com/filehub/filehub/wsproto"
@@ -140,7 +140,7 @@ func TestUploadReachesSubscriber(t *testing.T) {
 	c := client.New("http://"+srv.Addr(), testKey, client.WithHTTPClient(&http.Client{Transport: tr}))
 	// The first event may be read at subscribe time; the second one is
 	// written while the subscription is live.
-	var up *files.Upload
+	var up *api.Upload
 	for _, name := range []string{"first.txt", "second.txt"} {
 		up, err = c.Upload(ctx, name, strings.NewReader("assembled in order: "+name), -1)
 		if err != nil {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/filehub/filehub/api"
+	"github.com/filehub/filehub/auth"
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/httpapi"
 	"github.com/filehub/filehub/providers"
@@ -17,12 +19,15 @@ import (
 // Config.MetricsListen) the metrics listener, which it returns nil
 // without. Every httpapi.Config and wsserver.Config is built here and
 // nowhere else.
-func (s *Server) buildTransports() (api, metrics *http.Server) {
+func (s *Server) buildTransports() (public, metrics *http.Server) {
 	cfg := s.cfg
 	log := cfg.Logger
+	// One authenticator: HTTP and WebSocket share its failure limiter.
+	authn := auth.New(s.meta, auth.Config{})
 	handler := httpapi.New(s.files, s.meta, httpapi.Config{
 		Logger:               log.With("component", "http"),
 		Registerer:           cfg.Registerer,
+		Auth:                 authn,
 		Gatherer:             cfg.Gatherer,
 		RateLimit:            max(cfg.RateLimit, 0), // httpapi: 0 is no limit
 		RateBurst:            cfg.RateBurst,
@@ -37,6 +42,7 @@ func (s *Server) buildTransports() (api, metrics *http.Server) {
 	s.ws = wsserver.New(s.files, s.meta, wsserver.Config{
 		Logger:            log.With("component", "ws"),
 		Registerer:        cfg.Registerer,
+		Auth:              authn,
 		SessionTTL:        cfg.WSSessionTTL,
 		PingInterval:      cfg.WSPingInterval,
 		PongTimeout:       cfg.WSPongTimeout,
@@ -45,7 +51,7 @@ func (s *Server) buildTransports() (api, metrics *http.Server) {
 		EventPollInterval: cfg.WSEventPollInterval,
 		EventRetention:    cfg.EventRetention,
 		EventMaxCount:     cfg.EventMaxCount,
-		Cleanup:           wsCleanup{s.cleaner},
+		Cleanup:           cleanup.WireRunner{Service: s.cleaner, Trigger: "websocket"},
 		Providers:         wsPusher{s.pusher},
 	})
 
@@ -55,8 +61,8 @@ func (s *Server) buildTransports() (api, metrics *http.Server) {
 	root := http.NewServeMux()
 	root.Handle("GET /v1/ws", s.ws)
 	root.Handle("/", handler)
-	api = handler.NewServer(cfg.Listen)
-	api.Handler = root
+	public = handler.NewServer(cfg.Listen)
+	public.Handler = root
 	if cfg.MetricsListen != "" {
 		metrics = &http.Server{
 			Addr:              cfg.MetricsListen,
@@ -65,37 +71,18 @@ func (s *Server) buildTransports() (api, metrics *http.Server) {
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
 	}
-	return api, metrics
-}
-
-// wsCleanup adapts the cleanup service to the WebSocket server's
-// cleanup.run method.
-type wsCleanup struct{ svc *cleanup.Service }
-
-func (c wsCleanup) RunCleanup(ctx context.Context, req wsserver.CleanupRequest) (any, error) {
-	opts := cleanup.RunOptions{DryRun: req.DryRun, Force: req.Force, Trigger: "websocket"}
-	for _, s := range req.Only {
-		k, err := cleanup.ParseKind(s)
-		if err != nil {
-			return nil, err
-		}
-		opts.Only = append(opts.Only, k)
-	}
-	r, err := c.svc.Run(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	return r, nil
+	return public, metrics
 }
 
 // wsPusher adapts the push service to the WebSocket server's
 // providers.push method.
 type wsPusher struct{ svc *providers.Service }
 
-func (p wsPusher) PushToProvider(ctx context.Context, fileID, provider string) (*wsserver.PushResult, error) {
+func (p wsPusher) PushToProvider(ctx context.Context, fileID, provider string) (*api.PushResult, error) {
 	r, err := p.svc.Push(ctx, fileID, provider)
 	if err != nil {
 		return nil, err
 	}
-	return &wsserver.PushResult{Provider: r.Provider, ProviderFileID: r.ProviderFileID, Reused: r.Reused}, nil
+	res := api.PushResult(*r)
+	return &res, nil
 }

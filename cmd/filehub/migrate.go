@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/internal/stores"
 	"github.com/filehub/filehub/postgres"
 	"github.com/filehub/filehub/sqlite"
@@ -20,11 +21,7 @@ import (
 
 // migrationState is one schema migration known to this binary, whatever
 // the database.
-type migrationState struct {
-	Version   int64      `json:"version"`
-	Name      string     `json:"name"`
-	AppliedAt *time.Time `json:"applied_at"` // nil: pending
-}
+type migrationState = api.MigrationState
 
 // migrator is the schema management both metadata stores offer.
 type migrator interface {
@@ -260,11 +257,7 @@ func newMigrateStatusCommand(env Env) *cobra.Command {
 		if asJSON {
 			enc := json.NewEncoder(env.Stdout)
 			enc.SetIndent("", "  ")
-			return enc.Encode(struct {
-				Version    int64            `json:"version"`
-				Newest     int64            `json:"newest_known"`
-				Migrations []migrationState `json:"migrations"`
-			}{current, newest, st})
+			return enc.Encode(api.MigrationStatus{Version: current, NewestKnown: newest, Migrations: st})
 		}
 		return printMigrations(env.Stdout, st, current, newest)
 	}
