@@ -12,6 +12,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/filehub/filehub/auth"
 	"github.com/filehub/filehub/httpapi"
 	"github.com/filehub/filehub/mcpserver"
 )
@@ -110,7 +111,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	e := newEnvTB(b, func(c *mcpserver.Config) { c.Logger = nil })
 	api := httpapi.New(e.svc, e.meta, httpapi.Config{})
 	mux := http.NewServeMux()
-	mux.Handle("/v1/mcp", e.srv.HTTPHandler(mcpserver.KeyAuthenticator(e.meta)))
+	mux.Handle("/v1/mcp", e.srv.HTTPHandler(mcpserver.FromAuthenticator(auth.New(e.meta, auth.Config{}))))
 	mux.Handle("/", api)
 	srv := httptest.NewServer(mux)
 	up, err := e.svc.Upload(b.Context(), strings.NewReader("benchmark me"), "bench.txt", "k_bench")

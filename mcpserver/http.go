@@ -2,14 +2,15 @@ package mcpserver
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
-	"strings"
+	"strconv"
 
-	"github.com/modelcontextprotocol/go-sdk/auth"
+	mcpauth "github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
+	"github.com/filehub/filehub/auth"
 )
 
 // Authenticator returns the API key of an HTTP request's credentials, or
@@ -17,32 +18,14 @@ import (
 // ERATELIMIT or EUNAVAILABLE when they cannot be checked now.
 type Authenticator func(r *http.Request) (*filehub.APIKey, error)
 
-// KeyStore looks up API keys; filehub.MetaStore implements it.
-type KeyStore interface {
-	FindAPIKeyByHash(ctx context.Context, hash []byte) (*filehub.APIKey, error)
-}
-
-// KeyAuthenticator authenticates "Authorization: Bearer <key>" against
-// keys, as the HTTP API does.
-func KeyAuthenticator(keys KeyStore) Authenticator {
+// FromAuthenticator authenticates "Authorization: Bearer <key>" with a,
+// the one authenticator the HTTP API and the WebSocket server use: the
+// same keys, and failed attempts charged to the same per-address limiter.
+func FromAuthenticator(a *auth.Authenticator) Authenticator {
 	return func(r *http.Request) (*filehub.APIKey, error) {
-		scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		secret = strings.TrimSpace(secret)
-		if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
-			return nil, filehub.Errorf(filehub.EUNAUTHORIZED, "missing or malformed Authorization header (want: Bearer <key>)")
-		}
-		key, err := keys.FindAPIKeyByHash(r.Context(), filehub.HashAPIKey(secret))
-		switch filehub.ErrorCode(err) {
-		case "":
-		case filehub.ENOTFOUND:
-			return nil, filehub.Errorf(filehub.EUNAUTHORIZED, "unknown API key")
-		default:
-			return nil, filehub.WrapError(filehub.EUNAVAILABLE, "cannot check the API key right now", err)
-		}
-		if key.RevokedAt != nil {
-			return nil, filehub.Errorf(filehub.EUNAUTHORIZED, "API key has been revoked")
-		}
-		return key, nil
+		key, _, err := a.Authenticate(r.Context(), auth.ClientAddr(r), auth.Bearer(r.Header.Get("Authorization")),
+			"missing or malformed Authorization header (want: Bearer <key>)")
+		return key, err
 	}
 }
 
@@ -80,34 +63,34 @@ func (s *Server) HTTPHandler(authn Authenticator) http.Handler {
 		// protection would refuse.
 		DisableLocalhostProtection: true,
 	})
-	verify := func(ctx context.Context, _ string, r *http.Request) (*auth.TokenInfo, error) {
+	verify := func(ctx context.Context, _ string, r *http.Request) (*mcpauth.TokenInfo, error) {
 		key, _ := r.Context().Value(requestKey{}).(*filehub.APIKey)
 		if key == nil {
-			return nil, auth.ErrInvalidToken
+			return nil, mcpauth.ErrInvalidToken
 		}
 		scopes := make([]string, len(key.Scopes))
 		for i, sc := range key.Scopes {
 			scopes[i] = string(sc)
 		}
-		return &auth.TokenInfo{UserID: key.ID, Scopes: scopes, Extra: map[string]any{keyExtra: key}}, nil
+		return &mcpauth.TokenInfo{UserID: key.ID, Scopes: scopes, Extra: map[string]any{keyExtra: key}}, nil
 	}
-	inner := auth.RequireBearerToken(verify, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(sh)
+	inner := mcpauth.RequireBearerToken(verify, &mcpauth.RequireBearerTokenOptions{AllowMissingExpiration: true})(sh)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, err := authn(r)
 		if err != nil {
 			s.metrics.refused.WithLabelValues("unauthorized").Inc()
-			writeProblem(w, r, err)
+			writeProblem(w, err)
 			return
 		}
 		if !key.Has(filehub.ScopeRead) && !key.Has(filehub.ScopeWrite) {
 			s.metrics.refused.WithLabelValues("forbidden").Inc()
-			writeProblem(w, r, filehub.Errorf(filehub.EFORBIDDEN, "the MCP endpoint needs a key with the read, write or admin scope"))
+			writeProblem(w, filehub.Errorf(filehub.EFORBIDDEN, "the MCP endpoint needs a key with the read, write or admin scope"))
 			return
 		}
 		if r.Method == http.MethodPost && r.Header.Get("Mcp-Session-Id") == "" && s.sessionCount() >= s.cfg.MaxSessions {
 			s.metrics.refused.WithLabelValues("sessions").Inc()
 			w.Header().Set("Retry-After", "5")
-			writeProblem(w, r, filehub.Errorf(filehub.EUNAVAILABLE, "too many MCP sessions are open (%d); retry later", s.cfg.MaxSessions))
+			writeProblem(w, filehub.Errorf(filehub.EUNAVAILABLE, "too many MCP sessions are open (%d); retry later", s.cfg.MaxSessions))
 			return
 		}
 		if r.ContentLength > largeRequest || r.ContentLength < 0 && r.Method == http.MethodPost {
@@ -117,7 +100,7 @@ func (s *Server) HTTPHandler(authn Authenticator) http.Handler {
 			default:
 				s.metrics.refused.WithLabelValues("large_requests").Inc()
 				w.Header().Set("Retry-After", "1")
-				writeProblem(w, r, filehub.Errorf(filehub.EUNAVAILABLE, "too many large MCP requests in progress (%d); retry later", s.cfg.MaxLargeRequests))
+				writeProblem(w, filehub.Errorf(filehub.EUNAVAILABLE, "too many large MCP requests in progress (%d); retry later", s.cfg.MaxLargeRequests))
 				return
 			}
 		}
@@ -125,31 +108,15 @@ func (s *Server) HTTPHandler(authn Authenticator) http.Handler {
 	})
 }
 
-// statusByCode maps the codes HTTPHandler can refuse with to statuses.
-var statusByCode = map[string]int{
-	filehub.EUNAUTHORIZED: http.StatusUnauthorized,
-	filehub.EFORBIDDEN:    http.StatusForbidden,
-	filehub.ERATELIMIT:    http.StatusTooManyRequests,
-	filehub.EUNAVAILABLE:  http.StatusServiceUnavailable,
-}
-
-// writeProblem answers with an RFC 9457 problem document.
-func writeProblem(w http.ResponseWriter, r *http.Request, err error) {
+// writeProblem answers with the RFC 9457 problem document of err, its
+// status from the one error table.
+func writeProblem(w http.ResponseWriter, err error) {
 	code := filehub.ErrorCode(err)
-	status, ok := statusByCode[code]
-	if !ok {
-		status, code = http.StatusInternalServerError, filehub.EINTERNAL
-	}
-	if status == http.StatusUnauthorized {
+	if code == filehub.EUNAUTHORIZED {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="filehub"`)
 	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"type":   "about:blank",
-		"title":  http.StatusText(status),
-		"status": status,
-		"detail": filehub.ErrorMessage(err),
-		"code":   code,
-	})
+	if s := auth.RetryAfter(err); s > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(s))
+	}
+	api.WriteProblem(w, api.NewProblem(code, filehub.ErrorMessage(err)))
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/providers"
@@ -103,20 +104,20 @@ func (l *Local) CleanupPreview(ctx context.Context) (*CleanupPreview, error) {
 		return nil, err
 	}
 	// A dry run refused by the safety cap still reports its plan.
-	return previewOf(r), nil
+	return previewOf(cleanup.ReportWire(r)), nil
 }
 
 // previewOf summarises a cleanup report (both backends use it).
-func previewOf(r *cleanup.Report) *CleanupPreview {
+func previewOf(r *api.CleanupReport) *CleanupPreview {
 	p := &CleanupPreview{RunID: r.RunID, Status: r.Status, Error: r.Error, BytesFreed: r.BytesFreed, TotalBlobs: r.TotalBlobs, Kinds: map[string]KindPreview{}}
 	for k, kr := range r.Kinds {
-		p.Kinds[string(k)] = KindPreview{Found: kr.Found, WouldDelete: kr.Deleted, Bytes: kr.BytesFreed, Skipped: kr.Skipped}
+		p.Kinds[k] = KindPreview{Found: kr.Found, WouldDelete: kr.Deleted, Bytes: kr.BytesFreed, Skipped: kr.Skipped}
 	}
 	return p
 }
 
 // providerUsage returns the provider quotas of the newest cleanup report.
-func providerUsage(runs []*cleanup.Report) []ProviderUsage {
+func providerUsage(runs []*api.CleanupReport) []ProviderUsage {
 	out := []ProviderUsage{}
 	if len(runs) == 0 {
 		return out
@@ -149,7 +150,7 @@ func (l *Local) StorageStats(ctx context.Context) (*StorageStats, error) {
 		if err != nil {
 			return nil, err
 		}
-		st.Providers = providerUsage(runs)
+		st.Providers = providerUsage(cleanup.ReportsWire(runs))
 	}
 	return st, nil
 }

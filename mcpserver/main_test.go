@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/auth"
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/internal/fakeprovider"
@@ -119,7 +120,7 @@ func newEnvTB(t testing.TB, mutate func(*mcpserver.Config)) *env {
 	done := make(chan struct{})
 	go func() { defer close(done); e.srv.Run(runCtx) }()
 	mux := http.NewServeMux()
-	mux.Handle("/v1/mcp", e.srv.HTTPHandler(mcpserver.KeyAuthenticator(meta)))
+	mux.Handle("/v1/mcp", e.srv.HTTPHandler(mcpserver.FromAuthenticator(auth.New(meta, auth.Config{}))))
 	e.http = httptest.NewServer(mux)
 	t.Cleanup(func() {
 		e.srv.Close()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/client"
 	"github.com/filehub/filehub/wsclient"
 )
@@ -113,7 +114,7 @@ func (r *Remote) Push(ctx context.Context, id, provider string) (*PushResult, er
 }
 
 func (r *Remote) CleanupPreview(ctx context.Context) (*CleanupPreview, error) {
-	rep, err := r.Client.CleanupRun(ctx, client.CleanupOptions{DryRun: true})
+	rep, err := r.Client.CleanupRun(ctx, api.CleanupRunRequest{DryRun: true})
 	if err != nil {
 		return nil, err
 	}

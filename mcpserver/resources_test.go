@@ -204,6 +204,31 @@ func TestHTTPAuthentication(t *testing.T) {
 	}
 }
 
+// TestFailedAuthenticationsLimited: /v1/mcp charges bad keys to the
+// authenticator's per-address limiter, like the HTTP API.
+func TestFailedAuthenticationsLimited(t *testing.T) {
+	e := newEnv(t, nil)
+	for i := range 100 {
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", e.http.URL+"/v1/mcp", strings.NewReader(`{}`))
+		req.Header.Set("Authorization", "Bearer fhk_guess")
+		resp, err := e.http.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests {
+			if resp.Header.Get("Retry-After") == "" {
+				t.Error("429 without Retry-After")
+			}
+			return
+		}
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: %d", i, resp.StatusCode)
+		}
+	}
+	t.Error("100 bad keys in a row were never limited")
+}
+
 func TestSessionBoundToKey(t *testing.T) {
 	e := newEnv(t, nil)
 	s := e.connect(keyRead)

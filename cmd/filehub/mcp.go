@@ -5,16 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/filehub/filehub"
-	"github.com/filehub/filehub/cleanup"
-	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/mcpserver"
 )
 
@@ -95,21 +90,3 @@ func serveStdio(ctx context.Context, srv *mcpserver.Server, in io.Reader, out io
 type nopWriteCloser struct{ io.Writer }
 
 func (nopWriteCloser) Close() error { return nil }
-
-// newMCPEndpoint builds the daemon's MCP server on its own services, for
-// /v1/mcp. Call Local().Notify when the file service commits a change, and
-// run the server's Run for the notifications.
-func newMCPEndpoint(cfg ServeConfig, svc *files.Service, db filehub.MetaStore, pusher mcpserver.Pusher, cleaner *cleanup.Service,
-	reg prometheus.Registerer, log *slog.Logger) (*mcpserver.Server, *mcpserver.Local, error) {
-	local := mcpserver.NewLocal(svc, db, pusher, cleaner)
-	srv, err := mcpserver.New(local, mcpserver.Config{
-		MaxUpload:          cfg.MCPMaxUpload,
-		MaxSessions:        cfg.MCPMaxSessions,
-		SessionIdleTimeout: cfg.MCPIdleTimeout,
-		RateLimit:          cfg.MCPRateLimit,
-		Version:            buildVersion(),
-		Logger:             log,
-		Registerer:         reg,
-	})
-	return srv, local, err
-}
