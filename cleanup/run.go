@@ -623,7 +623,7 @@ func (x *execution) removeTemp(ctx context.Context) error {
 			x.done(kr, t, true)
 			continue
 		}
-		if err := tc.RemoveTemp(f.name); err != nil {
+		if err := tc.RemoveTemp(ctx, f.name); err != nil {
 			if err := x.fail(ctx, kr, t, filehub.TargetTemp, f.name, err); err != nil {
 				return err
 			}

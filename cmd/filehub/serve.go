@@ -389,7 +389,7 @@ func (m *Main) Run(ctx context.Context) error {
 	// each run.
 	var cleanupProvs []cleanup.Provider
 	var pusherForMetrics *providers.Service // set below; read by the cleanup's runs
-	cleaner, err := cleanup.New(db, blobs, cleanup.Config{
+	cleaner, err := cleanup.New(ctx, db, blobs, cleanup.Config{
 		Providers: func() []cleanup.Provider { return cleanupProvs },
 		// A run's listing of each account is the only count of its files:
 		// export it next to the account's quota.
