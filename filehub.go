@@ -503,7 +503,7 @@ type AuditLog interface {
 type EventAppender interface {
 	// AppendEvent records e (Type, Time and Run or File set; a zero Time
 	// is now) in the event log and sets e.ID. A Run is stored without its
-	// Report. Returns EINVALID if e is nil or has no Type.
+	// Report. Returns EINVALID if e fails Event.Validate.
 	AppendEvent(ctx context.Context, e *Event) error
 }
 

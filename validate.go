@@ -95,3 +95,11 @@ func (run *CleanupRun) Validate() error {
 	}
 	return nil
 }
+
+// Validate returns an EINVALID error if e is nil or has no Type.
+func (e *Event) Validate() error {
+	if e == nil || e.Type == "" {
+		return Errorf(EINVALID, "event has no type")
+	}
+	return nil
+}

@@ -391,8 +391,8 @@ func (db *DB) ListAudit(ctx context.Context, filter filehub.AuditFilter) ([]*fil
 
 // AppendEvent records e in the event log and sets its ID.
 func (db *DB) AppendEvent(ctx context.Context, e *filehub.Event) error {
-	if e == nil || e.Type == "" {
-		return filehub.Errorf(filehub.EINVALID, "event has no type")
+	if err := e.Validate(); err != nil {
+		return err
 	}
 	var file, run sql.NullString
 	if e.File != nil {
