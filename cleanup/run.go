@@ -24,7 +24,7 @@ type execution struct {
 
 	// Shared by several kinds, each computed once, by the first to ask.
 	scan      *objectScan    // see objectScan
-	records   int64          // blob records, once recordsKnown
+	records   int64          // blob records, once recordsOK
 	recordsOK bool           // records is known
 	prov      *providerState // see providerPlan
 }
