@@ -102,7 +102,7 @@ func newEnvTB(t testing.TB, mutate func(*mcpserver.Config)) *env {
 	if err != nil {
 		t.Fatalf("providers.New: %v", err)
 	}
-	cleaner, err := cleanup.New(meta, blobs, cleanup.Config{Logger: logger, InstanceID: "test"})
+	cleaner, err := cleanup.New(ctx, meta, blobs, cleanup.Config{Logger: logger, InstanceID: "test"})
 	if err != nil {
 		t.Fatalf("cleanup.New: %v", err)
 	}
