@@ -26,6 +26,7 @@ import (
 	"github.com/filehub/filehub/httpapi"
 	"github.com/filehub/filehub/openai"
 	"github.com/filehub/filehub/providers"
+	"github.com/filehub/filehub/ui"
 	"github.com/filehub/filehub/wsserver"
 )
 
@@ -494,6 +495,7 @@ func (m *Main) Run(ctx context.Context) error {
 	apiSrv := api.NewServer(cfg.Listen)
 	root := http.NewServeMux()
 	root.Handle("GET /v1/ws", ws)
+	root.Handle("GET "+ui.Prefix, ui.Handler()) // public static assets; the page sends its key on every call
 	root.Handle("/", api)
 	apiSrv.Handler = root
 
