@@ -79,7 +79,7 @@ async function load() {
       if (!scanMatches) scanMatches = await scan(prefix);
       files = scanMatches.files.slice(pageIndex * PAGE_SIZE, (pageIndex + 1) * PAGE_SIZE);
       hasNext = (pageIndex + 1) * PAGE_SIZE < scanMatches.files.length;
-      notice(status, "info", scanMatches.files.length + " files start with the prefix" +
+      notice(status, "info", scanMatches.files.length + " files start with “" + prefix + "”" +
         (scanMatches.truncated ? " among the first " + SCAN_LIMIT + " files" : "") + " (filtered in the browser: the API has no name filter).");
     } else {
       const page = await app.api.request("GET", "/v1/files", { query: { limit: PAGE_SIZE, cursor: cursors[pageIndex] } });

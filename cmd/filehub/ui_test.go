@@ -1,0 +1,142 @@
+package main_test
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/filehub/filehub/internal/nodetest"
+	"github.com/filehub/filehub/ui"
+)
+
+// TestUIPublicAPIAuthenticated: the dashboard's assets are served to anyone
+// with the security headers, while every API path the page's code calls
+// refuses a request without a key.
+func TestUIPublicAPIAuthenticated(t *testing.T) {
+	s := MustRunMain(t, t.TempDir(), map[string]string{"FILEHUB_BOOTSTRAP_KEY": testKey}, nil)
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(path string) *http.Response {
+		t.Helper()
+		resp, err := hc.Get(s.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+
+	for _, p := range []string{"/ui/", "/ui/app.css", "/ui/js/main.js", "/ui/js/ws.js"} {
+		resp := get(p)
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s without a key: %d, want 200", p, resp.StatusCode)
+		}
+		if got := resp.Header.Get("Content-Security-Policy"); got != ui.ContentSecurityPolicy {
+			t.Errorf("GET %s: CSP %q", p, got)
+		}
+		for k, want := range map[string]string{"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"} {
+			if got := resp.Header.Get(k); got != want {
+				t.Errorf("GET %s: %s = %q, want %q", p, k, got, want)
+			}
+		}
+	}
+	if resp := get("/ui"); resp.StatusCode/100 != 3 || resp.Header.Get("Location") != "/ui/" {
+		t.Errorf("GET /ui: %d to %q, want a redirect to /ui/", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	paths := pageAPIPaths(t)
+	for _, want := range []string{"/v1/files", "/v1/cleanup/runs", "/v1/cleanup/config", "/v1/audit", "/metrics"} {
+		if !slices.Contains(paths, want) {
+			t.Errorf("the page's code does not call %s (found %v): the extraction is broken", want, paths)
+		}
+	}
+	for _, p := range paths {
+		if p == "/v1/ws" {
+			continue // the WebSocket authenticates the hello frame (wsserver tests)
+		}
+		if strings.HasSuffix(p, "/") {
+			p += "f_x" // a path built with an id
+		}
+		if resp := get(p); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("GET %s without a key: %d, want 401", p, resp.StatusCode)
+		}
+	}
+}
+
+// pageAPIPaths returns the API paths the dashboard's modules name in string
+// literals ("/v1/…" and "/metrics").
+func pageAPIPaths(t *testing.T) []string {
+	t.Helper()
+	dir := filepath.Join("..", "..", "ui", "assets", "js")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`"(/v1/[a-z/]*|/metrics)`)
+	var paths []string
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+			if !slices.Contains(paths, m[1]) {
+				paths = append(paths, m[1])
+			}
+		}
+	}
+	return paths
+}
+
+// requireChromium returns the Chromium binary, or skips (fails in CI).
+func requireChromium(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("CHROMIUM")
+	if p == "" {
+		p = "/usr/bin/chromium"
+	}
+	if _, err := exec.LookPath(p); err != nil {
+		if nodetest.InCI() {
+			t.Fatalf("Chromium is not installed at %s (CI must run the browser tests: apt-get install -y chromium)", p)
+		}
+		t.Skipf("Chromium is not installed at %s: skipping the browser test", p)
+	}
+	return p
+}
+
+// TestUIBrowser drives the dashboard in a real Chromium (e2e/ui.mjs): sign
+// in, upload through the file chooser, list, live feed, download, delete
+// and restore, a hostile name shown as text, the cleanup preview and run,
+// and a read-only key without delete buttons; any console error or failed
+// request fails it. Screenshots go to the test's artifact directory
+// (go test -artifacts keeps them).
+func TestUIBrowser(t *testing.T) {
+	chromium := requireChromium(t)
+	nodetest.Require(t)
+	dataDir := t.TempDir()
+	s := MustRunMain(t, dataDir, map[string]string{"FILEHUB_BOOTSTRAP_KEY": testKey}, nil)
+	reader := strings.TrimSpace(MustCLI(t, map[string]string{"FILEHUB_DATA_DIR": dataDir}, "keys", "create", "--name", "reader", "--scope", "read").Stdout)
+	out := t.ArtifactDir()
+	stdout := nodetest.Run(t, 3*time.Minute, []string{
+		"FILEHUB_URL=" + s.URL,
+		"FILEHUB_ADMIN_KEY=" + testKey,
+		"FILEHUB_READ_KEY=" + reader,
+		"UI_OUT_DIR=" + out,
+		"CHROMIUM=" + chromium,
+	}, "ui.mjs")
+	t.Logf("%s", stdout)
+	for _, name := range []string{"overview", "files", "files-hostile", "cleanup", "cleanup-confirm", "providers", "files-read-only"} {
+		if fi, err := os.Stat(filepath.Join(out, name+".png")); err != nil || fi.Size() == 0 {
+			t.Errorf("screenshot %s.png missing: %v", name, err)
+		}
+	}
+}
