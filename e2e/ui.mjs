@@ -3,7 +3,8 @@
 // (cmd/filehub ui_browser_test.go).
 //
 // Environment: FILEHUB_URL, FILEHUB_ADMIN_KEY, FILEHUB_READ_KEY,
-// UI_OUT_DIR (screenshots), CHROMIUM (default /usr/bin/chromium).
+// UI_OUT_DIR (screenshots), CHROMIUM (default /usr/bin/chromium),
+// UI_DOCS_SHOT (optional: where to save the overview for the docs).
 // Exits non-zero on any failed step, console error, page error, dialog,
 // failed request or HTTP error answer; prints a JSON summary on success.
 
@@ -190,6 +191,12 @@ try {
     await admin.click('nav a[data-page="overview"]');
     await admin.locator('#ov-cards [data-metric="files"] .value', { hasText: "2" }).waitFor({ timeout: T });
     await shot(admin, "overview-after");
+    if (process.env.UI_DOCS_SHOT) {
+      // For docs/monitoring.md: wait for a second metrics read, so rates
+      // are shown, and keep only the viewport.
+      await admin.locator('#ov-cards [data-metric="uploads"] .value').filter({ hasNotText: "–" }).waitFor({ timeout: 40000 });
+      await admin.screenshot({ path: process.env.UI_DOCS_SHOT, clip: { x: 0, y: 0, width: 1280, height: 470 } });
+    }
   });
 
   const reader = await context.newPage();

@@ -94,13 +94,14 @@ export class Snapshot {
 }
 
 // rate is the per-second increase of a counter between two snapshots, or
-// null when unknown (first read, or a restart reset the counter).
+// null when unknown (first read, or a restart reset the counter). A
+// labelled counter has no series until its first increment: absent is 0.
 export function rate(prev, cur, name, want = {}) {
   if (!prev) return null;
-  const a = prev.sum(name, want);
-  const b = cur.sum(name, want);
+  const a = prev.sum(name, want) ?? 0;
+  const b = cur.sum(name, want) ?? 0;
   const dt = (cur.time - prev.time) / 1000;
-  if (a === null || b === null || b < a || dt <= 0) return null;
+  if (b < a || dt <= 0) return null;
   return (b - a) / dt;
 }
 

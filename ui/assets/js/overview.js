@@ -88,9 +88,9 @@ function render() {
       card("Live WebSocket sessions", fmtNum(c.sum("filehub_ws_sessions_connected")),
         fmtNum(c.sum("filehub_ws_sessions_active")) + " held (incl. waiting for resume)", "sessions"),
       card("Reconnects / min", fmtNum(resumes === null ? null : resumes * 60, 1),
-        "resumes: " + fmtNum(c.sum("filehub_ws_resumes_total", { result: "resumed" })) + " ok, " +
-        fmtNum(c.sum("filehub_ws_resumes_total", { result: "expired" })) + " expired", "reconnects"),
-      card("Delivery (ping RTT)", fmtSeconds(meanOver(p, c, "filehub_ws_ping_rtt_seconds")), "mean over the last interval", "delivery"),
+        "since start: " + fmtNum(c.sum("filehub_ws_resumes_total", { result: "resumed" }) ?? 0) + " resumed, " +
+        fmtNum(c.sum("filehub_ws_resumes_total", { result: "expired" }) ?? 0) + " expired", "reconnects"),
+      card("Delivery (ping RTT)", fmtSeconds(meanOver(p, c, "filehub_ws_ping_rtt_seconds")), "mean over the last interval (a ping every " + fmtNum((app.ws.heartbeatMs || 0) / 1000) + " s)", "delivery"),
       card("Ack latency", fmtSeconds(meanOver(p, c, "filehub_ws_ack_latency_seconds")), "mean over the last interval", "ack"),
       card("Queue depth", fmtNum(c.sum("filehub_ws_outbox_frames")), "unacknowledged server frames", "queue"),
       card("Events delivered / s", fmtNum(rate(p, c, "filehub_ws_event_deliveries_total"), 2), "", "events"),

@@ -138,6 +138,7 @@ export class Session extends EventTarget {
     const hadSession = this.sessionId !== "";
     this.sessionId = f.session_id;
     this.resumeToken = f.resume_token;
+    this.heartbeatMs = f.heartbeat_ms;
     this.ready = true;
     this.attempt = 0;
     if (f.resumed) {
