@@ -3,6 +3,7 @@
 // (cmd/filehub ui_browser_test.go).
 //
 // Environment: FILEHUB_URL, FILEHUB_ADMIN_KEY, FILEHUB_READ_KEY,
+// FILEHUB_CUT_URL (optional: a POST there cuts every connection),
 // UI_OUT_DIR (screenshots), CHROMIUM (default /usr/bin/chromium),
 // UI_DOCS_SHOT (optional: where to save the overview for the docs).
 // Exits non-zero on any failed step, console error, page error, dialog,
@@ -164,6 +165,20 @@ try {
     await shot(admin, "files");
   });
 
+  if (process.env.FILEHUB_CUT_URL) {
+    await step("the live feed survives a cut connection (session resumed)", async () => {
+      const before = await admin.locator("#feed li").count();
+      const resp = await fetch(process.env.FILEHUB_CUT_URL, { method: "POST" });
+      if (!resp.ok) throw new Error("cut: HTTP " + resp.status);
+      await admin.locator("#conn.open", { hasText: "1 reconnects" }).waitFor({ timeout: T });
+      await admin.setInputFiles("#file-input", { name: "after-cut.txt", mimeType: "text/plain", buffer: Buffer.from("after the cut\n") });
+      await admin.locator('#feed li[data-type="file.created"]', { hasText: "after-cut.txt" }).waitFor({ timeout: T });
+      const names = await admin.locator("#feed li span.name").allTextContents();
+      if (names.filter((n) => n === "after-cut.txt").length !== 1) throw new Error("after-cut.txt is in the feed " + names.filter((n) => n === "after-cut.txt").length + " times");
+      if ((await admin.locator("#feed li").count()) !== before + 1) throw new Error("the feed lost or repeated events across the resume");
+    });
+  }
+
   await step("cleanup preview, confirmation and run", async () => {
     await admin.click('nav a[data-page="cleanup"]');
     await admin.waitForSelector("#settings-table", { timeout: T });
@@ -189,7 +204,8 @@ try {
 
   await step("overview with live numbers", async () => {
     await admin.click('nav a[data-page="overview"]');
-    await admin.locator('#ov-cards [data-metric="files"] .value', { hasText: "2" }).waitFor({ timeout: T });
+    const want = process.env.FILEHUB_CUT_URL ? "3" : "2"; // hello.txt, the hostile one, after-cut.txt
+    await admin.locator('#ov-cards [data-metric="files"] .value', { hasText: new RegExp("^" + want + "$") }).waitFor({ timeout: T });
     await shot(admin, "overview-after");
     if (process.env.UI_DOCS_SHOT) {
       // For docs/monitoring.md: wait for a second metrics read, so rates

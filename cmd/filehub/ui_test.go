@@ -3,6 +3,7 @@ package main_test
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/filehub/filehub/internal/chaosproxy"
 	"github.com/filehub/filehub/internal/nodetest"
 	"github.com/filehub/filehub/ui"
 )
@@ -115,7 +117,8 @@ func requireChromium(t *testing.T) string {
 
 // TestUIBrowser drives the dashboard in a real Chromium (e2e/ui.mjs): sign
 // in, upload through the file chooser, list, live feed, download, delete
-// and restore, a hostile name shown as text, the cleanup preview and run,
+// and restore, a hostile name shown as text, the live feed surviving cut
+// connections (the page resumes its session), the cleanup preview and run,
 // and a read-only key without delete buttons; any console error or failed
 // request fails it. Screenshots go to the test's artifact directory
 // (go test -artifacts keeps them).
@@ -125,18 +128,61 @@ func TestUIBrowser(t *testing.T) {
 	dataDir := t.TempDir()
 	s := MustRunMain(t, dataDir, map[string]string{"FILEHUB_BOOTSTRAP_KEY": testKey}, nil)
 	reader := strings.TrimSpace(MustCLI(t, map[string]string{"FILEHUB_DATA_DIR": dataDir}, "keys", "create", "--name", "reader", "--scope", "read").Stdout)
+	// The browser reaches the server through a proxy that the script can
+	// ask (POST to FILEHUB_CUT_URL) to cut every connection, as a network
+	// failure would: the page must resume its WebSocket session.
+	proxy, err := chaosproxy.New(s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	control := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/cut" {
+			http.NotFound(w, r)
+			return
+		}
+		proxy.CutAll()
+	}))
+	t.Cleanup(control.Close)
 	out := t.ArtifactDir()
 	stdout := nodetest.Run(t, 3*time.Minute, []string{
-		"FILEHUB_URL=" + s.URL,
+		"FILEHUB_URL=http://" + proxy.Addr(),
+		"FILEHUB_CUT_URL=" + control.URL + "/cut",
 		"FILEHUB_ADMIN_KEY=" + testKey,
 		"FILEHUB_READ_KEY=" + reader,
 		"UI_OUT_DIR=" + out,
 		"CHROMIUM=" + chromium,
 	}, "ui.mjs")
 	t.Logf("%s", stdout)
+	if n := counterValue(t, s, "filehub_ws_resumes_total", "result", "resumed"); n < 1 {
+		t.Errorf("the server resumed %v sessions after the cut, want the page's session resumed", n)
+	}
 	for _, name := range []string{"overview", "files", "files-hostile", "cleanup", "cleanup-confirm", "providers", "files-read-only"} {
 		if fi, err := os.Stat(filepath.Join(out, name+".png")); err != nil || fi.Size() == 0 {
 			t.Errorf("screenshot %s.png missing: %v", name, err)
 		}
 	}
+}
+
+// counterValue returns the value of the counter name{label="value"} in
+// the server's registry (0 if absent).
+func counterValue(t *testing.T, s *Server, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := s.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
