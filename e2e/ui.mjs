@@ -117,6 +117,22 @@ try {
     await admin.locator('#feed li[data-type="file.created"]', { hasText: "hello.txt" }).waitFor({ timeout: T });
   });
 
+  await step("upload by drag and drop", async () => {
+    // A drop as the browser delivers it: a DataTransfer holding a File.
+    const dt = await admin.evaluateHandle(() => {
+      const d = new DataTransfer();
+      d.items.add(new File(["dropped\n"], "dropped.txt", { type: "text/plain" }));
+      return d;
+    });
+    await admin.dispatchEvent("#dropzone", "dragover", { dataTransfer: dt });
+    await admin.dispatchEvent("#dropzone", "drop", { dataTransfer: dt });
+    await row(admin, "files-list", "dropped.txt").waitFor({ timeout: T });
+    await admin.locator('#feed li[data-type="file.created"]', { hasText: "dropped.txt" }).waitFor({ timeout: T });
+    // Leave the list as the later steps expect it: delete it again.
+    await row(admin, "files-list", "dropped.txt").locator("button.delete").click();
+    await row(admin, "files-list", "dropped.txt").waitFor({ state: "detached", timeout: T });
+  });
+
   await step("download", async () => {
     const [dl] = await Promise.all([
       admin.waitForEvent("download", { timeout: T }),
