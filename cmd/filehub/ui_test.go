@@ -1,6 +1,8 @@
 package main_test
 
 import (
+	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/filehub/filehub/internal/chaosproxy"
 	"github.com/filehub/filehub/internal/nodetest"
@@ -185,4 +189,65 @@ func counterValue(t *testing.T, s *Server, name, label, value string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestUIMetricsParser runs the dashboard's Prometheus text parser in Node
+// (e2e/ui-metrics.mjs: known tricky lines, garbage) and on a real /metrics
+// answer: it must find every family the registry holds (histograms as
+// _bucket, _sum and _count) and the right value of a known counter.
+func TestUIMetricsParser(t *testing.T) {
+	nodetest.Require(t)
+	s := MustRunMain(t, t.TempDir(), map[string]string{"FILEHUB_BOOTSTRAP_KEY": testKey}, nil)
+	c := NewClient(t, s.URL, testKey)
+	for _, body := range []string{"one", "two"} {
+		if _, err := c.Upload(context.Background(), body+".txt", strings.NewReader(body), -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req, err := http.NewRequest(http.MethodGet, s.URL+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %v", resp.StatusCode, err)
+	}
+	file := filepath.Join(t.TempDir(), "metrics.txt")
+	if err := os.WriteFile(file, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := nodetest.Run(t, time.Minute, nil, "ui-metrics.mjs", file)
+	var got struct {
+		Names         []string `json:"names"`
+		UploadsStored float64  `json:"uploadsStored"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("ui-metrics.mjs printed %q: %v", out, err)
+	}
+	if got.UploadsStored != 2 {
+		t.Errorf("the page reads filehub_uploads_total{result=\"stored\"} = %v, want 2", got.UploadsStored)
+	}
+	mfs, err := s.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		names := []string{mf.GetName()}
+		if mf.GetType() == dto.MetricType_HISTOGRAM {
+			names = []string{mf.GetName() + "_bucket", mf.GetName() + "_sum", mf.GetName() + "_count"}
+		}
+		for _, n := range names {
+			if !slices.Contains(got.Names, n) {
+				t.Errorf("the page's parser misses %s", n)
+			}
+		}
+	}
 }

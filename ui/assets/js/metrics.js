@@ -25,10 +25,18 @@ export function parse(text) {
       name = line.slice(0, space);
       rest = line.slice(space + 1).trim();
     }
-    const value = Number(rest.split(/\s+/)[0]);
+    const value = parseValue(rest.split(/\s+/)[0]);
     out.push({ name, labels, value });
   }
   return out;
+}
+
+// parseValue reads a sample value: a Go float, including +Inf, -Inf and
+// NaN, which Number() does not know.
+function parseValue(v) {
+  if (v === "+Inf" || v === "Inf") return Infinity;
+  if (v === "-Inf") return -Infinity;
+  return Number(v);
 }
 
 // parseLabels reads name="value" pairs from line at i (after "{") into
