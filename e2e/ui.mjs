@@ -4,6 +4,7 @@
 //
 // Environment: FILEHUB_URL, FILEHUB_ADMIN_KEY, FILEHUB_READ_KEY,
 // FILEHUB_CUT_URL (optional: a POST there cuts every connection),
+// FILEHUB_EXPECT_CAP (optional: the safety cap must refuse the real run),
 // UI_OUT_DIR (screenshots), CHROMIUM (default /usr/bin/chromium),
 // UI_DOCS_SHOT (optional: where to save the overview for the docs).
 // Exits non-zero on any failed step, console error, page error, dialog,
@@ -32,22 +33,31 @@ function must(name) {
 
 const problems = [];
 const steps = [];
+// expected holds failures a step provokes on purpose (a refused cleanup
+// run): each matches one problem, once; an unmatched one is a problem too.
+let expected = [];
+
+function problem(msg) {
+  const i = expected.findIndex((re) => re.test(msg));
+  if (i >= 0) expected.splice(i, 1);
+  else problems.push(msg);
+}
 
 function watch(page, who) {
   page.on("console", (m) => {
-    if (m.type() === "error") problems.push(`${who}: console error: ${m.text()}`);
+    if (m.type() === "error") problem(`${who}: console error: ${m.text()}`);
   });
-  page.on("pageerror", (e) => problems.push(`${who}: page error: ${e.message}`));
+  page.on("pageerror", (e) => problem(`${who}: page error: ${e.message}`));
   page.on("dialog", (d) => {
     problems.push(`${who}: unexpected dialog (${d.type()}): ${d.message()}`);
     d.dismiss().catch(() => {});
   });
   page.on("requestfailed", (r) => {
     // A download's blob: URL is revoked after use; everything else counts.
-    if (!r.url().startsWith("blob:")) problems.push(`${who}: request failed: ${r.method()} ${r.url()}: ${r.failure()?.errorText}`);
+    if (!r.url().startsWith("blob:")) problem(`${who}: request failed: ${r.method()} ${r.url()}: ${r.failure()?.errorText}`);
   });
   page.on("response", (r) => {
-    if (r.status() >= 400) problems.push(`${who}: HTTP ${r.status()} for ${r.request().method()} ${r.url()}`);
+    if (r.status() >= 400) problem(`${who}: HTTP ${r.status()} for ${r.request().method()} ${r.url()}`);
   });
 }
 
@@ -198,17 +208,44 @@ try {
   await step("cleanup preview, confirmation and run", async () => {
     await admin.click('nav a[data-page="cleanup"]');
     await admin.waitForSelector("#settings-table", { timeout: T });
+    // With FILEHUB_EXPECT_CAP the test planted more orphan objects than
+    // the safety cap lets a run delete: the dry run, the confirmation's
+    // dry run and the real run are each refused with 409, and the page
+    // says so and shows the refused run's targets.
+    const cap = Boolean(process.env.FILEHUB_EXPECT_CAP);
+    const refusal = () => [/HTTP 409 for POST .*\/v1\/cleanup\/runs$/, /console error: .*409/];
+    if (cap) expected.push(...refusal());
     await admin.click("#cleanup-preview");
     await admin.waitForSelector("#report [data-kind]", { timeout: T });
     const kinds = await admin.locator("#report [data-kind]").count();
     if (kinds < 4) throw new Error("the preview shows " + kinds + " kinds");
+    if (cap) {
+      await admin.locator("#cleanup-status.error", { hasText: "Refused by the safety cap" }).waitFor({ timeout: T });
+      const orphans = await admin.locator('#report [data-kind="orphan_object"] tbody tr').count();
+      if (orphans < 11) throw new Error("the refused preview lists " + orphans + " orphan objects");
+      expected.push(...refusal());
+    }
     await admin.click("#cleanup-start");
     await admin.waitForSelector("#confirm[open] #confirm-table", { timeout: T });
+    if (cap) {
+      await admin.locator("#confirm-summary", { hasText: "The safety cap refuses this run" }).waitFor({ timeout: T });
+      if (await admin.locator("#confirm-force").isChecked()) throw new Error("force is preselected");
+      expected.push(...refusal());
+    }
     await shot(admin, "cleanup-confirm");
     await admin.click("#confirm-run");
-    await admin.locator("#cleanup-status.ok", { hasText: "finished" }).waitFor({ timeout: T });
+    if (cap) {
+      await admin.locator("#cleanup-status.error", { hasText: "Refused by the safety cap" }).waitFor({ timeout: T });
+      await admin.locator("#cleanup-status", { hasText: "force" }).waitFor({ timeout: T });
+    } else {
+      await admin.locator("#cleanup-status.ok", { hasText: "finished" }).waitFor({ timeout: T });
+    }
     await admin.waitForSelector("#runs-table", { timeout: T });
     await admin.locator("#audit-list, #audit-table p").first().waitFor({ timeout: T });
+    // Playwright reports console messages asynchronously: wait for the
+    // provoked ones before checking that each was seen.
+    for (let i = 0; i < 50 && expected.length; i++) await admin.waitForTimeout(100);
+    if (expected.length) throw new Error("provoked failures not seen: " + expected.join(", "));
     await shot(admin, "cleanup");
   });
 

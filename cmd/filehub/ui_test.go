@@ -3,6 +3,7 @@ package main_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,8 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/filehub/filehub/cleanup"
+	main "github.com/filehub/filehub/cmd/filehub"
 	"github.com/filehub/filehub/internal/chaosproxy"
 	"github.com/filehub/filehub/internal/nodetest"
 	"github.com/filehub/filehub/ui"
@@ -122,7 +125,8 @@ func requireChromium(t *testing.T) string {
 // TestUIBrowser drives the dashboard in a real Chromium (e2e/ui.mjs): sign
 // in, upload through the file chooser, list, live feed, download, delete
 // and restore, a hostile name shown as text, the live feed surviving cut
-// connections (the page resumes its session), the cleanup preview and run,
+// connections (the page resumes its session), the cleanup preview and a
+// run refused by the safety cap,
 // and a read-only key without delete buttons; any console error or failed
 // request fails it. Screenshots go to the test's artifact directory
 // (go test -artifacts keeps them).
@@ -130,7 +134,15 @@ func TestUIBrowser(t *testing.T) {
 	chromium := requireChromium(t)
 	nodetest.Require(t)
 	dataDir := t.TempDir()
-	s := MustRunMain(t, dataDir, map[string]string{"FILEHUB_BOOTSTRAP_KEY": testKey}, nil)
+	// Orphan objects are due at once, and there are more than a run may
+	// delete under the safety cap: the page's real run must be refused.
+	s := MustRunMain(t, dataDir, map[string]string{"FILEHUB_BOOTSTRAP_KEY": testKey}, func(c *main.ServeConfig) {
+		c.BlobGrace = time.Nanosecond
+		c.CleanupInterval = 0
+	})
+	for i := range cleanup.DefaultMinDeleteAllowance + 1 {
+		plantOrphan(t, dataDir, fmt.Sprintf("orphan %d", i))
+	}
 	reader := strings.TrimSpace(MustCLI(t, map[string]string{"FILEHUB_DATA_DIR": dataDir}, "keys", "create", "--name", "reader", "--scope", "read").Stdout)
 	// The browser reaches the server through a proxy that the script can
 	// ask (POST to FILEHUB_CUT_URL) to cut every connection, as a network
@@ -152,6 +164,7 @@ func TestUIBrowser(t *testing.T) {
 	stdout := nodetest.Run(t, 3*time.Minute, []string{
 		"FILEHUB_URL=http://" + proxy.Addr(),
 		"FILEHUB_CUT_URL=" + control.URL + "/cut",
+		"FILEHUB_EXPECT_CAP=1",
 		"FILEHUB_ADMIN_KEY=" + testKey,
 		"FILEHUB_READ_KEY=" + reader,
 		"UI_OUT_DIR=" + out,

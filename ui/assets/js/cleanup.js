@@ -61,30 +61,53 @@ async function loadSettings() {
   }
 }
 
-async function dryRun() {
-  return app.api.request("POST", "/v1/cleanup/runs", { body: { dry_run: true } });
+// post starts a run. A refusal by the safety cap (409) is an answer, not
+// a failure: the refused run is recorded with every target it would have
+// deleted, so post returns {refused: message, report: that run's report}.
+async function post(body) {
+  try {
+    return { report: await app.api.request("POST", "/v1/cleanup/runs", { body }) };
+  } catch (e) {
+    if (e.code !== "conflict" || !/safety cap/i.test(e.message)) throw e;
+    const m = /run (\d+) lists the targets/.exec(e.message);
+    let report = null;
+    if (m) report = await app.api.request("GET", "/v1/cleanup/runs/" + m[1]);
+    return { refused: e.message, report };
+  }
+}
+
+function showRefusal(status, msg) {
+  notice(status, "error", "Refused by the safety cap: " + msg);
 }
 
 async function preview() {
   const status = $("cleanup-status");
   notice(status, "info", "Running a dry run…");
   try {
-    const rep = await dryRun();
-    notice(status, "ok", "Dry run " + rep.run_id + ": nothing was deleted. This is what a run would do now.");
-    replace($("cleanup-report"), renderReport(rep));
+    const { report, refused } = await post({ dry_run: true });
+    if (refused) showRefusal(status, refused);
+    else notice(status, "ok", "Dry run " + report.run_id + ": nothing was deleted. This is what a run would do now.");
+    replace($("cleanup-report"), report ? renderReport(report) : "");
     loadRuns();
   } catch (e) {
     notice(status, "error", "Dry run failed: " + e.message);
   }
 }
 
+let forceNext = false;
+
 async function confirmRun() {
   const status = $("cleanup-status");
   notice(status, "info", "Running a dry run first…");
   try {
-    const rep = await dryRun();
+    const { report, refused } = await post({ dry_run: true });
     notice(status, "info", "");
-    replace($("confirm-summary"), summary(rep));
+    replace($("confirm-summary"),
+      refused ? el("p", { class: "notice error", text: "The safety cap refuses this run: " + refused }) : null,
+      report ? summary(report) : null,
+      refused ? el("label", {}, el("input", { type: "checkbox", id: "confirm-force", onchange: (e) => { forceNext = e.target.checked; } }),
+        " Force: delete all of it anyway") : null);
+    forceNext = false;
     $("confirm").showModal();
   } catch (e) {
     notice(status, "error", "Dry run failed: " + e.message);
@@ -95,24 +118,34 @@ async function realRun() {
   const status = $("cleanup-status");
   notice(status, "info", "Cleanup running…");
   try {
-    const rep = await app.api.request("POST", "/v1/cleanup/runs", { body: {} });
-    notice(status, "ok", "Run " + rep.run_id + " finished: " + rep.status + ", " + fmtBytes(rep.bytes_freed) + " freed.");
-    replace($("cleanup-report"), renderReport(rep));
+    const { report, refused } = await post(forceNext ? { force: true } : {});
+    if (refused) showRefusal(status, refused);
+    else notice(status, "ok", "Run " + report.run_id + " finished: " + report.status + ", " + fmtBytes(report.bytes_freed) + " freed.");
+    if (report) replace($("cleanup-report"), renderReport(report));
   } catch (e) {
-    // 409 conflict: another run holds the lease, or the safety cap
-    // refused the run (the server's message says which and how to force).
-    const capped = e.code === "conflict" && /cap|fraction|force/i.test(e.message);
-    notice(status, "error", (capped ? "Refused by the safety cap: " : "Run not started: ") + e.message);
+    notice(status, "error", "Run not started: " + e.message);
   }
   loadRuns();
 }
 
+// planned sums what a kind's targets would delete (or deleted): a dry
+// run's or a refused run's counters stay 0, its targets say it all.
+function planned(r) {
+  const ts = (r.targets || []).filter((t) => t.action === "would_delete" || t.action === "deleted");
+  return { n: ts.length, bytes: ts.reduce((b, t) => b + (t.bytes || 0), 0) };
+}
+
 function summary(rep) {
-  const rows = Object.entries(rep.kinds || {}).map(([k, r]) => [k, fmtNum(r.found), fmtBytes(r.bytes_freed)]);
+  let total = 0;
+  const rows = Object.entries(rep.kinds || {}).map(([k, r]) => {
+    const p = planned(r);
+    total += p.bytes;
+    return [k, fmtNum(p.n), fmtBytes(p.bytes)];
+  });
   return el("div", {},
     table(["Kind", "Would delete", "Bytes"], rows, { id: "confirm-table" }),
-    el("p", { text: "Total: " + fmtBytes(rep.bytes_freed) + " of " + fmtNum(rep.total_blobs) + " blobs; planned blob deletions " +
-      fmtNum(rep.planned_blob_deletions) + " (cap: " + fmtNum((rep.settings || {}).max_delete_fraction * 100, 1) + " %)." }));
+    el("p", { text: "Total: " + fmtBytes(total) + "; planned blob deletions " + fmtNum(rep.planned_blob_deletions) + " of " +
+      fmtNum(rep.total_blobs) + " blobs (cap: " + fmtNum((rep.settings || {}).max_delete_fraction * 100, 1) + " %)." }));
 }
 
 function renderReport(rep) {
@@ -120,10 +153,12 @@ function renderReport(rep) {
     " · by " + rep.actor + " (" + rep.trigger + ") · started " + fmtTime(rep.started_at) + (rep.error ? " · " + rep.error : "") });
   const kinds = Object.entries(rep.kinds || {}).map(([kind, r]) => {
     const targets = (r.targets || []).slice(0, MAX_TARGETS);
+    const p = planned(r);
+    const verb = rep.dry_run || rep.status === "refused" ? " would be deleted" : " deleted";
     return el("div", { class: "kind", "data-kind": kind },
-      el("h3", { text: kind + ": " + fmtNum(r.found) + " found, " + fmtNum(r.deleted) + (rep.dry_run ? " would be deleted" : " deleted") + ", " + fmtBytes(r.bytes_freed) }),
+      el("h3", { text: kind + ": " + fmtNum(r.found) + " found, " + fmtNum(Math.max(r.deleted, p.n)) + verb + ", " + fmtBytes(Math.max(r.bytes_freed, p.bytes)) }),
       targets.length ? table(["Target", "Bytes", "Action", "Reason"], targets.map((t) => [
-        t.file_id || t.provider_file_id || t.sha256 || t.name || "", fmtBytes(t.bytes), t.action, t.reason || "",
+        el("span", { class: "name", text: t.file_id || t.provider_file_id || t.sha256 || t.name || "" }), fmtBytes(t.bytes), t.action, t.reason || "",
       ])) : el("p", { class: "note", text: r.unsupported ? "not supported by this store" : "nothing to do" }),
       (r.targets || []).length > MAX_TARGETS ? el("p", { class: "note", text: "… and " + ((r.targets || []).length - MAX_TARGETS) + " more" }) : null);
   });
