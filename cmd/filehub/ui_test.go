@@ -131,6 +131,9 @@ func requireChromium(t *testing.T) string {
 // request fails it. Screenshots go to the test's artifact directory
 // (go test -artifacts keeps them).
 func TestUIBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the browser test takes a while; skipped with -short")
+	}
 	chromium := requireChromium(t)
 	nodetest.Require(t)
 	dataDir := t.TempDir()

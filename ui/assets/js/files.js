@@ -197,7 +197,7 @@ function scheduleRefresh() {
   refreshTimer = setTimeout(() => {
     refreshTimer = 0;
     load();
-  }, 300);
+  }, 1000);
 }
 
 function onEvent(ev) {
