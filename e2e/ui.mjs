@@ -270,6 +270,14 @@ try {
 
   const reader = await context.newPage();
   watch(reader, "reader");
+  await step("a wrong key is refused with a message", async () => {
+    await reader.goto(base + "/ui/");
+    await reader.fill("#key", "fhk_not-a-key-0123456789");
+    await reader.click("#signin-form button[type=submit]");
+    await reader.locator("#signin-error.error", { hasText: "Sign-in failed" }).waitFor({ timeout: T });
+    if (await reader.evaluate(() => sessionStorage.getItem("filehub.key"))) throw new Error("a refused key was kept");
+  });
+
   await step("a read-only key sees no delete buttons", async () => {
     await signIn(reader, readKey);
     await reader.click('nav a[data-page="files"]');
@@ -285,6 +293,15 @@ try {
     await reader.click('nav a[data-page="cleanup"]');
     await reader.waitForSelector("#cleanup-denied:not([hidden])", { timeout: T });
     if (await reader.locator("#cleanup-start").count()) throw new Error("a read-only key has the start-run button");
+  });
+
+  await step("the key survives a reload of the tab, and sign-out forgets it", async () => {
+    await reader.reload();
+    await reader.waitForSelector("#conn.open", { timeout: T });
+    await reader.click("#signout");
+    await reader.waitForSelector("#signin:not([hidden])", { timeout: T });
+    if (await reader.evaluate(() => sessionStorage.getItem("filehub.key"))) throw new Error("sign-out left the key in sessionStorage");
+    if ((await context.cookies()).length) throw new Error("cookies were set");
   });
 } catch (e) {
   failed = e;
