@@ -23,6 +23,7 @@ const app = {
   cur: null,
   listeners: { event: [], metrics: [], reset: [] },
   lastEventId: 0,
+  historyUpTo: 0, // the latest event id when the feed started
   on(kind, fn) {
     this.listeners[kind].push(fn);
   },
@@ -55,7 +56,6 @@ async function signIn(key) {
     notice($("signin-error"), "error", "Disconnected: " + e.detail.message);
   });
   showConn(ws.state);
-  await subscribe();
 }
 
 // probeScopes finds what the key may do without changing anything: the
@@ -91,6 +91,7 @@ async function subscribe() {
       return;
     }
     const r = await app.ws.call("events.subscribe", { after: Number.MAX_SAFE_INTEGER });
+    app.historyUpTo = r.latest; // what is replayed is history, not news
     const after = Math.max(r.latest - 50, r.oldest - 1, 0);
     await app.ws.call("events.subscribe", { after });
   } catch (e) {
@@ -162,6 +163,9 @@ async function start(key) {
   for (const p of Object.values(pages)) p.init(app);
   window.addEventListener("hashchange", route);
   route();
+  // Only now that every page listens: the replay of recent events must
+  // reach the feed.
+  await subscribe();
   if (app.metricsAllowed) readMetrics();
 }
 

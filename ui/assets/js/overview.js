@@ -8,7 +8,11 @@ import { rate, meanOver } from "./metrics.js";
 const MAX_PAGES = 20; // 20,000 files: beyond that the totals say "at least"
 const RESCAN_MS = 60000;
 
-const totals = { files: 0, logical: 0, blobs: new Map(), partial: false, done: false };
+// totals are what the last scan found, plus the changes the event feed
+// reported since. Events up to `upTo` are not applied: the feed's replay of
+// history, and events that arrived during the scan, which it may already
+// have counted (a rare miss is corrected by the next scan).
+const totals = { files: 0, logical: 0, blobs: new Map(), partial: false, done: false, upTo: 0 };
 let app;
 let scanTimer = 0;
 
@@ -24,7 +28,7 @@ export function show() {
 }
 
 async function scan() {
-  const t = { files: 0, logical: 0, blobs: new Map(), partial: false, done: true };
+  const t = { files: 0, logical: 0, blobs: new Map(), partial: false, done: true, upTo: 0 };
   try {
     let cursor = "";
     for (let i = 0; i < MAX_PAGES; i++) {
@@ -34,6 +38,7 @@ async function scan() {
       if (!cursor) break;
       if (i === MAX_PAGES - 1) t.partial = true;
     }
+    t.upTo = Math.max(app.historyUpTo, app.lastEventId);
     Object.assign(totals, t);
   } catch (e) {
     console.warn("file totals", e);
@@ -52,7 +57,7 @@ function add(t, f, sign) {
 }
 
 function onEvent(ev) {
-  if (!totals.done || !ev.file) return;
+  if (!totals.done || !ev.file || ev.id <= Math.max(totals.upTo, app.historyUpTo)) return;
   if (ev.type === "file.created" || ev.type === "file.restored") add(totals, ev.file, 1);
   else if (ev.type === "file.deleted") add(totals, ev.file, -1);
   else return;
