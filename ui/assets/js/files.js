@@ -136,7 +136,7 @@ function renderList(files) {
 function renderTrash() {
   const list = [...trash.values()];
   if (list.length === 0) {
-    replace($("trash-table"), el("p", { class: "note", text: "Nothing deleted since this page opened." }));
+    replace($("trash-table"), el("p", { class: "note", text: "No deleted file in the feed." }));
     return;
   }
   replace($("trash-table"), table(["Name", "Size", "Deleted", "Purge after", ""],
