@@ -18,7 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/filehub/filehub/client"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/internal/fakeprovider"
 	"github.com/filehub/filehub/internal/nodetest"
 )
@@ -234,7 +234,7 @@ func exportedAfterTraffic(t *testing.T) exported {
 	if _, err := c.Push(ctx, other.ID, "test"); err == nil {
 		t.Fatal("a push the provider refused succeeded")
 	}
-	if _, err := c.CleanupRun(ctx, client.CleanupOptions{}); err != nil {
+	if _, err := c.CleanupRun(ctx, api.CleanupRunRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	wsTraffic(t, s.URL)
