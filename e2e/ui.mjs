@@ -5,6 +5,7 @@
 // Environment: FILEHUB_URL, FILEHUB_ADMIN_KEY, FILEHUB_READ_KEY,
 // FILEHUB_CUT_URL (optional: a POST there cuts every connection),
 // FILEHUB_EXPECT_CAP (optional: the safety cap must refuse the real run),
+// FILEHUB_EXPECT_PROVIDER (optional: a provider the providers page shows),
 // UI_OUT_DIR (screenshots), CHROMIUM (default /usr/bin/chromium),
 // UI_DOCS_SHOT (optional: where to save the overview for the docs).
 // Exits non-zero on any failed step, console error, page error, dialog,
@@ -252,6 +253,13 @@ try {
   await step("providers page", async () => {
     await admin.click('nav a[data-page="providers"]');
     await admin.locator("#providers-status").waitFor({ state: "attached", timeout: T });
+    const prov = process.env.FILEHUB_EXPECT_PROVIDER;
+    if (prov) {
+      // The configured provider, from the metrics, with its quota; and the
+      // quota the last cleanup run measured.
+      await admin.locator(`#providers-list tr[data-provider="${prov}"]`, { hasText: "/ 100" }).waitFor({ timeout: T });
+      await admin.locator("#providers-quota td", { hasText: prov }).first().waitFor({ timeout: T });
+    }
     await shot(admin, "providers");
   });
 

@@ -21,6 +21,7 @@ import (
 	"github.com/filehub/filehub/cleanup"
 	main "github.com/filehub/filehub/cmd/filehub"
 	"github.com/filehub/filehub/internal/chaosproxy"
+	"github.com/filehub/filehub/internal/fakeprovider"
 	"github.com/filehub/filehub/internal/nodetest"
 	"github.com/filehub/filehub/ui"
 )
@@ -139,7 +140,15 @@ func TestUIBrowser(t *testing.T) {
 	dataDir := t.TempDir()
 	// Orphan objects are due at once, and there are more than a run may
 	// delete under the safety cap: the page's real run must be refused.
-	s := MustRunMain(t, dataDir, map[string]string{"FILEHUB_BOOTSTRAP_KEY": testKey}, func(c *main.ServeConfig) {
+	// A provider (the files API stand-in) for the providers page.
+	fp := fakeprovider.New(t, "sk-provider")
+	s := MustRunMain(t, dataDir, map[string]string{
+		"FILEHUB_BOOTSTRAP_KEY":            testKey,
+		"FILEHUB_PROVIDER_TEST_API_KEY":    "sk-provider",
+		"FILEHUB_PROVIDER_TEST_BASE_URL":   fp.URL,
+		"FILEHUB_PROVIDER_TEST_PURPOSE":    "file-extract",
+		"FILEHUB_PROVIDER_TEST_FILE_QUOTA": "100",
+	}, func(c *main.ServeConfig) {
 		c.BlobGrace = time.Nanosecond
 		c.CleanupInterval = 0
 	})
@@ -168,6 +177,7 @@ func TestUIBrowser(t *testing.T) {
 		"FILEHUB_URL=http://" + proxy.Addr(),
 		"FILEHUB_CUT_URL=" + control.URL + "/cut",
 		"FILEHUB_EXPECT_CAP=1",
+		"FILEHUB_EXPECT_PROVIDER=test",
 		"FILEHUB_ADMIN_KEY=" + testKey,
 		"FILEHUB_READ_KEY=" + reader,
 		"UI_OUT_DIR=" + out,
