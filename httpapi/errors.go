@@ -26,7 +26,15 @@ var statusByCode = map[string]int{
 	filehub.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	filehub.ESTORAGE:      http.StatusInsufficientStorage,
 	filehub.EINTERNAL:     http.StatusInternalServerError,
+	filehub.EGONE:         http.StatusGone,
+	filehub.EPRECONDITION: http.StatusPreconditionFailed,
+	filehub.ELOCKED:       http.StatusLocked,
+	filehub.ECHECKSUM:     StatusChecksumMismatch,
 }
+
+// StatusChecksumMismatch is tus's 460 Checksum Mismatch, which net/http
+// has no name for.
+const StatusChecksumMismatch = 460
 
 // StatusCode returns the HTTP status for a filehub error code: the status of
 // the problem document an error with that code is sent as.
@@ -112,7 +120,7 @@ func (h *Handler) writeProblem(w http.ResponseWriter, r *http.Request, status in
 	hdr.Set("Cache-Control", "no-store")
 	writeJSON(w, status, Problem{
 		Type:      "urn:filehub:error:" + code,
-		Title:     http.StatusText(status),
+		Title:     statusText(status),
 		Status:    status,
 		Detail:    detail,
 		Code:      code,
@@ -129,4 +137,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	// Values are plain structs that always encode; a write error means
 	// the client has gone, and there is no one left to tell.
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// statusText is http.StatusText, plus the one non-standard status the API
+// uses.
+func statusText(status int) string {
+	if status == StatusChecksumMismatch {
+		return "Checksum Mismatch"
+	}
+	return http.StatusText(status)
 }
