@@ -26,6 +26,7 @@ import (
 	"github.com/filehub/filehub/httpapi"
 	"github.com/filehub/filehub/openai"
 	"github.com/filehub/filehub/providers"
+	"github.com/filehub/filehub/tus"
 	"github.com/filehub/filehub/wsserver"
 )
 
@@ -72,6 +73,11 @@ type ServeConfig struct {
 	// readProviderFile); FILEHUB_PROVIDER_* variables override them.
 	Providers map[string]map[string]string
 
+	// Resumable uploads (tus, at /v1/uploads/).
+	TusExpiry      time.Duration
+	MaxOpenUploads int
+	CORSOrigins    []string
+
 	LogLevel  string
 	LogFormat string
 }
@@ -102,6 +108,8 @@ func DefaultServeConfig() ServeConfig {
 		UploadExpiry:         cleanup.DefaultUploadExpiry,
 		MaxDeleteFraction:    cleanup.DefaultMaxDeleteFraction,
 		CleanupInterval:      cleanup.DefaultInterval,
+		TusExpiry:            tus.DefaultExpiry,
+		MaxOpenUploads:       tus.DefaultMaxOpenUploads,
 		LogLevel:             "info",
 		LogFormat:            "text",
 	}
@@ -139,6 +147,9 @@ func bindServeFlags(fs interface {
 	fs.IntVar(&c.WSMaxConnsPerKey, "ws-max-connections-per-key", c.WSMaxConnsPerKey, "WebSocket connections one API key may hold at once; more get 429")
 	fs.DurationVar(&c.EventRetention, "event-retention", c.EventRetention, "events younger than this are kept in the event log (subscribers can replay them)")
 	fs.IntVar(&c.EventMaxCount, "event-max-count", c.EventMaxCount, "the event log keeps at most this many events (the newest)")
+	fs.DurationVar(&c.TusExpiry, "tus-expiry", c.TusExpiry, "a resumable (tus) upload that receives nothing for this long expires (410, then removed)")
+	fs.IntVar(&c.MaxOpenUploads, "max-open-uploads", c.MaxOpenUploads, "unfinished resumable uploads one API key may have; more get 429")
+	fs.StringSliceVar(&c.CORSOrigins, "cors-origins", c.CORSOrigins, "origins browsers may upload from with tus (e.g. https://app.example.com, or *); empty: none")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 }
@@ -193,7 +204,8 @@ once.`,
 		"upload-stall-timeout", "shutdown-timeout", "log-level", "log-format",
 		"ws-session-ttl", "ws-ping-interval", "ws-pong-timeout", "ws-max-connections-per-key",
 		"ws-max-message-size", "event-retention", "event-max-count",
-		"blob-grace", "upload-expiry", "max-delete-fraction", "cleanup-interval")
+		"blob-grace", "upload-expiry", "max-delete-fraction", "cleanup-interval",
+		"tus-expiry", "max-open-uploads", "cors-origins")
 	return cmd
 }
 
@@ -491,6 +503,9 @@ func (m *Main) Run(ctx context.Context) error {
 	// The WebSocket endpoint authenticates by itself (a browser can only
 	// send its key in the hello frame), so it sits beside the API handler
 	// rather than behind its auth.
+	if err := mountTus(api, svc, db, blobs, cfg, log, m.Registry); err != nil {
+		return err
+	}
 	apiSrv := api.NewServer(cfg.Listen)
 	root := http.NewServeMux()
 	root.Handle("GET /v1/ws", ws)
