@@ -136,3 +136,14 @@ type ResumableStager interface {
 	// error.
 	RemoveResumable(ctx context.Context, id string) error
 }
+
+// UploadLocker is an optional capability of an UploadStore that several
+// processes share (PostgreSQL): exclusive access to one upload, across all
+// of them, while a request writes it, so that two instances never write the
+// same upload's bytes at once. A lock dies with its holder's process (or
+// connection), so a crash never leaves an upload locked.
+type UploadLocker interface {
+	// LockUpload takes upload id's lock without waiting. It returns
+	// ELOCKED if another holder has it, else a function that releases it.
+	LockUpload(ctx context.Context, id string) (unlock func(), err error)
+}

@@ -163,3 +163,46 @@ func (db *DB) ListExpiredUploads(ctx context.Context, before time.Time, limit in
 	}
 	return out, mapError(ctx, "list expired uploads", rows.Err())
 }
+
+var _ filehub.UploadLocker = (*DB)(nil)
+
+// uploadLockClass is the first key of the session advisory locks of
+// LockUpload.
+const uploadLockClass int32 = 0x66680007
+
+// LockUpload takes a session advisory lock on one of the pool's
+// connections, which it keeps until unlock: a crashed instance's
+// connection closes and its locks go with it. See filehub.UploadLocker.
+// Each held lock occupies a pool connection for the duration of a PATCH,
+// so Config.MaxConns should exceed the uploads expected at once.
+func (db *DB) LockUpload(ctx context.Context, id string) (func(), error) {
+	if db.closed.Load() {
+		return nil, errClosed
+	}
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	key := int32(h.Sum32())
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return nil, mapError(ctx, "lock upload", err)
+	}
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, uploadLockClass, key).Scan(&ok); err != nil {
+		conn.Release()
+		return nil, mapError(ctx, "lock upload", err)
+	}
+	if !ok {
+		conn.Release()
+		return nil, filehub.Errorf(filehub.ELOCKED, "upload %s is being written by another request; retry when it has finished", id)
+	}
+	return func() {
+		uctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+		defer cancel()
+		if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock($1, $2)`, uploadLockClass, key); err != nil {
+			// Never hand a connection that may still hold the lock
+			// back to the pool.
+			conn.Conn().Close(uctx)
+		}
+		conn.Release()
+	}, nil
+}

@@ -67,7 +67,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 	if hasBody || (length == 0 && concat == "") {
 		// creation-with-upload, or an empty file, which is complete at
 		// once.
-		unlock, err := h.lock(u.ID)
+		unlock, err := h.lock(ctx, u.ID)
 		if err != nil {
 			return err
 		}
@@ -125,7 +125,7 @@ func (h *Handler) createFinal(w http.ResponseWriter, r *http.Request, key *fileh
 		total int64
 	)
 	for _, id := range ids {
-		unlock, err := h.lock(id)
+		unlock, err := h.lock(ctx, id)
 		if err != nil {
 			return err
 		}

@@ -102,6 +102,14 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 
 func openPostgres(t *testing.T) *postgres.DB {
 	t.Helper()
+	db, _ := openPostgresSchema(t)
+	return db
+}
+
+// openPostgresSchema opens a store on a fresh schema and returns a function
+// that opens another store (another instance) on the same schema.
+func openPostgresSchema(t *testing.T) (*postgres.DB, func() *postgres.DB) {
+	t.Helper()
 	dsn := os.Getenv("FILEHUB_TEST_POSTGRES")
 	if dsn == "" {
 		t.Skip("FILEHUB_TEST_POSTGRES is not set: skipping the PostgreSQL backend (CI sets it)")
@@ -109,12 +117,20 @@ func openPostgres(t *testing.T) *postgres.DB {
 	var b [6]byte
 	rand.Read(b[:])
 	schema := "tus_test_" + hex.EncodeToString(b[:])
-	db, err := postgres.Open(t.Context(), dsn, postgres.Config{Schema: schema})
-	if err != nil {
-		t.Fatalf("postgres.Open: %v", err)
+	var dbs []*postgres.DB
+	open := func() *postgres.DB {
+		db, err := postgres.Open(t.Context(), dsn, postgres.Config{Schema: schema})
+		if err != nil {
+			t.Fatalf("postgres.Open: %v", err)
+		}
+		dbs = append(dbs, db)
+		return db
 	}
+	db := open()
 	t.Cleanup(func() {
-		db.Close()
+		for _, db := range dbs {
+			db.Close()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		conn, err := pgx.Connect(ctx, dsn)
@@ -127,10 +143,18 @@ func openPostgres(t *testing.T) *postgres.DB {
 			t.Errorf("drop schema: %v", err)
 		}
 	})
-	return db
+	return db, open
 }
 
 func openS3(t *testing.T) *s3.Store {
+	t.Helper()
+	st, _ := openS3Bucket(t)
+	return st
+}
+
+// openS3Bucket opens a store on a fresh in-process S3 server and returns a
+// function that opens another store (another instance) on the same bucket.
+func openS3Bucket(t *testing.T) (*s3.Store, func() *s3.Store) {
 	t.Helper()
 	backend := s3mem.New()
 	if err := backend.CreateBucket("tus-test"); err != nil {
@@ -138,13 +162,16 @@ func openS3(t *testing.T) *s3.Store {
 	}
 	srv := httptest.NewServer(gofakes3.New(backend, gofakes3.WithLogger(gofakes3.DiscardLog())).Server())
 	t.Cleanup(srv.Close)
-	st, err := s3.Open(t.Context(), "s3://tus-test?endpoint="+srv.URL+"&region=us-east-1&path_style=true",
-		s3.Config{AccessKeyID: "test", SecretAccessKey: "test", MaxBackoff: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
+	open := func() *s3.Store {
+		st, err := s3.Open(t.Context(), "s3://tus-test?endpoint="+srv.URL+"&region=us-east-1&path_style=true",
+			s3.Config{AccessKeyID: "test", SecretAccessKey: "test", MaxBackoff: 5 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
 	}
-	t.Cleanup(func() { st.Close() })
-	return st
+	return open(), open
 }
 
 // clock is the tus handler's injected time.

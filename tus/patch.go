@@ -37,7 +37,7 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request, id string) error
 	if _, err := h.find(ctx, id, key); err != nil {
 		return err
 	}
-	unlock, err := h.lock(id)
+	unlock, err := h.lock(ctx, id)
 	if err != nil {
 		return err
 	}

@@ -298,13 +298,23 @@ func (h *Handler) gone(u *filehub.Upload) error {
 	return filehub.Errorf(filehub.EGONE, "upload %s expired at %s", u.ID, u.ExpiresAt.UTC().Format(time.RFC3339))
 }
 
-// lock marks upload id busy. It returns ELOCKED if another request holds
-// it, else a function that releases it.
-func (h *Handler) lock(id string) (func(), error) {
+// lock marks upload id busy, in this process and, when the upload store
+// is shared (filehub.UploadLocker), on every instance. It returns ELOCKED if
+// another request holds it, else a function that releases it.
+func (h *Handler) lock(ctx context.Context, id string) (func(), error) {
 	if _, held := h.busy.LoadOrStore(id, struct{}{}); held {
 		return nil, filehub.Errorf(filehub.ELOCKED, "upload %s is being written by another request; retry when it has finished", id)
 	}
-	return func() { h.busy.Delete(id) }, nil
+	l, ok := h.uploads.(filehub.UploadLocker)
+	if !ok {
+		return func() { h.busy.Delete(id) }, nil
+	}
+	unlock, err := l.LockUpload(ctx, id)
+	if err != nil {
+		h.busy.Delete(id)
+		return nil, err
+	}
+	return func() { unlock(); h.busy.Delete(id) }, nil
 }
 
 // setState sets the headers describing u on a response.
@@ -369,7 +379,7 @@ func (h *Handler) terminate(w http.ResponseWriter, r *http.Request, id string) e
 	if _, err := h.find(ctx, id, key); err != nil {
 		return err
 	}
-	unlock, err := h.lock(id)
+	unlock, err := h.lock(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -406,7 +416,7 @@ func (h *Handler) RemoveExpired(ctx context.Context, now time.Time, limit int) (
 	}
 	n := 0
 	for _, u := range ups {
-		unlock, err := h.lock(u.ID)
+		unlock, err := h.lock(ctx, u.ID)
 		if err != nil {
 			continue
 		}

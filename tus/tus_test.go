@@ -432,7 +432,8 @@ func TestMaxOpenUploads(t *testing.T) {
 // alone.
 func TestConcurrentPatches(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
-		e := newEnv(t, b, envConfig{})
+		wrap, writing := newNotifyStager()
+		e := newEnv(t, b, envConfig{wrapStager: wrap})
 		data := bytes.Repeat([]byte("A"), 100_000)
 		up := e.create(keyWriter, int64(len(data)), nil)
 		pr, pw := io.Pipe()
@@ -457,26 +458,16 @@ func TestConcurrentPatches(t *testing.T) {
 			done <- resp
 		}()
 		pw.Write(data[:50_000])
-		// Wait until the first PATCH holds the upload: a second one is
-		// then refused. (Polling a condition with a deadline, not a sleep.)
-		var status int
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			resp, _ := e.do(req{method: "PATCH", path: up, key: keyWriter, body: bytes.Repeat([]byte("B"), 100_000), hdr: map[string]string{"Upload-Offset": "0"}})
-			status = resp.StatusCode
-			if status == http.StatusLocked || status == http.StatusConflict {
-				break
-			}
-			if status == http.StatusNoContent {
-				t.Fatal("the second writer won while the first was streaming")
-			}
-		}
-		if status != http.StatusLocked && status != http.StatusConflict {
-			t.Fatalf("second PATCH: %d, want 423 or 409", status)
+		waitWriting(t, writing)
+		// The first PATCH holds the upload: a second one at the same
+		// offset is refused, and writes nothing.
+		resp, body := e.do(req{method: "PATCH", path: up, key: keyWriter, body: bytes.Repeat([]byte("B"), 100_000), hdr: map[string]string{"Upload-Offset": "0"}})
+		if resp.StatusCode != http.StatusLocked && resp.StatusCode != http.StatusConflict {
+			t.Fatalf("second PATCH: %d %s, want 423 or 409", resp.StatusCode, body)
 		}
 		pw.Write(data[50_000:])
 		pw.Close()
-		resp := <-done
+		resp = <-done
 		if resp == nil || resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("first PATCH: %v", resp)
 		}
@@ -658,9 +649,13 @@ func TestInterruptedChunkKeepsPrefix(t *testing.T) {
 			}
 		})
 		pw.Write(data[:120_000])
-		// Wait until the server has the bytes, then cut the body short.
+		// On the local disk, wait until the server has written the
+		// bytes, then cut the body short. (An S3 chunk is one object,
+		// visible only when complete: there the cut comes at once, and
+		// the bytes already sent still arrive before the end of the
+		// stream.)
 		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
+		for b.name == "sqlite+localfs" && time.Now().Before(deadline) {
 			rc, err := e.stager.ReadResumable(t.Context(), strings.TrimPrefix(up, base), 0)
 			if err == nil {
 				n, _ := io.Copy(io.Discard, rc)
@@ -674,6 +669,7 @@ func TestInterruptedChunkKeepsPrefix(t *testing.T) {
 		pw.CloseWithError(io.ErrUnexpectedEOF)
 		wg.Wait()
 		var off int64
+		deadline = time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) {
 			if off, _ = e.offset(keyWriter, up); off == 120_000 {
 				break
@@ -688,4 +684,105 @@ func TestInterruptedChunkKeepsPrefix(t *testing.T) {
 			t.Fatal("content differs after resuming a cut chunk")
 		}
 	})
+}
+
+// TestTwoInstances: on PostgreSQL + S3, an upload started on one instance
+// is continued and finished on another (state in the database, chunks in
+// the bucket), and while one instance writes an upload, the other's PATCH
+// to it is refused with 423 (the database's lock), so their bytes never mix.
+func TestTwoInstances(t *testing.T) {
+	db1, openDB := openPostgresSchema(t)
+	s1, openS3 := openS3Bucket(t)
+	db2, s2 := openDB(), openS3()
+	a := newEnvOn(t, db1, s1, s1, envConfig{})
+	wrap, writing := newNotifyStager()
+	aw := newEnvOn(t, db1, s1, s1, envConfig{keysOf: a, wrapStager: wrap}) // instance A's PATCH that B meets
+	b := newEnvOn(t, db2, s2, s2, envConfig{keysOf: a})
+
+	data := append([]byte("%PDF-1.5\n"), randomData(3<<20)...)
+	up := a.create(keyWriter, int64(len(data)), map[string]string{"Upload-Metadata": metadata("filename", "moved.pdf")})
+	a.patch(keyWriter, up, 0, data[:1<<20], nil)
+	if off, _ := b.offset(keyWriter, up); off != 1<<20 {
+		t.Fatalf("the second instance sees offset %d", off)
+	}
+	b.patch(keyWriter, up, 1<<20, data[1<<20:2<<20], nil)
+
+	// Instance A streams the next chunk slowly; B's PATCH meanwhile is
+	// refused.
+	pr, pw := io.Pipe()
+	r1, err := http.NewRequestWithContext(t.Context(), "PATCH", aw.srv.URL+up, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest := data[2<<20:]
+	r1.ContentLength = int64(len(rest))
+	r1.Header.Set("Tus-Resumable", tus.Version)
+	r1.Header.Set("Authorization", "Bearer "+a.keys[keyWriter])
+	r1.Header.Set("Content-Type", "application/offset+octet-stream")
+	r1.Header.Set("Upload-Offset", fmt.Sprint(2<<20))
+	done := make(chan *http.Response, 1)
+	go func() {
+		resp, err := a.srv.Client().Do(r1)
+		if err != nil {
+			done <- nil
+			return
+		}
+		resp.Body.Close()
+		done <- resp
+	}()
+	pw.Write(rest[:1000])
+	waitWriting(t, writing)
+	resp, body := b.do(req{method: "PATCH", path: up, key: keyWriter, body: bytes.Repeat([]byte("B"), len(rest)), hdr: map[string]string{"Upload-Offset": fmt.Sprint(2 << 20)}})
+	if resp.StatusCode != http.StatusLocked {
+		t.Fatalf("PATCH on B while A writes: %d %s, want 423", resp.StatusCode, body)
+	}
+	pw.Write(rest[1000:])
+	pw.Close()
+	resp = <-done
+	if resp == nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("A's last PATCH: %v", resp)
+	}
+	id := resp.Header.Get(tus.HeaderFileID)
+	f, got := b.file(id)
+	if !bytes.Equal(got, data) || f.SHA256 != sha(data) || f.Name != "moved.pdf" {
+		t.Fatalf("file after two instances: %+v", f)
+	}
+	if _, head := b.offset(keyWriter, up); head.Header.Get(tus.HeaderFileID) != id {
+		t.Fatalf("HEAD on B after A finished: %v", head.Header)
+	}
+	if n := b.createdEvents(); n != 1 {
+		t.Fatalf("%d file.created events", n)
+	}
+}
+
+// notifyStager closes writing when the first WriteResumable starts: the
+// request making it holds the upload's lock.
+type notifyStager struct {
+	filehub.ResumableStager
+	once    *sync.Once
+	writing chan struct{}
+}
+
+func newNotifyStager() (func(filehub.ResumableStager) filehub.ResumableStager, chan struct{}) {
+	ch := make(chan struct{})
+	once := &sync.Once{}
+	return func(s filehub.ResumableStager) filehub.ResumableStager {
+		return notifyStager{ResumableStager: s, once: once, writing: ch}
+	}, ch
+}
+
+func (n notifyStager) WriteResumable(ctx context.Context, id string, off int64, r io.Reader) (int64, error) {
+	n.once.Do(func() { close(n.writing) })
+	return n.ResumableStager.WriteResumable(ctx, id, off, r)
+}
+
+func (n notifyStager) Unwrap() filehub.ResumableStager { return n.ResumableStager }
+
+func waitWriting(t *testing.T, ch chan struct{}) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first PATCH never started writing")
+	}
 }
