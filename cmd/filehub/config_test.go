@@ -138,6 +138,9 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		"FILEHUB_CLEANUP_INTERVAL":           "0",
 		"FILEHUB_DB":                         "postgres://filehub@db:5432/filehub",
 		"FILEHUB_BLOBS":                      "s3://bucket?region=eu-west-1",
+		"FILEHUB_TUS_EXPIRY":                 "12h",
+		"FILEHUB_MAX_OPEN_UPLOADS":           "13",
+		"FILEHUB_CORS_ORIGINS":               "https://a.example,https://b.example",
 	}
 	cfg, code, stderr := parseServe(t, env)
 	if code != ExitOK {
@@ -153,6 +156,7 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		WSSessionTTL: 3 * time.Minute, WSPingInterval: 7 * time.Second, WSPongTimeout: 8 * time.Second,
 		WSMaxConnsPerKey: 9, WSMaxMessageSize: 64 << 10, EventRetention: 48 * time.Hour, EventMaxCount: 1000,
 		BlobGrace: 10 * time.Hour, UploadExpiry: 11 * time.Hour, MaxDeleteFraction: 0.25, CleanupInterval: 0,
+		TusExpiry: 12 * time.Hour, MaxOpenUploads: 13, CORSOrigins: []string{"https://a.example", "https://b.example"},
 		LogLevel: "debug", LogFormat: "json",
 	}
 	if !reflect.DeepEqual(cfg, want) {
