@@ -80,7 +80,11 @@ func (s *Store) WriteResumable(ctx context.Context, id string, offset int64, r i
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		return 0, storageError("seek upload", err)
 	}
-	n, readErr, writeErr := copyChunk(f, r)
+	var w io.Writer = f
+	if s.writeBehind && writeBehindSupported {
+		w = &writeBehindWriter{f: f, flushed: offset, pos: offset}
+	}
+	n, readErr, writeErr := copyChunk(w, r)
 	if writeErr != nil {
 		return 0, storageError("write upload", writeErr)
 	}
@@ -95,6 +99,27 @@ func (s *Store) WriteResumable(ctx context.Context, id string, offset int64, r i
 		}
 	}
 	return n, readErr
+}
+
+// writeBehindWriter starts write-back of every writeBehindChunk bytes as
+// soon as they are written (as staged blobs do, see Config.DisableWriteBehind),
+// so that the fsync that ends the chunk has little left to do.
+type writeBehindWriter struct {
+	f            *os.File
+	flushed, pos int64
+	off          bool // write-back failed once: stop trying on this file
+}
+
+func (w *writeBehindWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.pos += int64(n)
+	if !w.off && w.pos-w.flushed >= writeBehindChunk {
+		if startWriteBack(w.f, w.flushed, w.pos-w.flushed) != nil {
+			w.off = true // only an optimization; the fsync reports real errors
+		}
+		w.flushed = w.pos
+	}
+	return n, err
 }
 
 // chunkBufs recycles WriteResumable's copy buffers. 256 KiB keeps the
