@@ -270,7 +270,8 @@ func (r *resumableStaged) Close() error {
 	return errors.Join(err, r.s.RemoveResumable(ctx, r.id))
 }
 
-// RemoveResumable deletes upload id's chunk objects; see
+// RemoveResumable deletes upload id's chunk objects and aborts the
+// multipart uploads of chunks a crashed writer left unfinished; see
 // filehub.ResumableStager.
 func (s *Store) RemoveResumable(ctx context.Context, id string) error {
 	ps, err := s.pieces(ctx, id)
@@ -280,6 +281,22 @@ func (s *Store) RemoveResumable(ctx context.Context, id string) error {
 	for _, p := range ps {
 		if err := s.deleteKey(ctx, p.key); err != nil {
 			return s.wrap("remove upload "+id, err)
+		}
+	}
+	prefix, _ := s.uploadPrefix(id)
+	uploads := s3.NewListMultipartUploadsPaginator(s.client, &s3.ListMultipartUploadsInput{Bucket: &s.bucket, Prefix: &prefix})
+	for uploads.HasMorePages() {
+		page, err := uploads.NextPage(ctx)
+		if isNoSuchUpload(err) {
+			break // some servers (gofakes3) say so when there are none
+		}
+		if err != nil {
+			return s.wrap("remove upload "+id, err)
+		}
+		for _, u := range page.Uploads {
+			if err := s.abort(ctx, aws.ToString(u.Key), aws.ToString(u.UploadId)); err != nil {
+				return s.wrap("remove upload "+id, err)
+			}
 		}
 	}
 	return nil
