@@ -72,7 +72,7 @@ func TestCommitStaged(t *testing.T) {
 	st := stage()
 	up, err := e.svc.CommitStaged(ctx, st, &filehub.File{ID: "f_fixed", Name: "../a.txt", Size: int64(len(data)),
 		SHA256: sum(data), ContentType: "text/plain; charset=utf-8", OwnerKeyID: "k_1"})
-	st.Close()
+	st.Close(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,14 +85,14 @@ func TestCommitStaged(t *testing.T) {
 	st = stage()
 	up, err = e.svc.CommitStaged(ctx, st, &filehub.File{ID: "f_second", Name: "b.txt", Size: int64(len(data)),
 		SHA256: sum(data), ContentType: "text/plain", OwnerKeyID: "k_1"})
-	st.Close()
+	st.Close(ctx)
 	if err != nil || !up.Deduplicated {
 		t.Fatalf("second CommitStaged of the same content = %+v, %v; want deduplicated", up, err)
 	}
 	st = stage()
 	_, err = e.svc.CommitStaged(ctx, st, &filehub.File{ID: "f_fixed", Name: "c.txt", Size: int64(len(data)),
 		SHA256: sum(data), ContentType: "text/plain", OwnerKeyID: "k_1"})
-	st.Close()
+	st.Close(ctx)
 	wantCode(t, err, filehub.ECONFLICT)
 	events, err := e.meta.ListEvents(ctx, 0, 100)
 	if err != nil || len(events) != 2 {

@@ -101,14 +101,14 @@ func (s *Store) WriteResumable(ctx context.Context, id string, offset int64, r i
 	b.key = prefix + fmt.Sprintf("%020d", offset)
 	n, readErr, writeErr := copyChunk(b, r)
 	if writeErr == nil && n == 0 && offset > 0 {
-		b.Close()
+		b.Close(ctx)
 		return 0, readErr
 	}
 	if writeErr == nil {
 		writeErr = b.Sync()
 	}
 	if writeErr != nil {
-		b.Close() // aborts and deletes whatever was sent
+		b.Close(ctx) // aborts and deletes whatever was sent
 		return 0, writeErr
 	}
 	// Keep the completed object: release the staged blob without the
@@ -133,7 +133,7 @@ func (s *Store) truncatePiece(ctx context.Context, id string, p piece, n int64) 
 		b.mu.Lock()
 		b.sent = false
 		b.mu.Unlock()
-		b.Close()
+		b.Close(ctx)
 		return err
 	}
 	if _, err := io.Copy(b, io.LimitReader(src, n)); err != nil {
@@ -250,7 +250,7 @@ func (s *Store) StageResumable(ctx context.Context, id string, size int64) (file
 		err = filehub.Errorf(filehub.ENOTFOUND, "content of upload %s is %d bytes, not %d", id, n, size)
 	}
 	if err != nil {
-		st.Close()
+		st.Close(ctx)
 		return nil, err
 	}
 	return &resumableStaged{StagedBlob: st, s: s, id: id}, nil
@@ -263,10 +263,8 @@ type resumableStaged struct {
 	id string
 }
 
-func (r *resumableStaged) Close() error {
-	err := r.StagedBlob.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-	defer cancel()
+func (r *resumableStaged) Close(ctx context.Context) error {
+	err := r.StagedBlob.Close(ctx)
 	return errors.Join(err, r.s.RemoveResumable(ctx, r.id))
 }
 

@@ -178,7 +178,7 @@ func testResumableStageCommit(t *testing.T, b filehub.BlobStore, r filehub.Resum
 	if err := st.Commit(ctx, hexSum); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Close(); err != nil {
+	if err := st.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	rc, err := b.Open(ctx, hexSum)

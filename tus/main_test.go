@@ -27,6 +27,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/httpapi"
 	"github.com/filehub/filehub/localfs"
@@ -399,10 +400,10 @@ func wantProblem(t *testing.T, what string, resp *http.Response, body []byte, st
 	if resp.Request.Method == "HEAD" {
 		return // no body
 	}
-	if ct := resp.Header.Get("Content-Type"); ct != httpapi.ProblemContentType {
-		t.Fatalf("%s: Content-Type %q, want %s", what, ct, httpapi.ProblemContentType)
+	if ct := resp.Header.Get("Content-Type"); ct != api.ProblemContentType {
+		t.Fatalf("%s: Content-Type %q, want %s", what, ct, api.ProblemContentType)
 	}
-	var p httpapi.Problem
+	var p api.Problem
 	if err := json.Unmarshal(body, &p); err != nil || p.Code != code || p.Status != status {
 		t.Fatalf("%s: problem %s (%v), want code %s", what, body, err, code)
 	}

@@ -209,7 +209,7 @@ func (h *Handler) finish(ctx context.Context, u *filehub.Upload, sum string) err
 	if err != nil {
 		return err
 	}
-	defer staged.Close()
+	defer staged.Close(ctx)
 	up, err := h.svc.CommitStaged(ctx, staged, &filehub.File{
 		ID:          fileID,
 		Name:        u.Name,
@@ -261,7 +261,7 @@ func (h *Handler) stage(ctx context.Context, u *filehub.Upload) (filehub.StagedB
 		return nil, err
 	}
 	if n, err := io.Copy(st, io.LimitReader(rc, u.Length)); err != nil || n != u.Length {
-		st.Close()
+		st.Close(ctx)
 		if err == nil {
 			err = filehub.Errorf(filehub.EINTERNAL, "the stored upload %s is %d bytes, not %d", u.ID, n, u.Length)
 		}

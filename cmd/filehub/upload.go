@@ -10,8 +10,8 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/client"
-	"github.com/filehub/filehub/files"
 )
 
 func newUploadCommand(env Env) *cobra.Command {
@@ -93,7 +93,7 @@ const (
 )
 
 // uploadOne uploads the file at path ("-": standard input, never resumably).
-func uploadOne(cmd *cobra.Command, c *client.Client, env Env, path, name string, progress bool, tu *tusUploader, mode int) (*files.Upload, error) {
+func uploadOne(cmd *cobra.Command, c *client.Client, env Env, path, name string, progress bool, tu *tusUploader, mode int) (*api.Upload, error) {
 	var (
 		r     io.Reader
 		size  int64 = -1

@@ -17,9 +17,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/client"
-	"github.com/filehub/filehub/files"
 )
 
 // Resumable uploads from the command line: tus against /v1/uploads/, with
@@ -70,12 +69,12 @@ func statePath(server, path string, fi os.FileInfo) (string, error) {
 
 // upload sends f (size bytes) as name, resuming the upload recorded in
 // state if the server still has it.
-func (u *tusUploader) upload(ctx context.Context, f *os.File, size int64, name, state string) (*files.Upload, error) {
+func (u *tusUploader) upload(ctx context.Context, f *os.File, size int64, name, state string) (*api.Upload, error) {
 	loc, off := "", int64(-1)
 	if b, err := os.ReadFile(state); err == nil {
 		var st tusState
 		if json.Unmarshal(b, &st) == nil && st.URL != "" {
-			var done *files.Upload
+			var done *api.Upload
 			off, done, err = u.head(ctx, st.URL)
 			switch {
 			case err != nil:
@@ -119,7 +118,7 @@ func (u *tusUploader) upload(ctx context.Context, f *os.File, size int64, name, 
 		case <-time.After(time.Duration(attempt*attempt) * 200 * time.Millisecond):
 		}
 		attempt++
-		var done *files.Upload
+		var done *api.Upload
 		if off, done, err = u.head(ctx, loc); err != nil && !retryable(err) {
 			return nil, err
 		} else if done != nil {
@@ -225,7 +224,7 @@ func (u *tusUploader) create(ctx context.Context, size int64, name string) (stri
 
 // head returns the upload's offset, -1 if the server no longer has it, or
 // the file it became.
-func (u *tusUploader) head(ctx context.Context, loc string) (int64, *files.Upload, error) {
+func (u *tusUploader) head(ctx context.Context, loc string) (int64, *api.Upload, error) {
 	req, err := u.request(ctx, http.MethodHead, loc, nil, 0)
 	if err != nil {
 		return 0, nil, err
@@ -249,7 +248,7 @@ func (u *tusUploader) head(ctx context.Context, loc string) (int64, *files.Uploa
 
 // patch sends the chunk at off and returns the new offset, or the file if
 // it was the last one.
-func (u *tusUploader) patch(ctx context.Context, loc string, f *os.File, off, size int64) (*files.Upload, int64, error) {
+func (u *tusUploader) patch(ctx context.Context, loc string, f *os.File, off, size int64) (*api.Upload, int64, error) {
 	n := min(tusChunkSize, size-off)
 	h := sha256.New()
 	if _, err := io.Copy(h, io.NewSectionReader(f, off, n)); err != nil {
@@ -276,7 +275,7 @@ func (u *tusUploader) patch(ctx context.Context, loc string, f *os.File, off, si
 }
 
 // finished returns the file of a finished upload's response, or nil.
-func (u *tusUploader) finished(ctx context.Context, resp *http.Response) (*files.Upload, error) {
+func (u *tusUploader) finished(ctx context.Context, resp *http.Response) (*api.Upload, error) {
 	id := resp.Header.Get("Filehub-File-Id")
 	if id == "" {
 		return nil, nil
@@ -285,5 +284,5 @@ func (u *tusUploader) finished(ctx context.Context, resp *http.Response) (*files
 	if err != nil {
 		return nil, err
 	}
-	return &files.Upload{File: (*filehub.File)(f), Deduplicated: resp.Header.Get("Filehub-Deduplicated") == "true"}, nil
+	return &api.Upload{File: f, Deduplicated: resp.Header.Get("Filehub-Deduplicated") == "true"}, nil
 }
