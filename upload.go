@@ -147,3 +147,13 @@ type UploadLocker interface {
 	// ELOCKED if another holder has it, else a function that releases it.
 	LockUpload(ctx context.Context, id string) (unlock func(), err error)
 }
+
+// KindExpiredUpload is the cleanup kind of resumable uploads that expired
+// unfinished: their records and their stored bytes are removed.
+const KindExpiredUpload = "expired_upload"
+
+// Audit of resumable uploads.
+const (
+	AuditUploadExpired = "upload.expired" // an expired unfinished upload and its bytes removed
+	TargetUpload       = "upload"         // Target is an upload ID
+)
