@@ -113,6 +113,7 @@ func (h *Handler) receive(ctx context.Context, w http.ResponseWriter, r *http.Re
 		src = b
 	}
 
+	var ct string // the sniffed type, when this chunk holds all the bytes sniffing looks at
 	if u.Offset == 0 && u.Concat == "" {
 		// Refuse a refused type as soon as its first bytes are here,
 		// before any is stored. (Partial uploads are judged when they
@@ -122,9 +123,13 @@ func (h *Handler) receive(ctx context.Context, w http.ResponseWriter, r *http.Re
 		if err != nil && err != io.EOF && !errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, err
 		}
-		if _, err := h.svc.CheckContent(head[:n]); err != nil {
+		sniffed, err := h.svc.CheckContent(head[:n])
+		if err != nil {
 			h.discard(ctx, u)
 			return nil, err
+		}
+		if n == files.SniffLen || int64(n) == u.Length {
+			ct = sniffed
 		}
 		src = io.MultiReader(bytes.NewReader(head[:n]), src)
 	}
@@ -143,6 +148,11 @@ func (h *Handler) receive(ctx context.Context, w http.ResponseWriter, r *http.Re
 	if err != nil {
 		var fe *filehub.Error
 		switch {
+		case filehub.ErrorCode(err) == filehub.ENOTFOUND && u.Concat == "" && u.Length >= 0:
+			// The bytes are gone: either a crash came after the file
+			// was recorded (its staged blob took them) and before the
+			// upload was, and the file exists, or they are lost.
+			return h.recover(ctx, u, err)
 		case errors.As(err, &fe) && fe.Code == filehub.ECHECKSUM:
 			h.metrics.checksumMismatches.Inc()
 			// Not kept: cut the chunk off again at once.
@@ -170,7 +180,7 @@ func (h *Handler) receive(ctx context.Context, w http.ResponseWriter, r *http.Re
 	// The chunk is stored: record it even if the client hangs up now.
 	dctx := context.WithoutCancel(ctx)
 	if next.Complete() && next.Concat == "" {
-		if ferr := h.finish(dctx, &next, hex.EncodeToString(sum.Sum(nil))); ferr != nil {
+		if ferr := h.finish(dctx, &next, hex.EncodeToString(sum.Sum(nil)), ct); ferr != nil {
 			return nil, ferr
 		}
 	}
@@ -188,26 +198,24 @@ func (h *Handler) receive(ctx context.Context, w http.ResponseWriter, r *http.Re
 // the HTTP API's own commit path, under a file ID derived from the upload
 // ID, so that finishing twice (a retry after a crash between the file and
 // the upload record) finds the file instead of making a second one. It sets
-// u's FileID and Deduplicated.
-func (h *Handler) finish(ctx context.Context, u *filehub.Upload, sum string) error {
+// u's FileID and Deduplicated. ct is the content's sniffed type if the
+// caller has it, else "" (the first bytes are read back and sniffed).
+func (h *Handler) finish(ctx context.Context, u *filehub.Upload, sum, ct string) error {
 	fileID := "f_" + strings.TrimPrefix(u.ID, "u_")
-	if f, err := h.svc.Find(ctx, fileID); err == nil {
-		u.FileID, u.HashState = f.ID, nil
-		return nil
-	}
-	// The stored type is the content's, whatever was declared.
-	head, err := h.readHead(ctx, u)
-	if err != nil {
-		return err
-	}
-	ct, err := h.svc.CheckContent(head)
-	if err != nil {
-		h.discard(ctx, u)
-		return err
+	if ct == "" {
+		// The stored type is the content's, whatever was declared.
+		head, err := h.readHead(ctx, u)
+		if err != nil {
+			return h.finished(ctx, u, fileID, err)
+		}
+		if ct, err = h.svc.CheckContent(head); err != nil {
+			h.discard(ctx, u)
+			return err
+		}
 	}
 	staged, err := h.stage(ctx, u)
 	if err != nil {
-		return err
+		return h.finished(ctx, u, fileID, err)
 	}
 	defer staged.Close(ctx)
 	up, err := h.svc.CommitStaged(ctx, staged, &filehub.File{
@@ -219,7 +227,7 @@ func (h *Handler) finish(ctx context.Context, u *filehub.Upload, sum string) err
 		OwnerKeyID:  u.OwnerKeyID,
 	})
 	if err != nil {
-		return err
+		return h.finished(ctx, u, fileID, err)
 	}
 	if !h.native {
 		if err := h.stager.RemoveResumable(ctx, u.ID); err != nil {
@@ -229,6 +237,33 @@ func (h *Handler) finish(ctx context.Context, u *filehub.Upload, sum string) err
 	h.metrics.finished.Inc()
 	u.FileID, u.Deduplicated, u.HashState = up.ID, up.Deduplicated, nil
 	return nil
+}
+
+// recover finishes u with the file its ID maps to, if that file exists
+// (see finish), and returns err otherwise.
+func (h *Handler) recover(ctx context.Context, u *filehub.Upload, err error) (*filehub.Upload, error) {
+	next := *u
+	next.Offset = u.Length
+	dctx := context.WithoutCancel(ctx)
+	if h.finished(dctx, &next, "f_"+strings.TrimPrefix(u.ID, "u_"), err) != nil {
+		return nil, err
+	}
+	if uerr := h.uploads.UpdateUpload(dctx, &next, u.Offset); uerr != nil {
+		return nil, uerr
+	}
+	return &next, nil
+}
+
+// finished handles an error of finish: if the file fileID exists (an
+// earlier attempt made it, and its bytes are gone with its staged blob, or
+// it conflicts with this one), the upload is finished with it after all;
+// otherwise err stands.
+func (h *Handler) finished(ctx context.Context, u *filehub.Upload, fileID string, err error) error {
+	if f, ferr := h.svc.Find(ctx, fileID); ferr == nil {
+		u.FileID, u.HashState = f.ID, nil
+		return nil
+	}
+	return err
 }
 
 // readHead returns the first bytes of a stored upload, for sniffing.

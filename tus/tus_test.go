@@ -804,3 +804,44 @@ func waitWriting(t *testing.T, ch chan struct{}) {
 		t.Fatal("the first PATCH never started writing")
 	}
 }
+
+// TestFinishAfterCrash: a crash after the file of an upload was recorded
+// (its staged blob took the bytes) and before the upload was: the client's
+// retry of the last chunk finds the file by the ID derived from the
+// upload's, and no second file is made.
+func TestFinishAfterCrash(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		e := newEnv(t, b, envConfig{})
+		ctx := t.Context()
+		data := randomData(10_000)
+		up := e.create(keyWriter, int64(len(data)), map[string]string{"Upload-Metadata": metadata("filename", "crash.bin")})
+		e.patch(keyWriter, up, 0, data[:4000], nil)
+		// What the crashed attempt did: the last chunk stored and the
+		// file committed from it, the upload record untouched.
+		id := strings.TrimPrefix(up, base)
+		if _, err := e.stager.WriteResumable(ctx, id, 4000, bytes.NewReader(data[4000:])); err != nil {
+			t.Fatal(err)
+		}
+		st, err := e.stager.StageResumable(ctx, id, int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fileID := "f_" + strings.TrimPrefix(id, "u_")
+		_, err = e.svc.CommitStaged(ctx, st, &filehub.File{ID: fileID, Name: "crash.bin", Size: int64(len(data)),
+			SHA256: sha(data), ContentType: "application/octet-stream", OwnerKeyID: e.keyIDs[keyWriter]})
+		st.Close(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := e.patch(keyWriter, up, 4000, data[4000:], nil)
+		if got := last.Header.Get(tus.HeaderFileID); got != fileID {
+			t.Fatalf("retried last PATCH: file %q, want %q", got, fileID)
+		}
+		if n := e.createdEvents(); n != 1 {
+			t.Fatalf("%d file.created events, want 1", n)
+		}
+		if _, got := e.file(fileID); !bytes.Equal(got, data) {
+			t.Fatal("content differs")
+		}
+	})
+}
