@@ -99,9 +99,10 @@ type UploadStore interface {
 	// DeleteUpload removes the upload record. Returns ENOTFOUND if none.
 	DeleteUpload(ctx context.Context, id string) error
 
-	// ListExpiredUploads returns up to limit (all if limit <= 0)
-	// unfinished uploads whose ExpiresAt is at or before `before`, oldest
-	// expiry first.
+	// ListExpiredUploads returns up to limit (all if limit <= 0) uploads
+	// whose ExpiresAt is at or before `before`, oldest expiry first:
+	// unfinished ones that expired, and finished ones whose record (kept
+	// so that a later HEAD finds the file) has served its time.
 	ListExpiredUploads(ctx context.Context, before time.Time, limit int) ([]*Upload, error)
 }
 
@@ -148,8 +149,9 @@ type UploadLocker interface {
 	LockUpload(ctx context.Context, id string) (unlock func(), err error)
 }
 
-// KindExpiredUpload is the cleanup kind of resumable uploads that expired
-// unfinished: their records and their stored bytes are removed.
+// KindExpiredUpload is the cleanup kind of resumable uploads past their
+// expiry: unfinished ones with their stored bytes, and the records of
+// finished ones (their files stay).
 const KindExpiredUpload = "expired_upload"
 
 // Audit of resumable uploads.

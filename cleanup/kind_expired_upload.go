@@ -8,11 +8,13 @@ import (
 
 func init() { registerKind(KindExpiredUpload, func() kind { return &expiredUploadKind{} }) }
 
-// expiredUploadKind removes resumable (tus) uploads that expired
-// unfinished: their bytes (a file in uploads/, or chunk objects in the
-// bucket) and their records. An upload's expiry is its grace: each chunk
-// pushes it back by the tus expiry, and an expired upload answers 410, so
-// no client can revive one between plan and apply.
+// expiredUploadKind removes resumable (tus) uploads past their expiry:
+// unfinished ones with their bytes (a file in uploads/, or chunk objects in
+// the bucket), and the records of finished ones, kept until then so that a
+// late HEAD still names the file (the file itself stays). An upload's
+// expiry is its grace: each chunk pushes it back by the tus expiry, and an
+// expired upload answers 410, so no client can revive one between plan and
+// apply.
 type expiredUploadKind struct {
 	uploads filehub.UploadStore
 	stager  filehub.ResumableStager
@@ -72,7 +74,11 @@ func (k *expiredUploadKind) apply(ctx context.Context, x *execution, _ string, k
 			continue
 		}
 		x.done(kr, t, true)
-		a := x.audit(filehub.AuditUploadExpired, "resumable upload expired unfinished")
+		reason := "resumable upload expired unfinished"
+		if u.Finished() {
+			reason = "record of a finished resumable upload past its expiry (its file " + u.FileID + " stays)"
+		}
+		a := x.audit(filehub.AuditUploadExpired, reason)
 		a.TargetKind, a.Target, a.Bytes = filehub.TargetUpload, u.ID, u.Offset
 		audits = append(audits, a)
 	}

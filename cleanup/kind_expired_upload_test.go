@@ -11,7 +11,8 @@ import (
 
 // TestExpiredUploads: resumable uploads that expired unfinished are
 // reported by a dry run (which keeps them), then removed with their bytes
-// and audited; unexpired and finished ones stay.
+// and audited; so is the record of a finished upload past its expiry;
+// unexpired ones stay.
 func TestExpiredUploads(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
@@ -36,34 +37,36 @@ func TestExpiredUploads(t *testing.T) {
 	s := e.service(nil)
 
 	r := mustRun(t, s, cleanup.RunOptions{Trigger: "test", DryRun: true, Only: []cleanup.Kind{cleanup.KindExpiredUpload}})
-	if kr := r.Kinds[cleanup.KindExpiredUpload]; kr.Found != 1 || kr.Deleted != 1 || len(kr.Targets) != 1 ||
-		kr.Targets[0].Name != expired.ID || kr.Targets[0].Action != cleanup.ActionWouldDelete {
-		t.Fatalf("dry run: %+v, want %s to be deleted", kr, expired.ID)
-	}
-	if got := targets(r, cleanup.KindExpiredUpload); len(got) != 1 || !strings.HasSuffix(got[0], expired.ID) {
-		t.Fatalf("dry run targets %v, want %s", got, expired.ID)
+	if kr := r.Kinds[cleanup.KindExpiredUpload]; kr.Found != 2 || kr.Deleted != 2 || len(kr.Targets) != 2 ||
+		kr.Targets[0].Action != cleanup.ActionWouldDelete {
+		t.Fatalf("dry run: %+v, want %s and %s to be deleted", kr, expired.ID, done.ID)
 	}
 	if _, err := e.meta.FindUpload(ctx, expired.ID); err != nil {
 		t.Fatalf("a dry run removed the upload: %v", err)
 	}
 
 	r = mustRun(t, s, cleanup.RunOptions{Trigger: "test"})
-	if f, d := r.Kinds[cleanup.KindExpiredUpload].Found, r.Kinds[cleanup.KindExpiredUpload].Deleted; f != 1 || d != 1 {
-		t.Fatalf("expired_upload found %d deleted %d, want 1 and 1", f, d)
+	if f, d := r.Kinds[cleanup.KindExpiredUpload].Found, r.Kinds[cleanup.KindExpiredUpload].Deleted; f != 2 || d != 2 {
+		t.Fatalf("expired_upload found %d deleted %d, want 2 and 2", f, d)
 	}
-	if _, err := e.meta.FindUpload(ctx, expired.ID); filehub.ErrorCode(err) != filehub.ENOTFOUND {
-		t.Fatalf("expired upload still recorded: %v", err)
+	for _, u := range []*filehub.Upload{expired, done} {
+		if _, err := e.meta.FindUpload(ctx, u.ID); filehub.ErrorCode(err) != filehub.ENOTFOUND {
+			t.Fatalf("expired upload %s still recorded: %v", u.ID, err)
+		}
 	}
 	if _, err := e.blobs.ReadResumable(ctx, expired.ID, 0); filehub.ErrorCode(err) != filehub.ENOTFOUND {
 		t.Fatalf("expired upload's bytes still stored: %v", err)
 	}
-	for _, u := range []*filehub.Upload{live, done} {
-		if _, err := e.meta.FindUpload(ctx, u.ID); err != nil {
-			t.Fatalf("upload %s (not expired, or finished) removed: %v", u.ID, err)
-		}
+	if _, err := e.meta.FindUpload(ctx, live.ID); err != nil {
+		t.Fatalf("unexpired upload removed: %v", err)
 	}
 	entries := e.audit(filehub.AuditFilter{Action: filehub.AuditUploadExpired})
-	if len(entries) != 1 || entries[0].Target != expired.ID || entries[0].TargetKind != filehub.TargetUpload || entries[0].Bytes != 42 {
-		t.Fatalf("audit %+v, want one upload.expired of %s, 42 bytes", entries, expired.ID)
+	byTarget := map[string]*filehub.AuditEntry{}
+	for _, a := range entries {
+		byTarget[a.Target] = a
+	}
+	if a := byTarget[expired.ID]; len(entries) != 2 || a == nil || a.TargetKind != filehub.TargetUpload || a.Bytes != 42 ||
+		byTarget[done.ID] == nil || !strings.Contains(byTarget[done.ID].Reason, "f_done") {
+		t.Fatalf("audit %+v, want upload.expired of %s (42 bytes) and of %s (its file named)", entries, expired.ID, done.ID)
 	}
 }

@@ -137,7 +137,7 @@ func (db *DB) DeleteUpload(ctx context.Context, id string) error {
 	})
 }
 
-// ListExpiredUploads lists expired unfinished uploads; see
+// ListExpiredUploads lists expired uploads; see
 // filehub.UploadStore.
 func (db *DB) ListExpiredUploads(ctx context.Context, before time.Time, limit int) ([]*filehub.Upload, error) {
 	if db.closed.Load() {
@@ -148,7 +148,7 @@ func (db *DB) ListExpiredUploads(ctx context.Context, before time.Time, limit in
 		lim = &limit
 	}
 	rows, err := db.pool.Query(ctx, `SELECT `+uploadColumns+` FROM uploads
-		WHERE file_id = '' AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2`, before, lim)
+		WHERE expires_at <= $1 ORDER BY expires_at, id LIMIT $2`, before, lim)
 	if err != nil {
 		return nil, mapError(ctx, "list expired uploads", err)
 	}

@@ -129,7 +129,7 @@ func (db *DB) DeleteUpload(ctx context.Context, id string) error {
 	})
 }
 
-// ListExpiredUploads lists expired unfinished uploads; see
+// ListExpiredUploads lists expired uploads; see
 // filehub.UploadStore.
 func (db *DB) ListExpiredUploads(ctx context.Context, before time.Time, limit int) ([]*filehub.Upload, error) {
 	if db.closed.Load() {
@@ -139,7 +139,7 @@ func (db *DB) ListExpiredUploads(ctx context.Context, before time.Time, limit in
 		limit = -1 // SQLite: no limit
 	}
 	rows, err := db.rdb.QueryContext(ctx, `SELECT `+uploadColumns+` FROM uploads
-		WHERE file_id = '' AND expires_at <= ? ORDER BY expires_at, id LIMIT ?`, nanos(before), limit)
+		WHERE expires_at <= ? ORDER BY expires_at, id LIMIT ?`, nanos(before), limit)
 	if err != nil {
 		return nil, mapError(ctx, "list expired uploads", err)
 	}

@@ -405,9 +405,9 @@ func (h *Handler) remove(ctx context.Context, id string) error {
 	return nil
 }
 
-// RemoveExpired removes up to limit (all if limit <= 0) unfinished uploads
-// that expired at or before now, with their bytes, and returns how many it
-// removed. Uploads being written are skipped. It is what the cleanup
+// RemoveExpired removes up to limit (all if limit <= 0) uploads that
+// expired at or before now (unfinished ones with their bytes, finished
+// ones' records) and returns how many it removed. Uploads being written are skipped. It is what the cleanup
 // service's expired_upload kind runs.
 func (h *Handler) RemoveExpired(ctx context.Context, now time.Time, limit int) (int, error) {
 	ups, err := h.uploads.ListExpiredUploads(ctx, now, limit)
@@ -426,7 +426,9 @@ func (h *Handler) RemoveExpired(ctx context.Context, now time.Time, limit int) (
 			return n, err
 		}
 		n++
-		h.metrics.expired.Inc()
+		if !u.Finished() {
+			h.metrics.expired.Inc()
+		}
 	}
 	return n, nil
 }

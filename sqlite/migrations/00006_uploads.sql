@@ -25,8 +25,9 @@ CREATE TABLE uploads (
 
 -- The cap on open uploads counts an owner's unfinished uploads.
 CREATE INDEX uploads_owner ON uploads (owner_key_id, file_id);
--- The cleanup finds expired unfinished uploads.
-CREATE INDEX uploads_expiry ON uploads (expires_at) WHERE file_id = '';
+-- The cleanup finds expired uploads (unfinished ones, and the records of
+-- finished ones, kept until then so that a later HEAD finds the file).
+CREATE INDEX uploads_expiry ON uploads (expires_at);
 
 -- +goose Down
 DROP INDEX uploads_expiry;
