@@ -407,8 +407,10 @@ func (h *Handler) remove(ctx context.Context, id string) error {
 
 // RemoveExpired removes up to limit (all if limit <= 0) uploads that
 // expired at or before now (unfinished ones with their bytes, finished
-// ones' records) and returns how many it removed. Uploads being written are skipped. It is what the cleanup
-// service's expired_upload kind runs.
+// ones' records) and returns how many it removed. Uploads being written
+// are skipped. The cleanup service's expired_upload kind does the same in
+// its runs, with dry run, report and audit; this is for embedders without
+// one.
 func (h *Handler) RemoveExpired(ctx context.Context, now time.Time, limit int) (int, error) {
 	ups, err := h.uploads.ListExpiredUploads(ctx, now, limit)
 	if err != nil {
