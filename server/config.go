@@ -10,6 +10,7 @@ import (
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/mcpserver"
 	"github.com/filehub/filehub/openai"
+	"github.com/filehub/filehub/tus"
 	"github.com/filehub/filehub/wsserver"
 )
 
@@ -113,6 +114,15 @@ type Config struct {
 	// Default: none.
 	Providers []openai.Config
 
+	// Resumable uploads (tus, /v1/uploads/). TusExpiry is how long an
+	// unfinished upload may receive nothing before it expires (default
+	// tus.DefaultExpiry); MaxOpenUploads caps one key's unfinished uploads
+	// (default tus.DefaultMaxOpenUploads; negative: no cap); CORSOrigins
+	// are the origins browsers may upload from ("*": any; default none).
+	TusExpiry      time.Duration
+	MaxOpenUploads int
+	CORSOrigins    []string
+
 	// BootstrapKey is the secret of the admin key created when the
 	// metadata store has no API key yet. Default "": a new secret, which
 	// BootstrapKey returns once New has stored it.
@@ -160,6 +170,8 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.EventRetention, wsserver.DefaultEventRetention)
 	setDefault(&c.EventMaxCount, wsserver.DefaultEventMaxCount)
 	setDefault(&c.BlobGrace, cleanup.DefaultBlobGrace)
+	setDefault(&c.TusExpiry, tus.DefaultExpiry)
+	setDefault(&c.MaxOpenUploads, tus.DefaultMaxOpenUploads)
 	setDefault(&c.UploadExpiry, cleanup.DefaultUploadExpiry)
 	setDefault(&c.MaxDeleteFraction, cleanup.DefaultMaxDeleteFraction)
 	setDefault(&c.CleanupInterval, cleanup.DefaultInterval)

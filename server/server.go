@@ -32,6 +32,7 @@ import (
 	"github.com/filehub/filehub/mcpserver"
 	"github.com/filehub/filehub/openai"
 	"github.com/filehub/filehub/providers"
+	"github.com/filehub/filehub/tus"
 	"github.com/filehub/filehub/wsserver"
 )
 
@@ -53,6 +54,7 @@ type Server struct {
 	ws        *wsserver.Server
 	mcp       *mcpserver.Server
 	mcpLocal  *mcpserver.Local // the MCP server's backend, woken by the notifier
+	tus       *tus.Handler     // nil when the stores cannot keep resumable uploads
 	listeners []listener
 	bootstrap string // the generated bootstrap secret, if any
 

@@ -41,6 +41,7 @@ func (s *Server) buildTransports() (public, metrics *http.Server) {
 		Cleanup:             s.cleaner,
 		Providers:           s.pusher,
 	})
+	s.mountTus(handler)
 	s.ws = wsserver.New(s.files, s.meta, wsserver.Config{
 		Logger:            log.With("component", "ws"),
 		Registerer:        cfg.Registerer,

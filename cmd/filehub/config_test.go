@@ -142,6 +142,9 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		"FILEHUB_MCP_MAX_SESSIONS":           "12",
 		"FILEHUB_MCP_SESSION_IDLE_TIMEOUT":   "13m",
 		"FILEHUB_MCP_RATE_LIMIT":             "-1",
+		"FILEHUB_TUS_EXPIRY":                 "12h",
+		"FILEHUB_MAX_OPEN_UPLOADS":           "13",
+		"FILEHUB_CORS_ORIGINS":               "https://a.example,https://b.example",
 	}
 	cfg, code, stderr := parseServe(t, env)
 	if code != ExitOK {
@@ -158,6 +161,7 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		WSMaxConnsPerKey: 9, WSMaxMessageSize: 64 << 10, EventRetention: 48 * time.Hour, EventMaxCount: 1000,
 		BlobGrace: 10 * time.Hour, UploadExpiry: 11 * time.Hour, MaxDeleteFraction: 0.25, CleanupInterval: 0,
 		MCPMaxUpload: 1 << 20, MCPMaxSessions: 12, MCPIdleTimeout: 13 * time.Minute, MCPRateLimit: -1,
+		TusExpiry: 12 * time.Hour, MaxOpenUploads: 13, CORSOrigins: []string{"https://a.example", "https://b.example"},
 		LogLevel: "debug", LogFormat: "json",
 	}
 	if !reflect.DeepEqual(cfg, want) {

@@ -17,6 +17,7 @@ import (
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/mcpserver"
 	"github.com/filehub/filehub/server"
+	"github.com/filehub/filehub/tus"
 	"github.com/filehub/filehub/wsserver"
 )
 
@@ -69,6 +70,11 @@ type ServeConfig struct {
 	// readProviderFile); FILEHUB_PROVIDER_* variables override them.
 	Providers map[string]map[string]string
 
+	// Resumable uploads (tus, at /v1/uploads/).
+	TusExpiry      time.Duration
+	MaxOpenUploads int // 0 disables the cap
+	CORSOrigins    []string
+
 	LogLevel  string
 	LogFormat string
 }
@@ -103,6 +109,8 @@ func DefaultServeConfig() ServeConfig {
 		MCPMaxSessions:       mcpserver.DefaultMaxSessions,
 		MCPIdleTimeout:       mcpserver.DefaultSessionIdleTimeout,
 		MCPRateLimit:         mcpserver.DefaultRateLimit,
+		TusExpiry:            tus.DefaultExpiry,
+		MaxOpenUploads:       tus.DefaultMaxOpenUploads,
 		LogLevel:             "info",
 		LogFormat:            "text",
 	}
@@ -143,6 +151,9 @@ func bindServeFlags(fs interface {
 	fs.IntVar(&c.MCPMaxSessions, "mcp-max-sessions", c.MCPMaxSessions, "MCP sessions open at once on /v1/mcp; more are refused with 503")
 	fs.DurationVar(&c.MCPIdleTimeout, "mcp-session-idle-timeout", c.MCPIdleTimeout, "close an MCP session that sends nothing for this long")
 	fs.Float64Var(&c.MCPRateLimit, "mcp-rate-limit", c.MCPRateLimit, "MCP tool calls per second allowed per API key; 0: no limit")
+	fs.DurationVar(&c.TusExpiry, "tus-expiry", c.TusExpiry, "a resumable (tus) upload that receives nothing for this long expires (410, then removed)")
+	fs.IntVar(&c.MaxOpenUploads, "max-open-uploads", c.MaxOpenUploads, "unfinished resumable uploads one API key may have; more get 429; 0: no cap")
+	fs.StringSliceVar(&c.CORSOrigins, "cors-origins", c.CORSOrigins, "origins browsers may upload from with tus (e.g. https://app.example.com, or *); empty: none")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 }
@@ -201,7 +212,8 @@ once.`,
 		"ws-session-ttl", "ws-ping-interval", "ws-pong-timeout", "ws-max-connections-per-key",
 		"ws-max-message-size", "event-retention", "event-max-count",
 		"blob-grace", "upload-expiry", "max-delete-fraction", "cleanup-interval",
-		"mcp-max-upload", "mcp-max-sessions", "mcp-session-idle-timeout", "mcp-rate-limit")
+		"mcp-max-upload", "mcp-max-sessions", "mcp-session-idle-timeout", "mcp-rate-limit",
+		"tus-expiry", "max-open-uploads", "cors-origins")
 	return cmd
 }
 
@@ -305,6 +317,9 @@ func (c ServeConfig) ServerConfig(environ []string) (server.Config, error) {
 		MCPIdleTimeout:       c.MCPIdleTimeout,
 		MCPRateLimit:         c.MCPRateLimit,
 		Version:              buildVersion(),
+		TusExpiry:            c.TusExpiry,
+		MaxOpenUploads:       c.MaxOpenUploads,
+		CORSOrigins:          c.CORSOrigins,
 	}
 	// On the command line 0 switches these off; in server.Config it means
 	// the default.
@@ -319,6 +334,9 @@ func (c ServeConfig) ServerConfig(environ []string) (server.Config, error) {
 	}
 	if c.CleanupInterval == 0 {
 		sc.CleanupInterval = -1
+	}
+	if c.MaxOpenUploads == 0 {
+		sc.MaxOpenUploads = -1
 	}
 	if sc.DenyTypes == nil {
 		sc.DenyTypes = []string{} // nil would mean files' defaults; the user asked for none
