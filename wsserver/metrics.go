@@ -78,7 +78,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		rpcs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "rpcs_total",
-			Help: "Requests executed, by method and result (ok or an error code; cached for a re-sent request id).",
+			Help: "Requests executed, by method and result (ok or an error code; cached for a re-sent request id; gone for a re-sent id whose result was dropped by the byte budget).",
 		}, []string{"method", "result"}),
 		framesIn:  make(map[string]prometheus.Counter),
 		framesOut: make(map[string]prometheus.Counter),
