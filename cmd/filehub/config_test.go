@@ -138,6 +138,13 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		"FILEHUB_CLEANUP_INTERVAL":           "0",
 		"FILEHUB_DB":                         "postgres://filehub@db:5432/filehub",
 		"FILEHUB_BLOBS":                      "s3://bucket?region=eu-west-1",
+		"FILEHUB_WS_MAX_SESSIONS_PER_KEY":    "12",
+		"FILEHUB_WS_MAX_PENDING_HELLOS":      "13",
+		"FILEHUB_WS_ANON_HELLO_TIMEOUT":      "1s",
+		"FILEHUB_WS_RESULT_CACHE_SIZE":       "1MiB",
+		"FILEHUB_WS_RESULT_CACHE_TOTAL":      "16MiB",
+		"FILEHUB_S3_BUFFER_MEMORY":           "128MiB",
+		"FILEHUB_TRUSTED_PROXIES":            "10.0.0.0/8,::1",
 	}
 	cfg, code, stderr := parseServe(t, env)
 	if code != ExitOK {
@@ -154,6 +161,9 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		WSMaxConnsPerKey: 9, WSMaxMessageSize: 64 << 10, EventRetention: 48 * time.Hour, EventMaxCount: 1000,
 		BlobGrace: 10 * time.Hour, UploadExpiry: 11 * time.Hour, MaxDeleteFraction: 0.25, CleanupInterval: 0,
 		LogLevel: "debug", LogFormat: "json",
+		WSMaxSessionsPerKey: 12, WSMaxPendingHellos: 13, WSAnonHelloTimeout: time.Second,
+		WSResultCacheBytes: 1 << 20, WSResultCacheTotalBytes: 16 << 20, S3BufferMemory: 128 << 20,
+		TrustedProxies: []string{"10.0.0.0/8", "::1"},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("config =\n%+v\nwant\n%+v", cfg, want)
