@@ -3,6 +3,7 @@ package cleanup_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +21,8 @@ type hookedStore struct {
 	*sqlite.DB
 	beforeSweep func()
 	renewals    atomic.Int64
+	renewMu     sync.Mutex // held by a test to keep renewals out
+	lost        atomic.Bool
 }
 
 func (h *hookedStore) SweepBlob(ctx context.Context, f filehub.Fence, sum string, before time.Time,
@@ -31,8 +34,14 @@ func (h *hookedStore) SweepBlob(ctx context.Context, f filehub.Fence, sum string
 }
 
 func (h *hookedStore) RenewLease(ctx context.Context, f filehub.Fence, now time.Time, ttl time.Duration) error {
+	h.renewMu.Lock()
+	defer h.renewMu.Unlock()
 	h.renewals.Add(1)
-	return h.DB.RenewLease(ctx, f, now, ttl)
+	err := h.DB.RenewLease(ctx, f, now, ttl)
+	if errors.Is(err, filehub.ErrLeaseLost) {
+		h.lost.Store(true)
+	}
+	return err
 }
 
 func (e *env) serviceOn(meta filehub.MetaStore, mod func(*cleanup.Config)) *cleanup.Service {
@@ -224,6 +233,44 @@ func TestLongPhaseKeepsTheLease(t *testing.T) {
 	}
 	if kr := r.Kinds[cleanup.KindUnreferencedBlob]; kr.Deleted != 1 {
 		t.Errorf("A's sweep: %+v, want 1 deleted", kr)
+	}
+}
+
+// TestBackgroundRenewalStopsARunThatLostItsLease: while a run is inside a
+// phase, another holder takes its expired lease (renewals are held off
+// meanwhile). The background renewal notices and stops the run: it ends
+// failed with ErrLeaseLost and deletes nothing more.
+func TestBackgroundRenewalStopsARunThatLostItsLease(t *testing.T) {
+	e := newEnv(t)
+	e.plantAll()
+	e.clock.Advance(8 * day)
+	hooked := &hookedStore{DB: e.meta}
+	a := e.serviceOn(hooked, func(c *cleanup.Config) {
+		c.InstanceID = "a"
+		c.RenewEvery = time.Millisecond // real time; the lease runs on e.clock
+		c.BeforePhase = func(ph string) error {
+			if ph != cleanup.PhaseMark {
+				return nil
+			}
+			hooked.renewMu.Lock()
+			e.clock.Advance(cleanup.DefaultLeaseTTL + time.Second)
+			_, ok, err := e.meta.AcquireLease(context.Background(), "cleanup", "intruder", e.clock.Now(), time.Hour)
+			hooked.renewMu.Unlock()
+			if err != nil || !ok {
+				t.Errorf("intruder's AcquireLease = %v, %v", ok, err)
+			}
+			// Only the background renewal can notice before this
+			// phase's own checkpoint runs.
+			waitUntil(t, hooked.lost.Load)
+			return nil
+		}
+	})
+	r, err := a.Run(context.Background(), cleanup.RunOptions{Trigger: "test"})
+	if !errors.Is(err, filehub.ErrLeaseLost) || r.Status != filehub.RunFailed {
+		t.Fatalf("run = %s, %v; want failed with ErrLeaseLost", r.Status, err)
+	}
+	if kr := r.Kinds[cleanup.KindUnreferencedBlob]; kr.Deleted != 0 {
+		t.Errorf("swept %d blobs after losing the lease", kr.Deleted)
 	}
 }
 
