@@ -48,19 +48,21 @@ func (s *Server) buildTransports() (public, metrics *http.Server) {
 		PingInterval:      cfg.WSPingInterval,
 		PongTimeout:       cfg.WSPongTimeout,
 		MaxConnsPerKey:    cfg.WSMaxConnsPerKey,
-		MaxSessionsPerKey: cfg.WSMaxSessionsPerKey,
-		MaxPendingHellos:  cfg.WSMaxPendingHellos,
-		AnonHelloTimeout:  cfg.WSAnonHelloTimeout,
-		// wsserver counts in int; over 2 GiB of cached results is no
-		// sensible setting, and the clamp keeps 32-bit builds right.
+		MaxMessageBytes:   cfg.WSMaxMessageSize,
+		EventPollInterval: cfg.WSEventPollInterval,
+		EventRetention:    cfg.EventRetention,
+		EventMaxCount:     cfg.EventMaxCount,
+		Cleanup:           cleanup.WireRunner{Service: s.cleaner, Trigger: "websocket"},
+		Providers:         wsPusher{s.pusher},
+
+		// Issue 15's bounds. wsserver counts in int; over 2 GiB of
+		// cached results is no sensible setting, and the clamp keeps
+		// 32-bit builds right.
+		MaxSessionsPerKey:     cfg.WSMaxSessionsPerKey,
+		MaxPendingHellos:      cfg.WSMaxPendingHellos,
+		AnonHelloTimeout:      cfg.WSAnonHelloTimeout,
 		ResultCacheBytes:      int(min(cfg.WSResultCacheBytes, math.MaxInt32)),
 		ResultCacheTotalBytes: int(min(cfg.WSResultCacheTotalBytes, math.MaxInt32)),
-		MaxMessageBytes:       cfg.WSMaxMessageSize,
-		EventPollInterval:     cfg.WSEventPollInterval,
-		EventRetention:        cfg.EventRetention,
-		EventMaxCount:         cfg.EventMaxCount,
-		Cleanup:               cleanup.WireRunner{Service: s.cleaner, Trigger: "websocket"},
-		Providers:             wsPusher{s.pusher},
 	})
 
 	// The WebSocket endpoint authenticates by itself (a browser can only
