@@ -75,8 +75,9 @@ type Config struct {
 	Auth *auth.Authenticator
 	// AuthFailureLimit is the sustained number of failed authentications
 	// per second accepted from one client IP address; beyond it (after
-	// AuthFailureBurst) the address gets 429 without its keys being
-	// checked. Default 10; negative disables the limit.
+	// AuthFailureBurst) the address's further failures get 429 (a valid
+	// key is always accepted; see package auth). Default 10; negative
+	// disables the limit.
 	AuthFailureLimit float64
 	// AuthFailureBurst defaults to 2 × AuthFailureLimit.
 	AuthFailureBurst int

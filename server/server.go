@@ -159,6 +159,7 @@ func (s *Server) openStores(ctx context.Context) error {
 		// care of abandoned uploads there.
 		RemoveStaleTemp: target.LocalBlobs(),
 		Logger:          cfg.Logger.With("component", target.BlobKind()),
+		S3BufferMemory:  cfg.S3BufferMemory,
 	})
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"math"
 	"net/http"
 	"time"
 
@@ -25,7 +26,7 @@ func (s *Server) buildTransports() (public, metrics *http.Server) {
 	cfg := s.cfg
 	log := cfg.Logger
 	// One authenticator: HTTP and WebSocket share its failure limiter.
-	authn := auth.New(s.meta, auth.Config{})
+	authn := auth.New(s.meta, auth.Config{TrustedProxies: cfg.TrustedProxies})
 	handler := httpapi.New(s.files, s.meta, httpapi.Config{
 		Logger:               log.With("component", "http"),
 		Registerer:           cfg.Registerer,
@@ -56,6 +57,15 @@ func (s *Server) buildTransports() (public, metrics *http.Server) {
 		EventMaxCount:     cfg.EventMaxCount,
 		Cleanup:           cleanup.WireRunner{Service: s.cleaner, Trigger: "websocket"},
 		Providers:         wsPusher{s.pusher},
+
+		// Issue 15's bounds. wsserver counts in int; over 2 GiB of
+		// cached results is no sensible setting, and the clamp keeps
+		// 32-bit builds right.
+		MaxSessionsPerKey:     cfg.WSMaxSessionsPerKey,
+		MaxPendingHellos:      cfg.WSMaxPendingHellos,
+		AnonHelloTimeout:      cfg.WSAnonHelloTimeout,
+		ResultCacheBytes:      int(min(cfg.WSResultCacheBytes, math.MaxInt32)),
+		ResultCacheTotalBytes: int(min(cfg.WSResultCacheTotalBytes, math.MaxInt32)),
 	})
 
 	// The WebSocket endpoint authenticates by itself (a browser can only

@@ -145,6 +145,13 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		"FILEHUB_TUS_EXPIRY":                 "12h",
 		"FILEHUB_MAX_OPEN_UPLOADS":           "13",
 		"FILEHUB_CORS_ORIGINS":               "https://a.example,https://b.example",
+		"FILEHUB_WS_MAX_SESSIONS_PER_KEY":    "12",
+		"FILEHUB_WS_MAX_PENDING_HELLOS":      "13",
+		"FILEHUB_WS_ANON_HELLO_TIMEOUT":      "1s",
+		"FILEHUB_WS_RESULT_CACHE_SIZE":       "1MiB",
+		"FILEHUB_WS_RESULT_CACHE_TOTAL":      "16MiB",
+		"FILEHUB_S3_BUFFER_MEMORY":           "128MiB",
+		"FILEHUB_TRUSTED_PROXIES":            "10.0.0.0/8,::1",
 	}
 	cfg, code, stderr := parseServe(t, env)
 	if code != ExitOK {
@@ -163,6 +170,9 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		MCPMaxUpload: 1 << 20, MCPMaxSessions: 12, MCPIdleTimeout: 13 * time.Minute, MCPRateLimit: -1,
 		TusExpiry: 12 * time.Hour, MaxOpenUploads: 13, CORSOrigins: []string{"https://a.example", "https://b.example"},
 		LogLevel: "debug", LogFormat: "json",
+		WSMaxSessionsPerKey: 12, WSMaxPendingHellos: 13, WSAnonHelloTimeout: time.Second,
+		WSResultCacheBytes: 1 << 20, WSResultCacheTotalBytes: 16 << 20, S3BufferMemory: 128 << 20,
+		TrustedProxies: []string{"10.0.0.0/8", "::1"},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("config =\n%+v\nwant\n%+v", cfg, want)

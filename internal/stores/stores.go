@@ -183,6 +183,9 @@ type BlobOptions struct {
 	// ones there, after the upload expiry).
 	RemoveStaleTemp bool
 	Logger          *slog.Logger // default: discard
+	// S3BufferMemory is s3.Config.BufferMemory for a bucket (0: its
+	// default, negative: no budget); ignored for the local disk.
+	S3BufferMemory int64
 }
 
 // OpenBlobs opens the blob store of t. Close it with CloseBlobs.
@@ -193,7 +196,7 @@ func OpenBlobs(ctx context.Context, t Target, o BlobOptions) (filehub.BlobStore,
 	if !t.LocalBlobs() {
 		// Credentials come from the standard AWS environment (the SDK's
 		// default chain), never from the URL.
-		store, err := s3.Open(ctx, t.Blobs, s3.Config{Logger: o.Logger})
+		store, err := s3.Open(ctx, t.Blobs, s3.Config{Logger: o.Logger, BufferMemory: o.S3BufferMemory})
 		if err != nil {
 			return nil, fmt.Errorf("open blob store: %w", err)
 		}
