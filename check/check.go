@@ -26,6 +26,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/filehub/filehub"
@@ -56,9 +57,10 @@ type Config struct {
 
 // Checker checks one pair of stores.
 type Checker struct {
-	meta  Store
-	blobs filehub.BlobStore
-	cfg   Config
+	meta    Store
+	blobs   filehub.BlobStore
+	cfg     Config
+	running atomic.Bool
 }
 
 // New returns a Checker of meta and blobs.
@@ -97,8 +99,14 @@ type run struct {
 // Check runs one check and returns its report. The actor of ctx
 // (filehub.WithActor) is recorded on the repairs' audit entries. An error
 // means the check could not finish (a store failed); what it found is not
-// an error but the report's problems (see api.CheckReport.OK).
+// an error but the report's problems (see api.CheckReport.OK). One check
+// runs at a time per Checker (ECONFLICT otherwise): with ReadData it reads
+// every object, and two would only compete for the disk.
 func (c *Checker) Check(ctx context.Context, req api.CheckRequest) (*api.CheckReport, error) {
+	if !c.running.CompareAndSwap(false, true) {
+		return nil, filehub.Errorf(filehub.ECONFLICT, "a check is already running")
+	}
+	defer c.running.Store(false)
 	r := &run{Checker: c, req: req, rnd: c.cfg.Rand}
 	if req.ReadData {
 		r.fraction = 1

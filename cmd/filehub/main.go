@@ -124,6 +124,7 @@ over the environment, which wins over the file.`,
 		newWatchCommand(env),
 		newCleanupCommand(env),
 		newAuditCommand(env),
+		newCheckCommand(env),
 		newMigrateCommand(env),
 		newVersionCommand(env),
 	)

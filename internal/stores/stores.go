@@ -121,11 +121,13 @@ func (t Target) Describe() string {
 	return meta + ", blobs on " + blobs
 }
 
-// Meta is what filehub needs of a metadata store: the MetaStore and the
-// cleanup service's CleanupStore. Both backends implement both.
+// Meta is what filehub needs of a metadata store: the MetaStore, the
+// cleanup service's CleanupStore and the consistency check's Checker. Both
+// backends implement all three.
 type Meta interface {
 	filehub.MetaStore
 	filehub.CleanupStore
+	filehub.Checker
 }
 
 // MetaOptions tune OpenMeta.
