@@ -25,7 +25,8 @@ import (
 // fixture is a data dir with its stores open.
 type fixture struct {
 	dir   string
-	meta  *sqlite.DB
+	meta  check.Store
+	path  string // SQLite's, for exec
 	blobs *localfs.Store
 }
 
@@ -41,7 +42,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{dir: dir, meta: meta, blobs: blobs}
+	return &fixture{dir: dir, meta: meta, path: meta.Path(), blobs: blobs}
 }
 
 // put stores content as a new file, the way the upload path does.
@@ -75,7 +76,7 @@ func (fx *fixture) objectPath(sum string) string {
 
 func (fx *fixture) exec(t *testing.T, q string, args ...any) {
 	t.Helper()
-	db, err := sql.Open("sqlite", fx.meta.Path()+"?_busy_timeout=5000")
+	db, err := sql.Open("sqlite", fx.path+"?_busy_timeout=5000")
 	if err != nil {
 		t.Fatal(err)
 	}
