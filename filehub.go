@@ -236,7 +236,8 @@ type MetaStore interface {
 
 	// CreateAPIKey stores k (ID, Name, Scopes, CreatedAt and Hash must be
 	// set). Returns EINVALID if k is incomplete (APIKey.Validate),
-	// ECONFLICT if the ID or hash exists.
+	// ECONFLICT if the ID, name or hash exists (names identify keys for
+	// RevokeAPIKey, so the store enforces their uniqueness, not callers).
 	CreateAPIKey(ctx context.Context, k *APIKey) error
 	// FindAPIKeyByHash returns the key with the given hash, revoked or not.
 	// Returns ENOTFOUND if there is none.

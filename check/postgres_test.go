@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/filehub/filehub/api"
+	"github.com/filehub/filehub/internal/citest"
 	"github.com/filehub/filehub/localfs"
 	"github.com/filehub/filehub/postgres"
 )
@@ -19,13 +20,7 @@ import (
 // side is the same code for S3): a skewed count and a deleted object are
 // found, and --repair fixes the count.
 func TestPostgres(t *testing.T) {
-	dsn := os.Getenv("FILEHUB_TEST_POSTGRES")
-	if dsn == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI is set but FILEHUB_TEST_POSTGRES is not: the PostgreSQL tests must run in CI")
-		}
-		t.Skip("FILEHUB_TEST_POSTGRES is not set")
-	}
+	dsn := citest.PostgresDSN(t)
 	var b [6]byte
 	rand.Read(b[:])
 	schema := "test_" + hex.EncodeToString(b[:])
