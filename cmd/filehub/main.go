@@ -33,9 +33,9 @@ import (
 
 func main() {
 	os.Exit(Execute(context.Background(), os.Args[1:], Env{
-		Stdin:  os.Stdin,
-		Stdout: os.Stdout,
-		Stderr: os.Stderr,
+		Stdin:     os.Stdin,
+		Stdout:    os.Stdout,
+		Stderr:    os.Stderr,
 		Getenv:    os.Getenv,
 		LookupEnv: os.LookupEnv,
 	}))
