@@ -91,11 +91,11 @@ type Report struct {
 	RSSMean  float64 `json:"rss_mean_mib"`
 	// Goroutines of the server at the start of the final half and at the
 	// end (go_goroutines).
-	GoroutinesMid int                `json:"goroutines_mid"`
-	GoroutinesEnd int                `json:"goroutines_end"`
-	RSS           []Sample           `json:"rss"`
-	Check         *api.CheckReport   `json:"check,omitempty"`
-	Problems      []string           `json:"problems"`
+	GoroutinesMid int              `json:"goroutines_mid"`
+	GoroutinesEnd int              `json:"goroutines_end"`
+	RSS           []Sample         `json:"rss"`
+	Check         *api.CheckReport `json:"check,omitempty"`
+	Problems      []string         `json:"problems"`
 
 	mu sync.Mutex // guards Problems while the run goes on
 }
