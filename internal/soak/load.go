@@ -151,12 +151,12 @@ func (r *run) cutter(ctx context.Context) {
 	}
 }
 
-// sampler records the server's RSS every 250ms, and its goroutines at the
-// start of the final half.
+// sampler records the server's RSS every 250ms, and its goroutines once
+// the kills have stopped (two thirds into the run).
 func (r *run) sampler(ctx context.Context) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
-	mid := r.start.Add(r.cfg.Duration / 2)
+	quiet := r.start.Add(r.cfg.Duration * 2 / 3)
 	for {
 		select {
 		case <-ctx.Done():
@@ -167,7 +167,7 @@ func (r *run) sampler(ctx context.Context) {
 		if v, err := rss(pid); err == nil {
 			r.rss = append(r.rss, Sample{At: time.Since(r.start), RSS: v, Pid: pid})
 		}
-		if r.rep.GoroutinesMid == 0 && time.Now().After(mid) && time.Now().After(r.start.Add(r.cfg.Duration*2/3)) {
+		if r.rep.GoroutinesMid == 0 && time.Now().After(quiet) {
 			if n, err := goroutines(ctx, r.url, r.key); err == nil {
 				r.rep.GoroutinesMid = n
 			}

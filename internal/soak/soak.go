@@ -89,8 +89,8 @@ type Report struct {
 	// half of its samples, in MiB per minute (least squares).
 	RSSSlope float64 `json:"rss_slope_mib_per_min"`
 	RSSMean  float64 `json:"rss_mean_mib"`
-	// Goroutines of the server at the start of the final half and at the
-	// end (go_goroutines).
+	// Goroutines of the final server process once the kills have stopped
+	// (two thirds into the run) and at the end (go_goroutines).
 	GoroutinesMid int              `json:"goroutines_mid"`
 	GoroutinesEnd int              `json:"goroutines_end"`
 	RSS           []Sample         `json:"rss"`
