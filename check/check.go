@@ -24,6 +24,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -136,6 +137,10 @@ func (c *Checker) Check(ctx context.Context, req api.CheckRequest) (*api.CheckRe
 	if err := r.auditLog(ctx); err != nil {
 		return nil, err
 	}
+	// By kind, in the order found within a kind (sum order for blobs).
+	byKind := func(a, b api.CheckProblem) int { return strings.Compare(a.Kind, b.Kind) }
+	slices.SortStableFunc(r.rep.Problems, byKind)
+	slices.SortStableFunc(r.rep.Notices, byKind)
 	r.rep.FinishedAt = c.cfg.Now().UTC()
 	return r.rep, nil
 }
