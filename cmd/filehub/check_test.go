@@ -105,3 +105,46 @@ func TestCheck(t *testing.T) {
 	MustFail(t, map[string]string{}, main.ExitFailure, "in use by another filehub server", "check", "--repair", "--data-dir", dataDir)
 	MustFail(t, env, main.ExitUsage, "percentage", "check", "--read-data-subset", "0%")
 }
+
+// TestCheckOnSharedStores runs check directly on PostgreSQL and S3 (--db,
+// --blobs) next to the server using them: clean, then a deleted object
+// is found by its sum and file.
+func TestCheckOnSharedStores(t *testing.T) {
+	db := mustPostgresSchema(t)
+	s3srv := newFakeS3(t)
+	for _, kv := range s3srv.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v) // the S3 client of this process reads them
+	}
+	s := MustRunMain(t, t.TempDir(), map[string]string{"FILEHUB_BOOTSTRAP_KEY": testKey}, func(c *main.ServeConfig) {
+		c.DB, c.Blobs, c.CleanupInterval = db, s3srv.URL, 0
+	})
+	env := clientEnv(s, testKey)
+	kept := uploadFile(t, env, "a.txt", "kept in the bucket")
+	lost := uploadFile(t, env, "b.txt", "lost from the bucket")
+
+	rep := mustCheckReport(t, MustCLI(t, nil, "check", "--read-data", "--json", "--db", db, "--blobs", s3srv.URL).Stdout)
+	if !rep.OK() || rep.Blobs != 2 || rep.BlobsRead != 2 || rep.Objects != 2 {
+		t.Fatalf("check of healthy shared stores = %+v", rep)
+	}
+	var key string
+	for _, k := range s3srv.keys(t, "") {
+		if strings.HasSuffix(k, lost.SHA256) {
+			key = k
+		}
+	}
+	if key == "" {
+		t.Fatalf("no object of %s in the bucket", lost.SHA256)
+	}
+	if _, err := s3srv.backend.DeleteObject(s3srv.bucket, key); err != nil {
+		t.Fatal(err)
+	}
+	r := CLI(t, nil, nil, "check", "--json", "--db", db, "--blobs", s3srv.URL)
+	if r.Code != main.ExitFailure {
+		t.Fatalf("check after deleting an object: exit %d, stderr %s", r.Code, r.Stderr)
+	}
+	p := problemOf(mustCheckReport(t, r.Stdout), api.CheckMissingObject)
+	if p == nil || p.SHA256 != lost.SHA256 || len(p.FileIDs) != 1 || p.FileIDs[0] != lost.ID {
+		t.Errorf("missing_object = %+v, want %s of file %s (not %s)", p, lost.SHA256, lost.ID, kept.ID)
+	}
+}
