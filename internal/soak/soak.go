@@ -89,6 +89,10 @@ type Report struct {
 	// half of its samples, in MiB per minute (least squares).
 	RSSSlope float64 `json:"rss_slope_mib_per_min"`
 	RSSMean  float64 `json:"rss_mean_mib"`
+	// RSSGrowth is the slope times the window it was measured over
+	// (RSSWindow): the growth in MiB the trend line predicts across it.
+	RSSGrowth float64       `json:"rss_growth_mib"`
+	RSSWindow time.Duration `json:"rss_window"`
 	// Goroutines of the final server process once the kills have stopped
 	// (two thirds into the run) and at the end (go_goroutines).
 	GoroutinesMid int              `json:"goroutines_mid"`

@@ -58,12 +58,16 @@ func TestSoak(t *testing.T) {
 	if rep.Check == nil || !rep.Check.OK() {
 		t.Errorf("check after the soak: %+v", rep.Check)
 	}
-	// "Did not grow": over the last half of the final process's life the
-	// least-squares growth stays under 25% of its mean RSS per minute,
-	// loose enough for the GC's sawtooth over a short window, tight
-	// enough for a leak of the load's scale (each upload is 1-64 KiB).
-	if rep.RSSMean > 0 && rep.RSSSlope > 0.25*rep.RSSMean {
-		t.Errorf("server RSS grew %.1f MiB/min over the last half (mean %.1f MiB)", rep.RSSSlope, rep.RSSMean)
+	// "Did not grow": the trend of the final process's RSS over the last
+	// half of its life predicts less than 8 MiB (or 15% of its mean) of
+	// growth across that window. CI's window is ~10 s, where a slope in
+	// MiB/min is dominated by the GC's sawtooth and a young process's
+	// warming caches, so the bound is on the growth itself; a leak of the
+	// load's scale (uploads of 1-64 KiB at ~250 ops/s) exceeds it. The
+	// 30-minute run is where the slope itself means something.
+	if rep.RSSMean > 0 && rep.RSSGrowth > max(8, 0.15*rep.RSSMean) {
+		t.Errorf("server RSS grew %.1f MiB over the last %s (%.1f MiB/min, mean %.1f MiB)",
+			rep.RSSGrowth, rep.RSSWindow, rep.RSSSlope, rep.RSSMean)
 	}
 	if rep.GoroutinesMid > 0 && rep.GoroutinesEnd > rep.GoroutinesMid+50 {
 		t.Errorf("server goroutines grew from %d to %d", rep.GoroutinesMid, rep.GoroutinesEnd)

@@ -60,6 +60,8 @@ func (r *run) memory() {
 		r.rep.RSSSlope = (n*sxy - sx*sy) / d
 	}
 	r.rep.RSSMean = sy / n
+	r.rep.RSSWindow = half[len(half)-1].At - half[0].At
+	r.rep.RSSGrowth = r.rep.RSSSlope * r.rep.RSSWindow.Minutes()
 }
 
 // watchStreams uploads a marker and waits until every watcher has printed
