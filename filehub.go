@@ -237,7 +237,8 @@ type MetaStore interface {
 
 	// CreateAPIKey stores k (ID, Name, Scopes, CreatedAt and Hash must be
 	// set). Returns EINVALID if k is incomplete (APIKey.Validate),
-	// ECONFLICT if the ID or hash exists.
+	// ECONFLICT if the ID, name or hash exists (names identify keys for
+	// RevokeAPIKey, so the store enforces their uniqueness, not callers).
 	CreateAPIKey(ctx context.Context, k *APIKey) error
 	// FindAPIKeyByHash returns the key with the given hash, revoked or not.
 	// Returns ENOTFOUND if there is none.
@@ -725,4 +726,45 @@ type TempCleaner interface {
 	// error. Returns EINVALID for a name WalkTemp cannot have reported
 	// (never a path).
 	RemoveTemp(ctx context.Context, name string) error
+}
+
+// AuditRefCountRepaired is the audit action of `filehub check --repair`
+// setting a blob's reference count to the number of files pointing at it.
+const AuditRefCountRepaired = "blob.refcount_repaired"
+
+// FileRef is one file record as the consistency check sees it.
+type FileRef struct {
+	ID      string `json:"id"`
+	Size    int64  `json:"size"`
+	Deleted bool   `json:"deleted,omitempty"`
+}
+
+// BlobRefs is a blob record and the file records (live or soft-deleted)
+// that point at it.
+type BlobRefs struct {
+	Blob
+	Files []FileRef
+}
+
+// Checker is an optional capability of a MetaStore: the reads and the one
+// repair of `filehub check`. Files cannot point at a missing blob record
+// (both stores enforce it with a foreign key), so a blob-ordered scan sees
+// every file.
+type Checker interface {
+	// ListBlobRefs returns up to limit blob records with SHA256 > after,
+	// in SHA256 order, each with every file record whose SHA256 is the
+	// blob's (in ID order). Each page is read in one snapshot, so a
+	// record's RefCount and its Files agree unless the store is
+	// inconsistent. A limit of 0 or less means 1000.
+	ListBlobRefs(ctx context.Context, after string, limit int) ([]*BlobRefs, error)
+
+	// RepairRefCount sets blob sum's reference count to the number of file
+	// records pointing at it, inside the store's serialized writer (so a
+	// concurrent upload or purge is counted exactly once). When the count
+	// changes it also sets UnreferencedSince to at (new count 0, if not
+	// already set) or clears it and MarkedAt (new count above 0), and
+	// appends audit (TargetKind, Target and Bytes filled in) in the same
+	// transaction. It returns the counts before and after. Returns
+	// ENOTFOUND if there is no blob record sum.
+	RepairRefCount(ctx context.Context, sum string, at time.Time, audit AuditEntry) (before, after int64, err error)
 }

@@ -111,6 +111,10 @@ type Config struct {
 	// saying that the server has no cleanup service.
 	Cleanup Cleanup
 
+	// Check serves POST /v1/check (admin scope), the consistency check.
+	// Nil: the route answers 404 (not_found).
+	Check Checker
+
 	// Providers serves POST /v1/files/{id}/providers/{name} (write
 	// scope). Nil: the route answers 404 (not_found, unknown provider).
 	Providers Pusher
@@ -240,6 +244,7 @@ var routes = []Route{
 	{"GET", "/v1/cleanup/config", filehub.ScopeAdmin, (*Handler).cleanupConfig, nil},
 	{"PATCH", "/v1/cleanup/config", filehub.ScopeAdmin, (*Handler).cleanupConfigPatch, nil},
 	{"GET", "/v1/audit", filehub.ScopeAdmin, (*Handler).audit, nil},
+	{"POST", "/v1/check", filehub.ScopeAdmin, (*Handler).check, nil},
 }
 
 // Routes returns the endpoints this Handler serves (without /metrics when it

@@ -39,6 +39,12 @@ type Config struct {
 	// a second listener, and /metrics is then not offered on Listen.
 	// Default "": /metrics is served on Listen to admin or metrics keys.
 	MetricsListen string
+	// TLSCertFile and TLSKeyFile, both set, serve Listen over TLS (HTTPS,
+	// HTTP/2 and wss://) with this PEM certificate chain and key, re-read
+	// whenever either file changes. Default "": plain HTTP (behind a
+	// TLS-terminating proxy).
+	TLSCertFile string
+	TLSKeyFile  string
 
 	// MaxUploadSize is the largest file accepted, in bytes. Default
 	// files.DefaultMaxUploadSize.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/auth"
+	"github.com/filehub/filehub/check"
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/httpapi"
 	"github.com/filehub/filehub/mcpserver"
@@ -40,6 +41,7 @@ func (s *Server) buildTransports() (public, metrics *http.Server) {
 		// the public one at all.
 		DisableMetricsRoute: cfg.MetricsListen != "",
 		Cleanup:             s.cleaner,
+		Check:               check.New(s.meta, s.blobs, check.Config{Logger: log.With("component", "check")}),
 		Providers:           s.pusher,
 	})
 	s.mountTus(handler)

@@ -464,3 +464,51 @@ func TestServerConfig(t *testing.T) {
 		t.Errorf("provider without key: %v, want a usage error", err)
 	}
 }
+
+// TestEmptyEnvClearsList: FILEHUB_DENY_TYPES="" (set, empty) clears the
+// deny list, down to the server's Config (an empty non-nil slice, not the
+// nil that means the default); an empty scalar variable is still unset, and
+// an unset list keeps its default. deny-types = [] in the file clears too.
+func TestEmptyEnvClearsList(t *testing.T) {
+	parse := func(env map[string]string, args ...string) ServeConfig {
+		t.Helper()
+		var got ServeConfig
+		var stderr bytes.Buffer
+		code := Execute(context.Background(), append([]string{"serve"}, args...), Env{
+			Stdout:    &bytes.Buffer{},
+			Stderr:    &stderr,
+			Getenv:    func(k string) string { return env[k] },
+			LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+			serve: func(_ context.Context, cfg ServeConfig, _ Env) error {
+				got = cfg
+				return nil
+			},
+		})
+		if code != 0 {
+			t.Fatalf("serve %v with %v: exit %d: %s", args, env, code, stderr.String())
+		}
+		return got
+	}
+	cfg := parse(map[string]string{"FILEHUB_DENY_TYPES": "", "FILEHUB_LISTEN": ""})
+	if cfg.DenyTypes == nil || len(cfg.DenyTypes) != 0 {
+		t.Errorf("FILEHUB_DENY_TYPES=\"\": deny types = %#v, want empty and non-nil", cfg.DenyTypes)
+	}
+	if sc, err := cfg.ServerConfig(nil); err != nil || sc.DenyTypes == nil || len(sc.DenyTypes) != 0 {
+		t.Errorf("server config deny types = %#v, %v; want empty and non-nil (nil is the default list)", sc.DenyTypes, err)
+	}
+	if cfg.Listen == "" {
+		t.Error("FILEHUB_LISTEN=\"\" cleared the listen address; an empty scalar must count as unset")
+	}
+	if cfg := parse(map[string]string{}); len(cfg.DenyTypes) == 0 {
+		t.Error("unset FILEHUB_DENY_TYPES cleared the default deny list")
+	}
+	file := writeFile(t, "f.toml", "deny-types = []\n")
+	if cfg := parse(nil, "--config", file); cfg.DenyTypes == nil || len(cfg.DenyTypes) != 0 {
+		t.Errorf("deny-types = []: %#v, want empty", cfg.DenyTypes)
+	}
+	// The environment wins over the file, also when it clears.
+	file = writeFile(t, "g.toml", "deny-types = [\"text/*\"]\n")
+	if cfg := parse(map[string]string{"FILEHUB_DENY_TYPES": ""}, "--config", file); len(cfg.DenyTypes) != 0 {
+		t.Errorf("FILEHUB_DENY_TYPES=\"\" over a file list: %#v, want empty", cfg.DenyTypes)
+	}
+}

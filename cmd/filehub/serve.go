@@ -35,6 +35,8 @@ type ServeConfig struct {
 	Blobs         string
 	Listen        string
 	MetricsListen string // "" serves /metrics on Listen, behind auth
+	TLSCert       string // PEM files; both set: HTTPS on Listen
+	TLSKey        string
 
 	MaxUploadSize int64
 	MinFreeSpace  int64 // 0 disables the free-space floor
@@ -151,6 +153,8 @@ func bindServeFlags(fs interface {
 	fs.StringVar(&c.DB, "db", c.DB, "metadata database: empty for SQLite under --data-dir, or a postgres:// URL (keep its password in the environment)")
 	fs.StringVar(&c.Blobs, "blobs", c.Blobs, "blob storage: empty for the local disk under --data-dir, or 's3://BUCKET?endpoint=URL&region=REGION&path_style=true' (credentials from AWS_* variables)")
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address of the HTTP API")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate chain: serve --listen over HTTPS (HTTP/2, wss://) with it and --tls-key; re-read when the files change")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "address serving /metrics and /readyz without auth; empty: off, /metrics is served on --listen to admin or metrics keys")
 	fs.DurationVar(&c.TrashGrace, "trash-grace", c.TrashGrace, "how long a deleted file can be restored before it may be purged")
 	fs.DurationVar(&c.BlobGrace, "blob-grace", c.BlobGrace, "cleanup: how long an unreferenced blob or an object without a record is kept before it is deleted")
@@ -250,7 +254,8 @@ once.`,
 		"mcp-max-upload", "mcp-max-sessions", "mcp-session-idle-timeout", "mcp-rate-limit",
 		"tus-expiry", "max-open-uploads", "cors-origins",
 		"ws-max-sessions-per-key", "ws-max-pending-hellos", "ws-anon-hello-timeout",
-		"ws-result-cache-size", "ws-result-cache-total", "s3-buffer-memory", "trusted-proxies")
+		"ws-result-cache-size", "ws-result-cache-total", "s3-buffer-memory", "trusted-proxies",
+		"tls-cert", "tls-key")
 	return cmd
 }
 
@@ -317,6 +322,9 @@ func (c ServeConfig) ServerConfig(environ []string) (server.Config, error) {
 	if err := checkStores(storeTarget{DataDir: c.DataDir, DB: c.DB, Blobs: c.Blobs}); err != nil {
 		return server.Config{}, err
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return server.Config{}, usageErrorf("--tls-cert and --tls-key go together")
+	}
 	provs, err := parseProviders(environ, c.Providers)
 	if err != nil {
 		return server.Config{}, err
@@ -334,6 +342,8 @@ func (c ServeConfig) ServerConfig(environ []string) (server.Config, error) {
 		Blobs:                c.Blobs,
 		Listen:               c.Listen,
 		MetricsListen:        c.MetricsListen,
+		TLSCertFile:          c.TLSCert,
+		TLSKeyFile:           c.TLSKey,
 		MaxUploadSize:        c.MaxUploadSize,
 		MinFreeSpace:         c.MinFreeSpace,
 		TrashGrace:           c.TrashGrace,
