@@ -166,7 +166,7 @@ func TestReconnectStormIsSpreadByJitter(t *testing.T) {
 	}
 	const clients = 1000
 	const window = 400 * time.Millisecond // Backoff.Initial: first retry in [0, window]
-	srv := mustStartTunedServer(t, func(c *wsserver.Config) { c.MaxConnsPerKey = clients + 10 })
+	srv := mustStartTunedServer(t, func(c *wsserver.Config) { c.MaxConnsPerKey, c.MaxSessionsPerKey = clients+10, clients+10 })
 
 	var (
 		mu         sync.Mutex
@@ -210,7 +210,7 @@ func TestReconnectStormIsSpreadByJitter(t *testing.T) {
 	restarted = true
 	down = time.Now()
 	mu.Unlock()
-	srv.restartTuned(t, func(c *wsserver.Config) { c.MaxConnsPerKey = clients + 10 }) // its cleanup stops it
+	srv.restartTuned(t, func(c *wsserver.Config) { c.MaxConnsPerKey, c.MaxSessionsPerKey = clients+10, clients+10 }) // its cleanup stops it
 
 	back := map[int]bool{}
 	deadline := time.After(60 * time.Second)

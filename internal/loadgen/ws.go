@@ -32,7 +32,8 @@ type WSServerConfig struct {
 	// Key is the secret of the read-write API key to create (kept if it
 	// exists already). Default: a new secret.
 	Key string
-	// MaxConnsPerKey bounds the WebSocket connections of one key.
+	// MaxConnsPerKey bounds the WebSocket connections (and sessions) of
+	// one key.
 	// Default: the daemon's (wsserver.DefaultMaxConnsPerKey).
 	MaxConnsPerKey int
 	// Logger receives the daemon's logs. Default: discard.
@@ -70,10 +71,13 @@ func StartWSServer(ctx context.Context, cfg WSServerConfig) (*WSServer, error) {
 		DataDir:          cfg.Dir,
 		Listen:           cfg.Addr,
 		WSMaxConnsPerKey: cfg.MaxConnsPerKey,
-		MinFreeSpace:     -1,
-		RateLimit:        -1,
-		CleanupInterval:  -1,
-		Logger:           cfg.Logger,
+		// The load tools open every connection with one key: each needs
+		// a session too.
+		WSMaxSessionsPerKey: cfg.MaxConnsPerKey,
+		MinFreeSpace:        -1,
+		RateLimit:           -1,
+		CleanupInterval:     -1,
+		Logger:              cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
