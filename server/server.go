@@ -220,6 +220,12 @@ func (s *Server) Run(ctx context.Context) error {
 	defer wsStop()
 	group.Go(func() error { return s.ws.Run(wsCtx) })
 	group.Go(func() error { return s.notifier.forward(wsCtx, s.ws) })
+	// A store shared by several processes may tell at once of events
+	// the others append (PostgreSQL: LISTEN/NOTIFY); the hub's poll
+	// stays as the safety net for what such a store cannot hear.
+	if w, ok := s.meta.(filehub.EventWaker); ok {
+		group.Go(func() error { return w.WatchEvents(wsCtx, s.notifier.Notify) })
+	}
 	cleanupCtx, cleanupStop := context.WithCancel(gctx)
 	defer cleanupStop()
 	if s.cfg.CleanupInterval > 0 {
