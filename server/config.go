@@ -35,6 +35,10 @@ type Config struct {
 	// a second listener, and /metrics is then not offered on Listen.
 	// Default "": /metrics is served on Listen to admin or metrics keys.
 	MetricsListen string
+	// PprofListen, if set, serves Go's profiles (/debug/pprof/…) on a
+	// listener of its own to API keys with the metrics or admin scope.
+	// Default "": off.
+	PprofListen string
 
 	// MaxUploadSize is the largest file accepted, in bytes. Default
 	// files.DefaultMaxUploadSize.

@@ -175,12 +175,17 @@ func (s *Server) openStores(ctx context.Context) error {
 // bindListeners binds every listener before any serves, so that a taken
 // port fails New instead of leaving a half-started server.
 func (s *Server) bindListeners() error {
-	api, metrics := s.buildTransports()
+	api, metrics, profiles := s.buildTransports()
 	if err := s.bind("api", s.cfg.Listen, api); err != nil {
 		return err
 	}
 	if metrics != nil {
 		if err := s.bind("metrics", s.cfg.MetricsListen, metrics); err != nil {
+			return err
+		}
+	}
+	if profiles != nil {
+		if err := s.bind("pprof", s.cfg.PprofListen, profiles); err != nil {
 			return err
 		}
 	}
@@ -351,11 +356,19 @@ func (s *Server) Addr() string { return s.listeners[0].ln.Addr().String() }
 
 // MetricsAddr returns the address of the metrics listener, or "" if there
 // is none.
-func (s *Server) MetricsAddr() string {
-	if len(s.listeners) < 2 {
-		return ""
+func (s *Server) MetricsAddr() string { return s.listenerAddr("metrics") }
+
+// PprofAddr returns the address of the profiling listener
+// (Config.PprofListen), or "" if there is none.
+func (s *Server) PprofAddr() string { return s.listenerAddr("pprof") }
+
+func (s *Server) listenerAddr(name string) string {
+	for _, l := range s.listeners {
+		if l.name == name {
+			return l.ln.Addr().String()
+		}
 	}
-	return s.listeners[1].ln.Addr().String()
+	return ""
 }
 
 // BootstrapKey returns the secret of the admin key New generated because

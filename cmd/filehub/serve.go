@@ -30,6 +30,7 @@ type ServeConfig struct {
 	Blobs         string
 	Listen        string
 	MetricsListen string // "" serves /metrics on Listen, behind auth
+	PprofListen   string // "" serves no profiles
 
 	MaxUploadSize int64
 	MinFreeSpace  int64 // 0 disables the free-space floor
@@ -111,6 +112,7 @@ func bindServeFlags(fs interface {
 	fs.StringVar(&c.Blobs, "blobs", c.Blobs, "blob storage: empty for the local disk under --data-dir, or 's3://BUCKET?endpoint=URL&region=REGION&path_style=true' (credentials from AWS_* variables)")
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address of the HTTP API")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "address serving /metrics and /readyz without auth; empty: off, /metrics is served on --listen to admin or metrics keys")
+	fs.StringVar(&c.PprofListen, "pprof-listen", c.PprofListen, "address serving Go's profiles (/debug/pprof/) to metrics or admin keys; empty: off")
 	fs.DurationVar(&c.TrashGrace, "trash-grace", c.TrashGrace, "how long a deleted file can be restored before it may be purged")
 	fs.DurationVar(&c.BlobGrace, "blob-grace", c.BlobGrace, "cleanup: how long an unreferenced blob or an object without a record is kept before it is deleted")
 	fs.DurationVar(&c.UploadExpiry, "upload-expiry", c.UploadExpiry, "cleanup: how long an abandoned upload's temp file may stay inactive before it is removed")
@@ -178,7 +180,7 @@ once.`,
 	fs.Var(&wsMaxMsg, "ws-max-message-size", "largest WebSocket message accepted; larger ones close the connection (1009)")
 	fs.SortFlags = true
 	configurable(fs,
-		"data-dir", "db", "blobs", "listen", "metrics-listen", "max-upload-size", "min-free-space", "trash-grace",
+		"data-dir", "db", "blobs", "listen", "metrics-listen", "pprof-listen", "max-upload-size", "min-free-space", "trash-grace",
 		"allow-types", "deny-types", "rate-limit", "rate-burst", "max-concurrent-uploads",
 		"upload-stall-timeout", "shutdown-timeout", "log-level", "log-format",
 		"ws-session-ttl", "ws-ping-interval", "ws-pong-timeout", "ws-max-connections-per-key",
@@ -260,6 +262,7 @@ func (c ServeConfig) ServerConfig(environ []string) (server.Config, error) {
 		Blobs:                c.Blobs,
 		Listen:               c.Listen,
 		MetricsListen:        c.MetricsListen,
+		PprofListen:          c.PprofListen,
 		MaxUploadSize:        c.MaxUploadSize,
 		MinFreeSpace:         c.MinFreeSpace,
 		TrashGrace:           c.TrashGrace,
