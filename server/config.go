@@ -79,8 +79,9 @@ type Config struct {
 	WSMaxConnsPerKey int
 	WSMaxMessageSize int64
 	// WSEventPollInterval is how often the event hub looks for events
-	// written by other processes; this process's own wake it at once.
-	// Default: wsserver's (250ms).
+	// written by other processes; this process's own wake it at once, and
+	// so do other processes' on PostgreSQL (filehub.EventWaker), where the
+	// poll is only the safety net. Default: wsserver's (250ms).
 	WSEventPollInterval time.Duration
 	// EventRetention and EventMaxCount bound the event log. Defaults
 	// wsserver.DefaultEventRetention and DefaultEventMaxCount.
