@@ -18,9 +18,8 @@ import (
 // collision would only cause spurious wake-ups.
 const eventChannelSQL = `'filehub_events_' || left(md5(current_schema()), 16)`
 
-// Timings of the listener. Variables so the package's tests could shorten
-// them; nothing changes them at run time.
-var (
+// Timings of the listener.
+const (
 	// listenPingEvery is how long the listener waits for a notification
 	// before it pings the server, so that a connection that died without
 	// a word (a host gone, a NAT entry expired) is noticed within about
