@@ -512,6 +512,23 @@ type EventAppender interface {
 	AppendEvent(ctx context.Context, e *Event) error
 }
 
+// EventWaker is an optional capability of a MetaStore that several
+// processes share: it hears at once that any of them appended events, so a
+// reader of the log (the WebSocket event hub) need not wait for its next
+// poll. A wake-up carries no events and may be spurious or coalesced;
+// readers still read the log after each, and keep polling as a safety net
+// for wake-ups lost while the store was unreachable.
+type EventWaker interface {
+	// WatchEvents calls wake each time events may have been appended,
+	// by this process or another, until ctx ends, and then returns nil.
+	// wake must not block. WatchEvents also calls wake each time it
+	// (re)starts listening, since appends made while it was not listening
+	// were not heard. It rides out store outages by itself (reconnecting
+	// with backoff) and returns an error only for a fault retrying
+	// cannot mend.
+	WatchEvents(ctx context.Context, wake func()) error
+}
+
 // CleanupRunStore keeps the record of every cleanup run.
 type CleanupRunStore interface {
 	// InsertRun records a new run (ID is assigned and set; an empty Actor

@@ -56,6 +56,14 @@
 // flush) at a time. The audit log uses a second counter row the same way,
 // always locked before the events row when a transaction writes both.
 //
+// # Notifications
+//
+// Every event insert also sends a NOTIFY on the schema's event channel,
+// delivered by PostgreSQL only when the transaction commits; WatchEvents
+// (filehub.EventWaker) listens on it on a connection of its own, so other
+// processes' readers of the log wake within milliseconds instead of at
+// their next poll.
+//
 // # Failures
 //
 // Connections are opened with a short timeout (Config.ConnectTimeout), so

@@ -21,9 +21,14 @@ const trimChunk = 10_000
 // 'events' counter row, whose row lock the UPDATE takes and tx holds until
 // it ends (see the package doc): it must be the last statement of the
 // transaction but for audit entries, and those are appended before it.
+//
+// The same statement queues a NOTIFY on the schema's event channel (see
+// WatchEvents), which PostgreSQL delivers to the listeners when, and only
+// if, tx commits: no listener hears of an event it cannot read yet.
 func insertEvent(ctx context.Context, tx pgx.Tx, typ string, at time.Time, file, run []byte) error {
-	_, err := tx.Exec(ctx, `WITH n AS (UPDATE log_counters SET last = last + 1 WHERE name = 'events' RETURNING last)
-		INSERT INTO events (id, type, time, file, run) SELECT last, $1, $2, $3, $4 FROM n`,
+	_, err := tx.Exec(ctx, `WITH n AS (UPDATE log_counters SET last = last + 1 WHERE name = 'events' RETURNING last),
+		i AS (INSERT INTO events (id, type, time, file, run) SELECT last, $1, $2, $3, $4 FROM n RETURNING id)
+		SELECT pg_notify(`+eventChannelSQL+`, id::text) FROM i`,
 		typ, at, jsonArg(file), jsonArg(run))
 	return mapError(ctx, "insert event", err)
 }

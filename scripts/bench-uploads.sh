@@ -7,9 +7,10 @@
 #   scripts/bench-uploads.sh            # all scenarios, 3 rounds
 #   ROUNDS=5 scripts/bench-uploads.sh small
 #
-# Scenarios: large (1 x 1 GiB; LARGE_SIZE overrides), small (2,000 x 4 KiB
-# at concurrency 50), many (100 concurrent 10 MiB uploads, with server peak
-# RSS), dup (duplicate content). Only 127.0.0.1 is used.
+# Scenarios: large (1 x 1 GiB; LARGE_SIZE overrides), small (10,000 x 4 KiB
+# at concurrency 50; SMALL_N overrides the count), many (100 concurrent
+# 10 MiB uploads, with server peak RSS), dup (duplicate content). Only
+# 127.0.0.1 is used.
 #
 # Stores (default: SQLite + local disk under a fresh data dir):
 #
@@ -37,6 +38,16 @@
 #       runs it as a third target in every round, alternating with the
 #       reference and the working tree's filehub; the summary adds the
 #       filehub/base ratio per round.
+#
+# tusd as a peer:
+#
+#   TUSD=1 scripts/bench-uploads.sh small large
+#       installs tusd (TUSD_VERSION, default v2.9.1) with go install into a
+#       temporary GOBIN and runs it as one more target in every round, on
+#       its file store in a fresh directory; the load tool sends each
+#       upload as one tus creation-with-upload request (--tus). tusd
+#       neither hashes nor fsyncs, so it is a rate to beat, not a like-for-
+#       like durable write.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +55,7 @@ ROUNDS="${ROUNDS:-3}"
 DB="${DB:-}"
 BLOBS="${BLOBS:-}"
 LARGE_SIZE="${LARGE_SIZE:-1GiB}"
+SMALL_N="${SMALL_N:-10000}"
 BENCH_SCHEMA=filehub_bench
 SCENARIOS=("${@:-large small many dup}")
 read -r -a SCENARIOS <<<"${SCENARIOS[*]}"
@@ -80,11 +92,16 @@ if [ -n "$BASE_REV" ]; then
 	git worktree add -q --detach "$WORK/base-src" "$BASE_REV"
 	(cd "$WORK/base-src" && go build -o "$WORK/filehub-base" ./cmd/filehub)
 	git worktree remove --force "$WORK/base-src"
-	TARGETS=(reference filehub base)
+	TARGETS+=(base)
+fi
+if [ "${TUSD:-}" = 1 ]; then
+	GOBIN="$WORK/gobin" go install "github.com/tus/tusd/v2/cmd/tusd@${TUSD_VERSION:-v2.9.1}"
+	TARGETS+=(tusd)
 fi
 KEY="fhk_benchmark_key_$(date +%s)_local_only_0123456789"
 PORT_FH=18181
 PORT_REF=18182
+PORT_TUSD=18183
 
 wait_port() { # wait until something accepts on 127.0.0.1:$1
 	for _ in $(seq 1 100); do
@@ -127,6 +144,14 @@ start_reference() {
 	wait_port "$PORT_REF"
 }
 
+start_tusd() {
+	rm -rf "$DATA/tusd-data"
+	"$WORK/gobin/tusd" -host 127.0.0.1 -port "$PORT_TUSD" -upload-dir "$DATA/tusd-data" \
+		-base-path /files/ -disable-download -disable-termination >"$WORK/tusd.log" 2>&1 &
+	SERVER_PID=$!
+	wait_port "$PORT_TUSD"
+}
+
 stop_server() {
 	kill "$SERVER_PID" 2>/dev/null || true
 	wait "$SERVER_PID" 2>/dev/null || true
@@ -145,7 +170,7 @@ CLK_TCK="$(getconf CLK_TCK)"
 scenario_args() {
 	case "$1" in
 	large) echo "-n 1 -c 1 --size $LARGE_SIZE" ;;
-	small) echo "-n 2000 -c 50 --size 4KiB" ;;
+	small) echo "-n $SMALL_N -c 50 --size 4KiB" ;;
 	many) echo "-n 100 -c 100 --size 10MiB" ;;
 	dup) echo "-n 200 -c 10 --size 1MiB --duplicate" ;;
 	*) echo "unknown scenario $1" >&2; exit 2 ;;
@@ -164,13 +189,18 @@ for scenario in "${SCENARIOS[@]}"; do
 			elif [ "$target" = base ]; then
 				start_filehub "$WORK/filehub-base"
 				url="http://127.0.0.1:$PORT_FH/v1/files"
+			elif [ "$target" = tusd ]; then
+				start_tusd
+				url="http://127.0.0.1:$PORT_TUSD/files/"
 			else
 				start_reference
 				url="http://127.0.0.1:$PORT_REF/"
 			fi
 			cpu0="$(cpu_ticks "$SERVER_PID")"
 			# shellcheck disable=SC2086
-			out="$("$WORK/filehub-load" upload --url "$url" --key "$KEY" --pid "$SERVER_PID" $args)"
+			tus=""
+			[ "$target" = tusd ] && tus="--tus"
+			out="$("$WORK/filehub-load" upload --url "$url" --key "$KEY" --pid "$SERVER_PID" $tus $args)"
 			cpu1="$(cpu_ticks "$SERVER_PID")"
 			# Server CPU per upload (user+system, µs): steadier than the rate
 			# on a noisy machine.
@@ -178,7 +208,7 @@ for scenario in "${SCENARIOS[@]}"; do
 			cpu_us="$(awk -v a="$cpu0" -v b="$cpu1" -v t="$CLK_TCK" -v n="$n_uploads" 'BEGIN { printf "%.0f", (b - a) / t / n * 1e6 }')"
 			out="${out%\}},\"server_cpu_us_per_upload\":$cpu_us}"
 			blob_bytes=0
-			if [ "$target" != reference ] && [ -z "$BLOBS" ]; then
+			if { [ "$target" = filehub ] || [ "$target" = base ]; } && [ -z "$BLOBS" ]; then
 				blob_bytes="$(du -sb "$DATA/fh-data/blobs" | cut -f1)"
 			fi
 			stop_server
@@ -204,6 +234,10 @@ for scen in dict.fromkeys(s for s, _ in by):
     if f and r:
         ratios = [a["uploads_per_sec"] / b["uploads_per_sec"] for a, b in zip(f, r)]
         print(f"{scen}: filehub/reference throughput per round {', '.join(f'{x:.2f}' for x in ratios)}; median {statistics.median(ratios):.2f}")
+    t = by.get((scen, "tusd"))
+    if f and t:
+        ratios = [a["uploads_per_sec"] / c["uploads_per_sec"] for a, c in zip(f, t)]
+        print(f"{scen}: filehub/tusd throughput per round {', '.join(f'{x:.2f}' for x in ratios)}; median {statistics.median(ratios):.2f}")
     b = by.get((scen, "base"))
     if f and b:
         ratios = [a["uploads_per_sec"] / c["uploads_per_sec"] for a, c in zip(f, b)]

@@ -45,6 +45,10 @@ type Config struct {
 	// TLS-terminating proxy).
 	TLSCertFile string
 	TLSKeyFile  string
+	// PprofListen, if set, serves Go's profiles (/debug/pprof/…) on a
+	// listener of its own to API keys with the metrics or admin scope.
+	// Default "": off.
+	PprofListen string
 
 	// MaxUploadSize is the largest file accepted, in bytes. Default
 	// files.DefaultMaxUploadSize.
@@ -85,8 +89,9 @@ type Config struct {
 	WSMaxConnsPerKey int
 	WSMaxMessageSize int64
 	// WSEventPollInterval is how often the event hub looks for events
-	// written by other processes; this process's own wake it at once.
-	// Default: wsserver's (250ms).
+	// written by other processes; this process's own wake it at once, and
+	// so do other processes' on PostgreSQL (filehub.EventWaker), where the
+	// poll is only the safety net. Default: wsserver's (250ms).
 	WSEventPollInterval time.Duration
 	// EventRetention and EventMaxCount bound the event log. Defaults
 	// wsserver.DefaultEventRetention and DefaultEventMaxCount.

@@ -182,7 +182,7 @@ func (s *Server) openStores(ctx context.Context) error {
 // bindListeners binds every listener before any serves, so that a taken
 // port fails New instead of leaving a half-started server.
 func (s *Server) bindListeners() error {
-	api, metrics := s.buildTransports()
+	api, metrics, profiles := s.buildTransports()
 	if err := s.bind("api", s.cfg.Listen, api); err != nil {
 		return err
 	}
@@ -202,6 +202,11 @@ func (s *Server) bindListeners() error {
 	}
 	if metrics != nil {
 		if err := s.bind("metrics", s.cfg.MetricsListen, metrics); err != nil {
+			return err
+		}
+	}
+	if profiles != nil {
+		if err := s.bind("pprof", s.cfg.PprofListen, profiles); err != nil {
 			return err
 		}
 	}
@@ -242,6 +247,12 @@ func (s *Server) Run(ctx context.Context) error {
 	group.Go(func() error { return s.ws.Run(wsCtx) })
 	group.Go(func() error { return s.notifier.forward(wsCtx, s.ws, s.mcpLocal) })
 	group.Go(func() error { return s.mcp.Run(wsCtx) })
+	// A store shared by several processes may tell at once of events
+	// the others append (PostgreSQL: LISTEN/NOTIFY); the hub's poll
+	// stays as the safety net for what such a store cannot hear.
+	if w, ok := s.meta.(filehub.EventWaker); ok {
+		group.Go(func() error { return w.WatchEvents(wsCtx, s.notifier.Notify) })
+	}
 	cleanupCtx, cleanupStop := context.WithCancel(gctx)
 	defer cleanupStop()
 	if s.cfg.CleanupInterval > 0 {
@@ -370,11 +381,19 @@ func (s *Server) Addr() string { return s.listeners[0].ln.Addr().String() }
 
 // MetricsAddr returns the address of the metrics listener, or "" if there
 // is none.
-func (s *Server) MetricsAddr() string {
-	if len(s.listeners) < 2 {
-		return ""
+func (s *Server) MetricsAddr() string { return s.listenerAddr("metrics") }
+
+// PprofAddr returns the address of the profiling listener
+// (Config.PprofListen), or "" if there is none.
+func (s *Server) PprofAddr() string { return s.listenerAddr("pprof") }
+
+func (s *Server) listenerAddr(name string) string {
+	for _, l := range s.listeners {
+		if l.name == name {
+			return l.ln.Addr().String()
+		}
 	}
-	return s.listeners[1].ln.Addr().String()
+	return ""
 }
 
 // BootstrapKey returns the secret of the admin key New generated because

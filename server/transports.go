@@ -19,11 +19,11 @@ import (
 )
 
 // buildTransports builds the HTTP API and the WebSocket session server on
-// the services, and the http.Servers of the API listener and (with
-// Config.MetricsListen) the metrics listener, which it returns nil
-// without. Every httpapi.Config and wsserver.Config is built here and
-// nowhere else.
-func (s *Server) buildTransports() (public, metrics *http.Server) {
+// the services, and the http.Servers of the API listener, (with
+// Config.MetricsListen) the metrics listener and (with Config.PprofListen)
+// the profiling listener; it returns nil for each listener not asked for.
+// Every httpapi.Config and wsserver.Config is built here and nowhere else.
+func (s *Server) buildTransports() (public, metrics, profiles *http.Server) {
 	cfg := s.cfg
 	log := cfg.Logger
 	// One authenticator: HTTP and WebSocket share its failure limiter.
@@ -90,7 +90,10 @@ func (s *Server) buildTransports() (public, metrics *http.Server) {
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
 	}
-	return public, metrics
+	if cfg.PprofListen != "" {
+		profiles = pprofServer(cfg.PprofListen, authn, log.With("component", "pprof"))
+	}
+	return public, metrics, profiles
 }
 
 // wsPusher adapts the push service to the WebSocket server's

@@ -66,7 +66,7 @@ func main() {
 }
 
 const usage = `usage:
-  filehub-load upload --url URL [--key KEY] [-n COUNT] [-c CONCURRENCY] [--size SIZE] [--duplicate] [--pid PID]
+  filehub-load upload --url URL [--key KEY] [-n COUNT] [-c CONCURRENCY] [--size SIZE] [--duplicate] [--pid PID] [--tus]
   filehub-load reference [--listen ADDR] --dir DIR
   filehub-load ws-server [--listen ADDR] --dir DIR [--key KEY]
   filehub-load ws-bare [--listen ADDR]
@@ -108,6 +108,7 @@ func upload(args []string) error {
 	fs.StringVar(&size, "size", "4KiB", "bytes per upload (B, KiB, MiB, GiB)")
 	fs.BoolVar(&cfg.Duplicate, "duplicate", false, "upload identical content every time")
 	fs.IntVar(&cfg.ServerPID, "pid", 0, "server process id, to report its peak RSS")
+	fs.BoolVar(&cfg.Tus, "tus", false, "upload to a tus creation endpoint (creation-with-upload, one request each), e.g. tusd's /files/")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -113,6 +113,7 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		"FILEHUB_DATA_DIR":                   "/d",
 		"FILEHUB_LISTEN":                     "127.0.0.1:1",
 		"FILEHUB_METRICS_LISTEN":             "127.0.0.1:2",
+		"FILEHUB_PPROF_LISTEN":               "127.0.0.1:3",
 		"FILEHUB_MAX_UPLOAD_SIZE":            "10MB",
 		"FILEHUB_MIN_FREE_SPACE":             "1GiB",
 		"FILEHUB_TRASH_GRACE":                "2h",
@@ -158,7 +159,7 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	want := ServeConfig{
-		DataDir: "/d", Listen: "127.0.0.1:1", MetricsListen: "127.0.0.1:2",
+		DataDir: "/d", Listen: "127.0.0.1:1", MetricsListen: "127.0.0.1:2", PprofListen: "127.0.0.1:3",
 		DB: "postgres://filehub@db:5432/filehub", Blobs: "s3://bucket?region=eu-west-1",
 		MaxUploadSize: 10_000_000, MinFreeSpace: 1 << 30, TrashGrace: 2 * time.Hour,
 		AllowTypes: []string{"text/*", "image/png"}, DenyTypes: []string{"application/zip"},
@@ -262,6 +263,7 @@ func TestServeHelpDocumentsDefaults(t *testing.T) {
 		`--data-dir string`, `(default "./filehub-data")`, "FILEHUB_DATA_DIR",
 		`(default "127.0.0.1:8080")`, "FILEHUB_LISTEN",
 		"--metrics-listen", "FILEHUB_METRICS_LISTEN",
+		"--pprof-listen", "FILEHUB_PPROF_LISTEN",
 		"--max-upload-size size", "(default 512MiB)", "FILEHUB_MAX_UPLOAD_SIZE",
 		"--min-free-space size", "FILEHUB_MIN_FREE_SPACE",
 		"--trash-grace duration", "(default 168h0m0s)",

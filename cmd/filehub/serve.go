@@ -37,6 +37,7 @@ type ServeConfig struct {
 	MetricsListen string // "" serves /metrics on Listen, behind auth
 	TLSCert       string // PEM files; both set: HTTPS on Listen
 	TLSKey        string
+	PprofListen   string // "" serves no profiles
 
 	MaxUploadSize int64
 	MinFreeSpace  int64 // 0 disables the free-space floor
@@ -156,6 +157,7 @@ func bindServeFlags(fs interface {
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate chain: serve --listen over HTTPS (HTTP/2, wss://) with it and --tls-key; re-read when the files change")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "address serving /metrics and /readyz without auth; empty: off, /metrics is served on --listen to admin or metrics keys")
+	fs.StringVar(&c.PprofListen, "pprof-listen", c.PprofListen, "address serving Go's profiles (/debug/pprof/) to metrics or admin keys; empty: off")
 	fs.DurationVar(&c.TrashGrace, "trash-grace", c.TrashGrace, "how long a deleted file can be restored before it may be purged")
 	fs.DurationVar(&c.BlobGrace, "blob-grace", c.BlobGrace, "cleanup: how long an unreferenced blob or an object without a record is kept before it is deleted")
 	fs.DurationVar(&c.UploadExpiry, "upload-expiry", c.UploadExpiry, "cleanup: how long an abandoned upload's temp file may stay inactive before it is removed")
@@ -245,7 +247,7 @@ once.`,
 	fs.Var(&s3Mem, "s3-buffer-memory", "memory for the part buffers of all uploads to an S3 bucket; uploads wait for it instead of allocating more (at least the 8MiB part size)")
 	fs.SortFlags = true
 	configurable(fs,
-		"data-dir", "db", "blobs", "listen", "metrics-listen", "max-upload-size", "min-free-space", "trash-grace",
+		"data-dir", "db", "blobs", "listen", "metrics-listen", "pprof-listen", "max-upload-size", "min-free-space", "trash-grace",
 		"allow-types", "deny-types", "rate-limit", "rate-burst", "max-concurrent-uploads",
 		"upload-stall-timeout", "shutdown-timeout", "log-level", "log-format",
 		"ws-session-ttl", "ws-ping-interval", "ws-pong-timeout", "ws-max-connections-per-key",
@@ -344,6 +346,7 @@ func (c ServeConfig) ServerConfig(environ []string) (server.Config, error) {
 		MetricsListen:        c.MetricsListen,
 		TLSCertFile:          c.TLSCert,
 		TLSKeyFile:           c.TLSKey,
+		PprofListen:          c.PprofListen,
 		MaxUploadSize:        c.MaxUploadSize,
 		MinFreeSpace:         c.MinFreeSpace,
 		TrashGrace:           c.TrashGrace,

@@ -32,6 +32,11 @@ type Config struct {
 	Duplicate bool
 	// ServerPID, if set, is read for the server's peak RSS (VmHWM) at the end.
 	ServerPID int
+	// Tus sends each upload as one tus 1.0.0 creation-with-upload request
+	// (POST with Upload-Length and the whole body, as tusd accepts) to URL,
+	// a tus creation endpoint, instead of a filehub raw-body upload; 201
+	// with an Upload-Offset equal to the size is success.
+	Tus bool
 }
 
 // Result summarises a run.
@@ -125,17 +130,24 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func upload(ctx context.Context, client *http.Client, cfg Config, i int64, seed uint64) error {
 	u := cfg.URL
-	sep := "?"
-	if strings.Contains(u, "?") {
-		sep = "&"
+	if !cfg.Tus {
+		sep := "?"
+		if strings.Contains(u, "?") {
+			sep = "&"
+		}
+		u += sep + "name=load-" + strconv.FormatInt(i, 10) + ".bin"
 	}
-	u += sep + "name=load-" + strconv.FormatInt(i, 10) + ".bin"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, io.LimitReader(NewContent(seed), cfg.Size))
 	if err != nil {
 		return err
 	}
 	req.ContentLength = cfg.Size
 	req.Header.Set("Content-Type", "application/octet-stream")
+	if cfg.Tus {
+		req.Header.Set("Content-Type", "application/offset+octet-stream")
+		req.Header.Set("Tus-Resumable", "1.0.0")
+		req.Header.Set("Upload-Length", strconv.FormatInt(cfg.Size, 10))
+	}
 	if cfg.Key != "" {
 		req.Header.Set("Authorization", "Bearer "+cfg.Key)
 	}
@@ -147,6 +159,11 @@ func upload(ctx context.Context, client *http.Client, cfg Config, i int64, seed 
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusCreated {
 		return fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	if cfg.Tus {
+		if off := resp.Header.Get("Upload-Offset"); off != strconv.FormatInt(cfg.Size, 10) {
+			return fmt.Errorf("tus: Upload-Offset %q after the upload, want %d", off, cfg.Size)
+		}
 	}
 	return nil
 }

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/filehub/filehub/internal/loadgen"
@@ -49,5 +52,49 @@ func TestRunAgainstReference(t *testing.T) {
 	}
 	if res.ServerPeakRSS <= 0 {
 		t.Fatal("peak RSS not read")
+	}
+}
+
+// TestRunTus uploads to a minimal tus creation-with-upload endpoint that
+// checks the protocol headers and stores the whole body, and to one that
+// acknowledges less than it was sent: only full uploads count.
+func TestRunTus(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		short        bool
+		wantFailures int
+	}{{"Full", false, 0}, {"ShortOffset", true, 5}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stored atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method != http.MethodPost || r.Header.Get("Tus-Resumable") != "1.0.0" ||
+					r.Header.Get("Content-Type") != "application/offset+octet-stream" || r.URL.RawQuery != "" {
+					http.Error(w, "not a tus creation-with-upload", http.StatusBadRequest)
+					return
+				}
+				n, _ := io.Copy(io.Discard, r.Body)
+				if strconv.FormatInt(n, 10) != r.Header.Get("Upload-Length") {
+					http.Error(w, "length mismatch", http.StatusBadRequest)
+					return
+				}
+				if tc.short {
+					n--
+				}
+				stored.Add(1)
+				w.Header().Set("Upload-Offset", strconv.FormatInt(n, 10))
+				w.Header().Set("Location", "/files/x")
+				w.WriteHeader(http.StatusCreated)
+			}))
+			defer srv.Close()
+			res, err := loadgen.Run(context.Background(), loadgen.Config{
+				URL: srv.URL + "/files/", Count: 5, Concurrency: 2, Size: 4096, Tus: true,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Failures != tc.wantFailures || stored.Load() != 5 {
+				t.Fatalf("failures %d (%s), %d stored; want %d failures, 5 stored", res.Failures, res.FirstError, stored.Load(), tc.wantFailures)
+			}
+		})
 	}
 }

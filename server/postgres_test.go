@@ -1,0 +1,124 @@
+package server_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/client"
+	"github.com/filehub/filehub/server"
+	"github.com/filehub/filehub/wsclient"
+)
+
+// postgresSchemaURL creates a schema of the test's own in the database of
+// FILEHUB_TEST_POSTGRES, drops it when the test ends, and returns a URL
+// whose connections use it. Without the variable the test is skipped
+// (CI sets it); set but unreachable, it fails.
+func postgresSchemaURL(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("FILEHUB_TEST_POSTGRES")
+	if base == "" {
+		t.Skip("FILEHUB_TEST_POSTGRES is not set: skipping a test that needs PostgreSQL")
+	}
+	admin := func(sql string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.Background())
+		_, err = conn.Exec(ctx, sql)
+		return err
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	schema := pgx.Identifier{"server_test_" + hex.EncodeToString(b[:])}
+	if err := admin("CREATE SCHEMA " + schema.Sanitize()); err != nil {
+		t.Fatalf("FILEHUB_TEST_POSTGRES is set but a schema cannot be created: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := admin("DROP SCHEMA " + schema.Sanitize() + " CASCADE"); err != nil {
+			t.Errorf("drop schema: %v", err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("FILEHUB_TEST_POSTGRES: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema[0])
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// TestEventsAcrossInstances runs two daemons on one PostgreSQL schema with
+// their event polls switched off (an hour): a file uploaded to A reaches
+// a live WebSocket subscription on B only if A's commit wakes B's hub,
+// through PostgreSQL's NOTIFY and B's listener. Each daemon keeps its
+// blobs on its own disk; B only reads the event log.
+func TestEventsAcrossInstances(t *testing.T) {
+	db := postgresSchemaURL(t)
+	start := func(name string) *server.Server {
+		cfg := testConfig(t, t.TempDir())
+		cfg.DB = db
+		cfg.WSEventPollInterval = time.Hour
+		cfg.CleanupInterval = -1
+		cfg.InstanceID = name
+		srv := MustNew(t, cfg)
+		ctx, stop := context.WithCancel(context.Background())
+		runErr := make(chan error, 1)
+		go func() { runErr <- srv.Run(ctx) }()
+		t.Cleanup(func() {
+			stop()
+			if err := <-runErr; err != nil {
+				t.Errorf("%s: Run: %v", name, err)
+			}
+		})
+		return srv
+	}
+	a, b := start("a"), start("b")
+	ctx := t.Context()
+
+	ws, err := wsclient.Dial(ctx, "ws://"+b.Addr()+"/v1/ws", wsclient.Options{Key: testKey, IgnoreMessages: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	events := make(chan filehub.Event, 16)
+	subCtx, endSub := context.WithCancel(ctx)
+	subDone := make(chan error, 1)
+	go func() {
+		subDone <- ws.Subscribe(subCtx, 0, func(ev filehub.Event) error {
+			events <- ev
+			return nil
+		})
+	}()
+
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := client.New("http://"+a.Addr(), testKey, client.WithHTTPClient(&http.Client{Transport: tr}))
+	// The first event may be read when the subscription starts; the
+	// later ones are committed on A while B's subscription is live.
+	for _, name := range []string{"first.txt", "second.txt", "third.txt"} {
+		up, err := c.Upload(ctx, name, strings.NewReader("committed on A: "+name), -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitEvent(t, events, up.ID)
+	}
+	endSub()
+	if err := <-subDone; !errors.Is(err, context.Canceled) {
+		t.Errorf("Subscribe = %v, want context.Canceled", err)
+	}
+}
