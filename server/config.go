@@ -119,6 +119,11 @@ type Config struct {
 	// X-Forwarded-For header names the client that failed
 	// authentications are charged to. Default none: the peer address.
 	TrustedProxies []netip.Prefix
+	// AuthFailureLimit is the sustained rate of failed authentications
+	// per second accepted from one client, after a burst of twice as many
+	// (auth.Config.FailureLimit). Default auth.DefaultFailureLimit (10);
+	// negative: no limit.
+	AuthFailureLimit float64
 
 	// S3BufferMemory is the budget of part buffers of all uploads to an
 	// S3 bucket (s3.Config.BufferMemory). Default s3.DefaultBufferMemory

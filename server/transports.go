@@ -27,7 +27,7 @@ func (s *Server) buildTransports() (public, metrics, profiles *http.Server) {
 	cfg := s.cfg
 	log := cfg.Logger
 	// One authenticator: HTTP and WebSocket share its failure limiter.
-	authn := auth.New(s.meta, auth.Config{TrustedProxies: cfg.TrustedProxies})
+	authn := auth.New(s.meta, auth.Config{TrustedProxies: cfg.TrustedProxies, FailureLimit: cfg.AuthFailureLimit})
 	handler := httpapi.New(s.files, s.meta, httpapi.Config{
 		Logger:               log.With("component", "http"),
 		Registerer:           cfg.Registerer,
