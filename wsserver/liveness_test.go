@@ -12,7 +12,10 @@ import (
 )
 
 func TestHalfOpenClientIsClosedAndSessionKept(t *testing.T) {
-	e := newEnv(t, wsserver.Config{PingInterval: 20 * time.Millisecond, PongTimeout: 20 * time.Millisecond})
+	// A short ping interval makes many pings; a pong timeout well above it
+	// keeps a live but briefly descheduled client (a loaded machine, the
+	// race detector) from looking silent.
+	e := newEnv(t, wsserver.Config{PingInterval: 20 * time.Millisecond, PongTimeout: 300 * time.Millisecond})
 	c, w := e.connect(t, "rw")
 	if w.HeartbeatMS != 20 {
 		t.Errorf("heartbeat_ms = %d, want 20", w.HeartbeatMS)
