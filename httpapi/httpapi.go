@@ -224,6 +224,8 @@ var routes = []Route{
 	{"GET", "/v1/cleanup/config", filehub.ScopeAdmin, (*Handler).cleanupConfig},
 	{"PATCH", "/v1/cleanup/config", filehub.ScopeAdmin, (*Handler).cleanupConfigPatch},
 	{"GET", "/v1/audit", filehub.ScopeAdmin, (*Handler).audit},
+	{"GET", "/v1/openapi.json", "", (*Handler).openapiJSON},
+	{"GET", "/v1/openapi.yaml", "", (*Handler).openapiYAML},
 }
 
 // Routes returns the endpoints this Handler serves (without /metrics when it

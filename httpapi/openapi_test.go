@@ -1,0 +1,115 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/filehub/filehub/api"
+	"github.com/filehub/filehub/internal/apitest"
+)
+
+// besideRoutes are documented routes that the daemon serves next to this
+// handler rather than through it; cmd/filehub's TestOpenAPIRoutesServed
+// checks them against the assembled daemon.
+var besideRoutes = []string{
+	"GET /v1/ws", // wsserver: authenticates by itself, also in its hello frame
+}
+
+// documentedOps returns the document's operations as "METHOD /path"
+// patterns with the scope each one declares, and the set of those marked
+// x-filehub-unreleased (routes being built on other branches).
+func documentedOps(t *testing.T) (scopes map[string]string, unreleased map[string]bool) {
+	t.Helper()
+	doc := apitest.Load(t).Doc
+	scopes, unreleased = map[string]string{}, map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			p := method + " " + path
+			scope, _ := op.Extensions["x-filehub-scope"].(string)
+			if scope == "" {
+				t.Errorf("%s: no x-filehub-scope", p)
+			}
+			desc := strings.Join(strings.Fields(op.Description), " ")
+			want := "Scope: `" + scope + "`"
+			if scope == "none" {
+				want = "No authentication"
+			}
+			if !strings.Contains(desc, want) {
+				t.Errorf("%s: the description does not say %q", p, want)
+			}
+			scopes[p] = scope
+			if u, _ := op.Extensions["x-filehub-unreleased"].(bool); u {
+				unreleased[p] = true
+			}
+		}
+	}
+	return scopes, unreleased
+}
+
+// TestOpenAPIRoutes enumerates the handler's route table and the document's
+// operations: each route must be documented with the scope it enforces,
+// and each documented operation must be a route (HEAD is served by GET
+// routes), served beside the handler, or marked unreleased.
+func TestOpenAPIRoutes(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	scopes, unreleased := documentedOps(t)
+	served := map[string]bool{}
+	for _, rt := range e.h.Routes() {
+		p := rt.Pattern()
+		served[p] = true
+		scope, ok := scopes[p]
+		if !ok {
+			t.Errorf("route %s is not in api/openapi.yaml", p)
+			continue
+		}
+		want := string(rt.Scope)
+		if want == "" {
+			want = "none"
+		}
+		if scope != want {
+			t.Errorf("%s: x-filehub-scope %q, but the route needs %q", p, scope, want)
+		}
+		if unreleased[p] {
+			t.Errorf("%s is served: remove its x-filehub-unreleased and check its description against the server", p)
+		}
+	}
+	for p := range scopes {
+		method, path, _ := strings.Cut(p, " ")
+		switch {
+		case served[p], method == http.MethodHead && served["GET "+path]:
+		case slices.Contains(besideRoutes, p), unreleased[p]:
+		default:
+			t.Errorf("api/openapi.yaml documents %s, which the server does not serve", p)
+		}
+	}
+}
+
+// TestOpenAPIServed fetches the document without a key, as JSON and YAML.
+func TestOpenAPIServed(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	resp, body := e.do("GET", "/v1/openapi.json", "", nil, nil)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("GET /v1/openapi.json = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if !bytes.Equal(body, api.OpenAPIJSON()) {
+		t.Error("GET /v1/openapi.json is not the embedded document")
+	}
+	var doc struct {
+		OpenAPI string         `json:"openapi"`
+		Paths   map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil || doc.OpenAPI != "3.1.0" || doc.Paths["/v1/files"] == nil {
+		t.Errorf("GET /v1/openapi.json: openapi %q, %d paths, err %v", doc.OpenAPI, len(doc.Paths), err)
+	}
+	resp, body = e.do("GET", "/v1/openapi.yaml", "", nil, nil)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/yaml" || !bytes.Equal(body, api.OpenAPIYAML()) {
+		t.Errorf("GET /v1/openapi.yaml = %d %s, %d bytes", resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
+	}
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "*" {
+		t.Errorf("Access-Control-Allow-Origin = %q, want * (browser tools fetch the document)", got)
+	}
+}
