@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	main "github.com/filehub/filehub/cmd/filehub"
+	"github.com/filehub/filehub/internal/apitest"
 )
 
 func TestMain(m *testing.M) {
@@ -86,8 +92,36 @@ func MustRunMain(tb testing.TB, dataDir string, env map[string]string, configure
 	if err := s.Run(context.Background()); err != nil {
 		tb.Fatalf("run server: %v", err)
 	}
-	s.URL = "http://" + s.Addr()
+	s.URL = validatingProxy(tb, "http://"+s.Addr())
 	return s
+}
+
+// validatingProxy returns the URL of a reverse proxy to target that checks
+// every exchange against the OpenAPI document (internal/apitest), so that
+// the CLI, the clients and the raw requests of these tests all prove the
+// document right. It streams bodies and passes WebSocket upgrades through.
+func validatingProxy(tb testing.TB, target string) string {
+	tb.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	base := &http.Transport{}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			pr.Out.Host = pr.In.Host
+		},
+		Transport:     apitest.Transport(tb, base),
+		FlushInterval: -1,
+		ErrorLog:      log.New(io.Discard, "", 0),
+	}
+	srv := httptest.NewServer(rp)
+	tb.Cleanup(func() {
+		srv.Close()
+		base.CloseIdleConnections()
+	})
+	return srv.URL
 }
 
 // Result is the outcome of one CLI invocation.
