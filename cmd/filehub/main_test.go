@@ -4,12 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -92,36 +87,10 @@ func MustRunMain(tb testing.TB, dataDir string, env map[string]string, configure
 	if err := s.Run(context.Background()); err != nil {
 		tb.Fatalf("run server: %v", err)
 	}
-	s.URL = validatingProxy(tb, "http://"+s.Addr())
+	// Every exchange through s.URL (the CLI's, the clients', raw
+	// requests) is checked against the OpenAPI document.
+	s.URL = apitest.Proxy(tb, "http://"+s.Addr())
 	return s
-}
-
-// validatingProxy returns the URL of a reverse proxy to target that checks
-// every exchange against the OpenAPI document (internal/apitest), so that
-// the CLI, the clients and the raw requests of these tests all prove the
-// document right. It streams bodies and passes WebSocket upgrades through.
-func validatingProxy(tb testing.TB, target string) string {
-	tb.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	base := &http.Transport{}
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(u)
-			pr.Out.Host = pr.In.Host
-		},
-		Transport:     apitest.Transport(tb, base),
-		FlushInterval: -1,
-		ErrorLog:      log.New(io.Discard, "", 0),
-	}
-	srv := httptest.NewServer(rp)
-	tb.Cleanup(func() {
-		srv.Close()
-		base.CloseIdleConnections()
-	})
-	return srv.URL
 }
 
 // Result is the outcome of one CLI invocation.

@@ -14,8 +14,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"mime"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -288,3 +292,35 @@ func (b *replayBody) Read(p []byte) (int, error) {
 }
 
 func (b *replayBody) Close() error { return nil }
+
+// Proxy starts a reverse proxy to target (a base URL) whose transport is
+// Transport, and returns its URL: handing it to code under test in place of
+// the server's own URL checks all of that code's traffic against the
+// document without changing the code (the CLI builds its own transports).
+// Bodies stream through (nothing is buffered but JSON), and WebSocket
+// upgrades pass. The proxy is closed when tb's test ends.
+func Proxy(tb testing.TB, target string) string {
+	tb.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	base := &http.Transport{}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			pr.Out.Host = pr.In.Host
+		},
+		Transport:     Transport(tb, base),
+		FlushInterval: -1,
+		// A backend that cuts a connection is what some tests are
+		// about; the proxy answers 502 and need not log it.
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	srv := httptest.NewServer(rp)
+	tb.Cleanup(func() {
+		srv.Close()
+		base.CloseIdleConnections()
+	})
+	return srv.URL
+}
