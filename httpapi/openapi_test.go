@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/filehub/filehub"
 	"github.com/filehub/filehub/api"
+	"github.com/filehub/filehub/httpapi"
 	"github.com/filehub/filehub/internal/apitest"
 )
 
@@ -112,4 +114,38 @@ func TestOpenAPIServed(t *testing.T) {
 	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "*" {
 		t.Errorf("Access-Control-Allow-Origin = %q, want * (browser tools fetch the document)", got)
 	}
+}
+
+// TestOpenAPIRefusals sends every authenticated route the refusals any of
+// them can get, so that the document's 429 (with Retry-After) and 503 (with
+// Retry-After) are checked on each route by the validating client, not
+// just where a feature test happens to meet them.
+func TestOpenAPIRefusals(t *testing.T) {
+	paths := strings.NewReplacer("{id}", "1", "{name}", "x")
+	t.Run("rate limited", func(t *testing.T) {
+		// A burst of one request and a refill far slower than the test:
+		// after the first request, the key is refused everywhere.
+		e := newEnv(t, envConfig{http: httpapi.Config{RateLimit: 0.001, RateBurst: 1}})
+		e.do("GET", "/v1/files", keyAdmin, nil, nil)
+		for _, rt := range e.h.Routes() {
+			if rt.Scope == "" {
+				continue
+			}
+			resp, body := e.do(rt.Method, paths.Replace(rt.Path), keyAdmin, nil, nil)
+			wantProblem(t, resp, body, http.StatusTooManyRequests, filehub.ERATELIMIT)
+		}
+	})
+	t.Run("key store down", func(t *testing.T) {
+		e := newEnv(t, envConfig{})
+		if err := e.meta.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for _, rt := range e.h.Routes() {
+			if rt.Scope == "" {
+				continue
+			}
+			resp, body := e.do(rt.Method, paths.Replace(rt.Path), keyAdmin, nil, nil)
+			wantProblem(t, resp, body, http.StatusServiceUnavailable, filehub.EUNAVAILABLE)
+		}
+	})
 }

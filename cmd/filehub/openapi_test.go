@@ -35,7 +35,14 @@ func TestOpenAPIRoutesServed(t *testing.T) {
 			n++
 			p := method + " " + path
 			unreleased, _ := op.Extensions["x-filehub-unreleased"].(bool)
-			url := direct + strings.NewReplacer("{id}", "1", "{name}", "x", "{upload_id}", "x").Replace(path)
+			// Released operations are asked through the validating proxy,
+			// so that each one's refusal of a keyless request is checked
+			// against the document too.
+			base := s.URL
+			if unreleased {
+				base = direct
+			}
+			url := base + strings.NewReplacer("{id}", "1", "{name}", "x", "{upload_id}", "x").Replace(path)
 			req, err := http.NewRequest(method, url, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -58,6 +65,34 @@ func TestOpenAPIRoutesServed(t *testing.T) {
 	}
 	if n < 20 {
 		t.Fatalf("only %d operations in the document", n)
+	}
+
+	// The WebSocket endpoint's refusals, through the validating proxy.
+	for _, tc := range []struct {
+		name   string
+		header map[string]string
+		status int
+	}{
+		{"no subprotocol", nil, http.StatusUpgradeRequired},
+		{"not a handshake", map[string]string{"Sec-WebSocket-Protocol": "filehub.v1"}, http.StatusBadRequest},
+		{"unknown key", map[string]string{"Sec-WebSocket-Protocol": "filehub.v1", "Authorization": "Bearer fhk_unknown"}, http.StatusUnauthorized},
+	} {
+		req, err := http.NewRequest(http.MethodGet, s.URL+"/v1/ws", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range tc.header {
+			req.Header.Set(k, v)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("GET /v1/ws, %s: %d, want %d", tc.name, resp.StatusCode, tc.status)
+		}
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,7 +161,30 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.errorf("%s violates the document, yet the server answered %d:\n%v", op, resp.StatusCode, reqErr)
 	}
 	t.validateResponse(op, in, resp)
+	recordCoverage(route.Method+" "+route.Path, resp.StatusCode)
 	return resp, nil
+}
+
+// coverageMu serializes appends to $FILEHUB_OPENAPI_COVERAGE.
+var coverageMu sync.Mutex
+
+// recordCoverage appends "METHOD /path STATUS" for each validated exchange
+// to the file named by $FILEHUB_OPENAPI_COVERAGE, if set, so that a test
+// run can show which documented responses the tests exercise
+// (docs/api.md). Failing to record is not the test's failure.
+func recordCoverage(op string, status int) {
+	path := os.Getenv("FILEHUB_OPENAPI_COVERAGE")
+	if path == "" {
+		return
+	}
+	coverageMu.Lock()
+	defer coverageMu.Unlock()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(f, "%s %d\n", op, status)
+	f.Close()
 }
 
 // validateRequest checks req against the document, reading a JSON body
