@@ -3,13 +3,16 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/filehub/filehub"
 	"github.com/filehub/filehub/api"
+	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/httpapi"
 	"github.com/filehub/filehub/internal/apitest"
 )
@@ -148,4 +151,37 @@ func TestOpenAPIRefusals(t *testing.T) {
 			wantProblem(t, resp, body, http.StatusServiceUnavailable, filehub.EUNAVAILABLE)
 		}
 	})
+}
+
+// TestOpenAPILimits meets, through the validating client, the documented
+// limits that the feature tests check over raw connections: a stalled
+// upload body (408), oversized JSON bodies (413) and a failed precondition
+// on a download (412).
+func TestOpenAPILimits(t *testing.T) {
+	e := newEnv(t, envConfig{
+		http:    httpapi.Config{UploadStallTimeout: 200 * time.Millisecond},
+		cleanup: &cleanup.Config{},
+	})
+
+	// The body sends one byte, then nothing until the server gives up.
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write([]byte("x"))
+	}()
+	resp, body := e.do("POST", "/v1/files?name=stalled", keyWrite, pr, nil)
+	pw.Close()
+	wantProblem(t, resp, body, http.StatusRequestTimeout, filehub.ETIMEOUT)
+
+	big := `{"blob_grace":"` + strings.Repeat("1", 70<<10) + `h"}`
+	for _, p := range []string{"POST /v1/cleanup/runs", "PATCH /v1/cleanup/config"} {
+		method, path, _ := strings.Cut(p, " ")
+		resp, body := e.do(method, path, keyAdmin, strings.NewReader(big), http.Header{"Content-Type": {"application/json"}})
+		wantProblem(t, resp, body, http.StatusRequestEntityTooLarge, filehub.ETOOLARGE)
+	}
+
+	up := e.upload("a.txt", []byte("hello"))
+	resp, body = e.do("GET", "/v1/files/"+up.ID+"/content", keyRead, nil, http.Header{"If-Match": {`"0000"`}})
+	if resp.StatusCode != http.StatusPreconditionFailed || len(body) != 0 {
+		t.Errorf("If-Match mismatch: %d %q, want 412 without a body", resp.StatusCode, body)
+	}
 }
