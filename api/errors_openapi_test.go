@@ -45,6 +45,11 @@ func rootErrorCodes(t *testing.T) []string {
 	return codes
 }
 
+// unreleasedCodes are the codes of the tus endpoint (branch i10-tus), which
+// the document describes before error.go has them. Once error.go declares
+// one, the test requires its removal from here, and checks its status.
+var unreleasedCodes = map[string]bool{"gone": true, "precondition_failed": true, "locked": true, "checksum_mismatch": true}
+
 // TestOpenAPIErrorCodes checks the document's error codes against the
 // root package's and the HTTP status table: the ErrorCode enum lists
 // exactly the codes of error.go, and each per-status problem schema pins
@@ -57,7 +62,16 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 		enum = append(enum, v.(string))
 	}
 	slices.Sort(enum)
-	if !slices.Equal(enum, want) {
+	var released []string
+	for _, c := range enum {
+		if !unreleasedCodes[c] {
+			released = append(released, c)
+		} else if slices.Contains(want, c) {
+			t.Errorf("code %s is in error.go now: remove it from unreleasedCodes", c)
+			released = append(released, c)
+		}
+	}
+	if !slices.Equal(released, want) {
 		t.Errorf("ErrorCode enum = %v, want the codes of error.go %v", enum, want)
 	}
 	pinned := map[string]bool{}
@@ -77,6 +91,9 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 			continue // invalid: 400, 405 and 426
 		}
 		status, _ := st.Value.Const.(float64)
+		if unreleasedCodes[code] && !slices.Contains(want, code) {
+			continue // the server has no status for it yet
+		}
 		if int(status) != httpapi.StatusCode(code) {
 			t.Errorf("%s: status %v for code %s, the server sends %d", name, st.Value.Const, code, httpapi.StatusCode(code))
 		}
