@@ -5,7 +5,9 @@
 //
 // This package holds only the nouns (File, Blob, APIKey, Event), the
 // interfaces the rest of the program plugs into (MetaStore, BlobStore) and the
-// error type. It imports nothing but the standard library. Implementations
+// error type. It imports nothing but the standard library. The types that
+// travel over the wire (HTTP bodies, WebSocket params, CLI --json) live in
+// package api, beside the one error-code table. Implementations
 // live in one package per dependency (sqlite, localfs, httpapi, ...) and are
 // wired together only in cmd/filehub.
 package filehub

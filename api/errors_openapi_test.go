@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/filehub/filehub/httpapi"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/internal/apitest"
 )
 
@@ -94,8 +94,8 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 		if unreleasedCodes[code] && !slices.Contains(want, code) {
 			continue // the server has no status for it yet
 		}
-		if int(status) != httpapi.StatusCode(code) {
-			t.Errorf("%s: status %v for code %s, the server sends %d", name, st.Value.Const, code, httpapi.StatusCode(code))
+		if int(status) != api.StatusCode(code) {
+			t.Errorf("%s: status %v for code %s, the server sends %d", name, st.Value.Const, code, api.StatusCode(code))
 		}
 	}
 	for _, code := range want {

@@ -1,5 +1,3 @@
-// Package api declares the edges of filehub's HTTP API that clients see:
-// its wire types and its OpenAPI 3.1 document.
 package api
 
 import _ "embed" // the OpenAPI document is compiled into the binary

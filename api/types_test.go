@@ -13,11 +13,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/filehub/filehub"
-	"github.com/filehub/filehub/cleanup"
-	"github.com/filehub/filehub/files"
-	"github.com/filehub/filehub/httpapi"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/internal/apitest"
-	"github.com/filehub/filehub/providers"
 )
 
 // wireType pairs a schema of the document with the Go type that is put on
@@ -34,26 +31,26 @@ func typeOf[T any]() reflect.Type { return reflect.TypeFor[T]() }
 
 // wireTypes lists every object schema of the document with its Go type.
 var wireTypes = []wireType{
+	{schema: "Health", typ: typeOf[api.Status]()},
 	{schema: "File", typ: typeOf[filehub.File]()},
-	{schema: "Upload", typ: typeOf[files.Upload]()},
-	{schema: "PushResult", typ: typeOf[providers.Result]()},
-	{schema: "CleanupRunRequest", typ: typeOf[httpapi.CleanupRunRequest](), request: true},
-	{schema: "CleanupReport", typ: typeOf[cleanup.Report]()},
-	{schema: "CleanupKindReport", typ: typeOf[cleanup.KindReport]()},
-	{schema: "CleanupTarget", typ: typeOf[cleanup.Target]()},
-	{schema: "ProviderQuota", typ: typeOf[cleanup.ProviderQuota]()},
-	{schema: "CleanupSettings", typ: typeOf[cleanup.Settings]()},
+	{schema: "Upload", typ: typeOf[api.Upload]()},
+	{schema: "UploadList", typ: typeOf[api.UploadList]()},
+	{schema: "FileList", typ: typeOf[api.FilePage]()},
+	{schema: "PushResult", typ: typeOf[api.PushResult]()},
+	{schema: "CleanupRunRequest", typ: typeOf[api.CleanupRunRequest](), request: true},
+	{schema: "CleanupReport", typ: typeOf[api.CleanupReport]()},
+	{schema: "CleanupKindReport", typ: typeOf[api.CleanupKindReport]()},
+	{schema: "CleanupTarget", typ: typeOf[api.CleanupTarget]()},
+	{schema: "ProviderQuota", typ: typeOf[api.ProviderQuota]()},
+	{schema: "CleanupRunList", typ: typeOf[api.CleanupRuns]()},
+	{schema: "CleanupSettings", typ: typeOf[api.CleanupSettings]()},
 	{schema: "AuditEntry", typ: typeOf[filehub.AuditEntry]()},
-	{schema: "AuditPage", typ: typeOf[httpapi.AuditPage]()},
-	{schema: "Problem", typ: typeOf[httpapi.Problem]()},
+	{schema: "AuditPage", typ: typeOf[api.AuditPage]()},
+	{schema: "Problem", typ: typeOf[api.Problem]()},
 }
 
 // untyped are the object schemas with no Go type of their own, and why.
 var untyped = map[string]string{
-	"Health":               "an inline map in httpapi",
-	"UploadList":           "an anonymous struct in httpapi",
-	"FileList":             "an anonymous struct in httpapi",
-	"CleanupRunList":       "an anonymous struct in httpapi",
 	"CleanupSettingsPatch": "decoded into a map of setting names; each is checked by cleanup.UpdateSettings",
 	"JSONRPCMessage":       "MCP's JSON-RPC message, typed by the MCP SDK",
 	"McpProblem":           "written by mcpserver (branch i11-mcp) as a map",

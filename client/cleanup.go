@@ -10,31 +10,19 @@ import (
 	"time"
 
 	"github.com/filehub/filehub"
-	"github.com/filehub/filehub/cleanup"
+	"github.com/filehub/filehub/api"
 )
-
-// CleanupOptions are the parameters of CleanupRun.
-type CleanupOptions struct {
-	// DryRun reports what a run would do and changes nothing.
-	DryRun bool `json:"dry_run"`
-	// Force lets the run exceed the server's safety cap.
-	Force bool `json:"force"`
-	// Only restricts the run to these kinds (cleanup.Kinds); empty: all.
-	Only []string `json:"only,omitempty"`
-	// ProviderOrphans is "report" (default) or "delete".
-	ProviderOrphans string `json:"provider_orphans,omitempty"`
-}
 
 // CleanupRun runs a cleanup on the server (admin scope) and returns its
 // report once it has finished.
 //
 // Errors: ECONFLICT when another run is in progress, or when the run would
-// exceed the safety cap without opts.Force (the message says so and names
+// exceed the safety cap without run.Force (the message says so and names
 // the refused run, whose report CleanupRunByID returns); EINVALID for an
 // unknown kind; ENOTFOUND when the server has no cleanup service;
 // EFORBIDDEN for a key without the admin scope.
-func (c *Client) CleanupRun(ctx context.Context, opts CleanupOptions) (*cleanup.Report, error) {
-	body, err := json.Marshal(opts)
+func (c *Client) CleanupRun(ctx context.Context, run api.CleanupRunRequest) (*api.CleanupReport, error) {
+	body, err := json.Marshal(run)
 	if err != nil {
 		return nil, filehub.WrapError(filehub.EINVALID, "encode cleanup options", err)
 	}
@@ -43,7 +31,7 @@ func (c *Client) CleanupRun(ctx context.Context, opts CleanupOptions) (*cleanup.
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	var r cleanup.Report
+	var r api.CleanupReport
 	if err := c.doJSON(req, http.StatusCreated, &r); err != nil {
 		return nil, err
 	}
@@ -52,14 +40,12 @@ func (c *Client) CleanupRun(ctx context.Context, opts CleanupOptions) (*cleanup.
 
 // CleanupRuns returns the reports of the server's last runs, newest first
 // (last <= 0: the server's default of 10).
-func (c *Client) CleanupRuns(ctx context.Context, last int) ([]*cleanup.Report, error) {
+func (c *Client) CleanupRuns(ctx context.Context, last int) ([]*api.CleanupReport, error) {
 	path := "/v1/cleanup/runs"
 	if last > 0 {
 		path += "?last=" + strconv.Itoa(last)
 	}
-	var out struct {
-		Runs []*cleanup.Report `json:"runs"`
-	}
+	var out api.CleanupRuns
 	if err := c.getJSON(ctx, path, &out); err != nil {
 		return nil, err
 	}
@@ -67,8 +53,8 @@ func (c *Client) CleanupRuns(ctx context.Context, last int) ([]*cleanup.Report, 
 }
 
 // CleanupRunByID returns the report of one run, or ENOTFOUND.
-func (c *Client) CleanupRunByID(ctx context.Context, id int64) (*cleanup.Report, error) {
-	var r cleanup.Report
+func (c *Client) CleanupRunByID(ctx context.Context, id int64) (*api.CleanupReport, error) {
+	var r api.CleanupReport
 	if err := c.getJSON(ctx, "/v1/cleanup/runs/"+strconv.FormatInt(id, 10), &r); err != nil {
 		return nil, err
 	}
@@ -76,29 +62,29 @@ func (c *Client) CleanupRunByID(ctx context.Context, id int64) (*cleanup.Report,
 }
 
 // CleanupSettings returns the cleanup settings in effect on the server.
-func (c *Client) CleanupSettings(ctx context.Context) (cleanup.Settings, error) {
-	var st cleanup.Settings
+func (c *Client) CleanupSettings(ctx context.Context) (api.CleanupSettings, error) {
+	var st api.CleanupSettings
 	err := c.getJSON(ctx, "/v1/cleanup/config", &st)
 	return st, err
 }
 
 // UpdateCleanupSettings changes cleanup settings on the running server
-// (keys from cleanup.SettingKeys, values like "24h" or "0.1"), persisted
+// (trash_grace, blob_grace, upload_expiry, interval, max_delete_fraction; values like "24h" or "0.1"), persisted
 // and audited, and returns the settings in effect. All or nothing: EINVALID
 // for an unknown key or a bad value, and then nothing is changed.
-func (c *Client) UpdateCleanupSettings(ctx context.Context, kv map[string]string) (cleanup.Settings, error) {
+func (c *Client) UpdateCleanupSettings(ctx context.Context, kv map[string]string) (api.CleanupSettings, error) {
 	body, err := json.Marshal(kv)
 	if err != nil {
-		return cleanup.Settings{}, filehub.WrapError(filehub.EINVALID, "encode settings", err)
+		return api.CleanupSettings{}, filehub.WrapError(filehub.EINVALID, "encode settings", err)
 	}
 	req, err := c.newRequest(ctx, http.MethodPatch, "/v1/cleanup/config", bytes.NewReader(body))
 	if err != nil {
-		return cleanup.Settings{}, err
+		return api.CleanupSettings{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	var st cleanup.Settings
+	var st api.CleanupSettings
 	if err := c.doJSON(req, http.StatusOK, &st); err != nil {
-		return cleanup.Settings{}, err
+		return api.CleanupSettings{}, err
 	}
 	return st, nil
 }
@@ -127,10 +113,7 @@ func (c *Client) Audit(ctx context.Context, filter filehub.AuditFilter) ([]*file
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var page struct {
-		Entries   []*filehub.AuditEntry `json:"entries"`
-		NextAfter int64                 `json:"next_after"`
-	}
+	var page api.AuditPage
 	if err := c.getJSON(ctx, path, &page); err != nil {
 		return nil, 0, err
 	}

@@ -29,7 +29,7 @@ import (
 	"strings"
 
 	"github.com/filehub/filehub"
-	"github.com/filehub/filehub/files"
+	"github.com/filehub/filehub/api"
 )
 
 // DefaultUserAgent is sent when no WithUserAgent option is given.
@@ -99,7 +99,7 @@ func New(baseURL, key string, opts ...Option) *Client {
 // content type, ESTORAGE when the server's disk is (nearly) full, ERATELIMIT
 // and EUNAVAILABLE when the server asks to retry later, EUNAUTHORIZED and
 // EFORBIDDEN for a bad or insufficient key.
-func (c *Client) Upload(ctx context.Context, name string, r io.Reader, size int64) (*files.Upload, error) {
+func (c *Client) Upload(ctx context.Context, name string, r io.Reader, size int64) (*api.Upload, error) {
 	q := url.Values{"name": {name}}
 	var body io.Reader = r
 	if size == 0 {
@@ -117,7 +117,7 @@ func (c *Client) Upload(ctx context.Context, name string, r io.Reader, size int6
 		req.ContentLength = -1
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
-	var up files.Upload
+	var up api.Upload
 	if err := c.doJSON(req, http.StatusCreated, &up); err != nil {
 		return nil, err
 	}
@@ -147,10 +147,7 @@ func (c *Client) List(ctx context.Context, limit int, cursor string) ([]*filehub
 	if err != nil {
 		return nil, "", err
 	}
-	var page struct {
-		Files      []*filehub.File `json:"files"`
-		NextCursor string          `json:"next_cursor"`
-	}
+	var page api.FilePage
 	if err := c.doJSON(req, http.StatusOK, &page); err != nil {
 		return nil, "", err
 	}
@@ -363,29 +360,17 @@ func (c *Client) doJSON(req *http.Request, want int, v any) error {
 	return nil
 }
 
-// problem is the RFC 9457 document the server sends with every error.
-type problem struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Detail    string `json:"detail"`
-	Code      string `json:"code"`
-	RequestID string `json:"request_id"`
-}
-
 // responseError turns a failed response into an *filehub.Error.
 func responseError(resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	var p problem
+	var p api.Problem
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if mt == "application/problem+json" || mt == "application/json" {
+	if mt == api.ProblemContentType || mt == "application/json" {
 		_ = json.Unmarshal(body, &p)
 	}
-	code := p.Code
-	if !knownCode(code) {
-		code = codeForStatus(resp.StatusCode)
-	}
-	msg := p.Detail
+	fe := p.Err(resp.StatusCode)
+	code := fe.Code
+	msg := fe.Message
 	if msg == "" {
 		msg = fmt.Sprintf("server answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
@@ -415,49 +400,4 @@ func (e *RequestError) Error() string {
 		s += " (request " + e.RequestID + ")"
 	}
 	return s
-}
-
-func knownCode(code string) bool {
-	switch code {
-	case filehub.EINVALID, filehub.EUNAUTHORIZED, filehub.EFORBIDDEN, filehub.ENOTFOUND,
-		filehub.ECONFLICT, filehub.ETIMEOUT, filehub.ETOOLARGE, filehub.EUNSUPPORTED,
-		filehub.ERANGE, filehub.ERATELIMIT, filehub.EUNAVAILABLE, filehub.ESTORAGE, filehub.EINTERNAL:
-		return true
-	}
-	return false
-}
-
-// codeForStatus maps a status back to a code when the response carried no
-// problem document (an intermediary answered, or an old server).
-func codeForStatus(status int) string {
-	switch status {
-	case http.StatusBadRequest:
-		return filehub.EINVALID
-	case http.StatusUnauthorized:
-		return filehub.EUNAUTHORIZED
-	case http.StatusForbidden:
-		return filehub.EFORBIDDEN
-	case http.StatusNotFound, http.StatusGone:
-		return filehub.ENOTFOUND
-	case http.StatusConflict:
-		return filehub.ECONFLICT
-	case http.StatusRequestTimeout:
-		return filehub.ETIMEOUT
-	case http.StatusRequestEntityTooLarge:
-		return filehub.ETOOLARGE
-	case http.StatusUnsupportedMediaType:
-		return filehub.EUNSUPPORTED
-	case http.StatusRequestedRangeNotSatisfiable:
-		return filehub.ERANGE
-	case http.StatusTooManyRequests:
-		return filehub.ERATELIMIT
-	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
-		return filehub.EUNAVAILABLE
-	case http.StatusInsufficientStorage:
-		return filehub.ESTORAGE
-	}
-	if status >= 400 && status < 500 {
-		return filehub.EINVALID
-	}
-	return filehub.EINTERNAL
 }

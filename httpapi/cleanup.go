@@ -12,12 +12,14 @@ import (
 	"time"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/cleanup"
 )
 
 // Cleanup is what the cleanup and audit routes need of the cleanup service;
 // *cleanup.Service implements it. The HTTP layer only borrows cleanup's
-// report and settings types: it never depends on how runs are carried out.
+// report and settings types, and translates them to package api's at the
+// edge (cleanup/wire.go): it never depends on how runs are carried out.
 type Cleanup interface {
 	// Run runs one cleanup and returns its report, also with an error
 	// when the run was refused or failed. ECONFLICT if another run holds
@@ -46,28 +48,6 @@ const maxCleanupBody = 64 << 10
 
 // maxRunsLast is the most reports GET /v1/cleanup/runs returns at once.
 const maxRunsLast = 1000
-
-// CleanupRunRequest is the body of POST /v1/cleanup/runs. Every field is
-// optional: an empty body asks for a real run of every kind.
-type CleanupRunRequest struct {
-	DryRun bool `json:"dry_run"`
-	// Force lets the run exceed the safety cap.
-	Force bool `json:"force"`
-	// Only restricts the run to these kinds (trash, orphan_object,
-	// unreferenced_blob, missing_object, stale_temp); empty means all.
-	Only []string `json:"only"`
-	// ProviderOrphans is "report" (default) or "delete": what to do with
-	// provider files no mapping names.
-	ProviderOrphans string `json:"provider_orphans,omitempty"`
-}
-
-// AuditPage is the body of GET /v1/audit.
-type AuditPage struct {
-	Entries []*filehub.AuditEntry `json:"entries"`
-	// NextAfter, when not 0, is the "after" of the next page: the page was
-	// full and more entries may follow.
-	NextAfter int64 `json:"next_after,omitempty"`
-}
 
 // cleanupService returns the configured cleanup service, or ENOTFOUND when
 // the server runs without one (the routes exist, so that clients see why).
@@ -109,17 +89,13 @@ func (h *Handler) cleanupRun(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var req CleanupRunRequest
+	var req api.CleanupRunRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	opts := cleanup.RunOptions{DryRun: req.DryRun, Force: req.Force, Trigger: "api", ProviderOrphans: req.ProviderOrphans}
-	for _, s := range req.Only {
-		k, err := cleanup.ParseKind(s)
-		if err != nil {
-			return err
-		}
-		opts.Only = append(opts.Only, k)
+	opts, err := cleanup.RunOptionsFrom(req, "api")
+	if err != nil {
+		return err
 	}
 	rep, err := c.Run(r.Context(), opts)
 	if err != nil {
@@ -132,7 +108,7 @@ func (h *Handler) cleanupRun(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/v1/cleanup/runs/"+strconv.FormatInt(rep.RunID, 10))
-	writeJSON(w, http.StatusCreated, rep)
+	writeJSON(w, http.StatusCreated, cleanup.ReportWire(rep))
 	return nil
 }
 
@@ -153,12 +129,7 @@ func (h *Handler) cleanupRuns(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if runs == nil {
-		runs = []*cleanup.Report{}
-	}
-	writeJSON(w, http.StatusOK, struct {
-		Runs []*cleanup.Report `json:"runs"`
-	}{runs})
+	writeJSON(w, http.StatusOK, api.CleanupRuns{Runs: cleanup.ReportsWire(runs)})
 	return nil
 }
 
@@ -175,7 +146,7 @@ func (h *Handler) cleanupRunByID(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, rep)
+	writeJSON(w, http.StatusOK, cleanup.ReportWire(rep))
 	return nil
 }
 
@@ -188,7 +159,7 @@ func (h *Handler) cleanupConfig(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, cleanup.SettingsWire(st))
 	return nil
 }
 
@@ -222,7 +193,7 @@ func (h *Handler) cleanupConfigPatch(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, cleanup.SettingsWire(st))
 	return nil
 }
 
@@ -268,7 +239,7 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	page := AuditPage{Entries: entries}
+	page := api.AuditPage{Entries: entries}
 	if page.Entries == nil {
 		page.Entries = []*filehub.AuditEntry{}
 	}

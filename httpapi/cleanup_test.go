@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/cleanup"
-	"github.com/filehub/filehub/httpapi"
 )
 
 // newCleanupEnv is an env with a cleanup service whose clock runs two days
@@ -123,7 +123,7 @@ func TestCleanupRuns(t *testing.T) {
 
 	// The audit log names the key and the run.
 	resp, body = e.do("GET", "/v1/audit?action=object.deleted", keyAdmin, nil, nil)
-	var page httpapi.AuditPage
+	var page api.AuditPage
 	mustJSON(t, body, &page)
 	if resp.StatusCode != http.StatusOK || len(page.Entries) != 1 {
 		t.Fatalf("GET audit = %d %s", resp.StatusCode, body)
@@ -205,7 +205,7 @@ func TestCleanupConfig(t *testing.T) {
 
 	// Each change is audited with the key.
 	_, body = e.do("GET", "/v1/audit?action=setting.changed", keyAdmin, nil, nil)
-	var page httpapi.AuditPage
+	var page api.AuditPage
 	mustJSON(t, body, &page)
 	if len(page.Entries) != 2 || page.Entries[0].Actor != e.keyID(keyAdmin) {
 		t.Errorf("setting.changed entries = %s", body)

@@ -8,53 +8,8 @@ import (
 	"time"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 )
-
-// statusByCode is the one table mapping filehub error codes to HTTP
-// statuses. Codes missing from it (there should be none) are 500.
-var statusByCode = map[string]int{
-	filehub.EINVALID:      http.StatusBadRequest,
-	filehub.EUNAUTHORIZED: http.StatusUnauthorized,
-	filehub.EFORBIDDEN:    http.StatusForbidden,
-	filehub.ENOTFOUND:     http.StatusNotFound,
-	filehub.ECONFLICT:     http.StatusConflict,
-	filehub.ETIMEOUT:      http.StatusRequestTimeout,
-	filehub.ETOOLARGE:     http.StatusRequestEntityTooLarge,
-	filehub.EUNSUPPORTED:  http.StatusUnsupportedMediaType,
-	filehub.ERANGE:        http.StatusRequestedRangeNotSatisfiable,
-	filehub.ERATELIMIT:    http.StatusTooManyRequests,
-	filehub.EUNAVAILABLE:  http.StatusServiceUnavailable,
-	filehub.ESTORAGE:      http.StatusInsufficientStorage,
-	filehub.EINTERNAL:     http.StatusInternalServerError,
-}
-
-// StatusCode returns the HTTP status for a filehub error code: the status of
-// the problem document an error with that code is sent as.
-func StatusCode(code string) int {
-	if s, ok := statusByCode[code]; ok {
-		return s
-	}
-	return http.StatusInternalServerError
-}
-
-// Problem is the RFC 9457 problem document sent with every error response,
-// as application/problem+json.
-type Problem struct {
-	// Type is "urn:filehub:error:<code>".
-	Type string `json:"type"`
-	// Title is the status text, e.g. "Not Found".
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	// Detail is the client-safe message (filehub.ErrorMessage).
-	Detail string `json:"detail"`
-	// Code is the filehub error code, e.g. "not_found".
-	Code string `json:"code"`
-	// RequestID identifies the request in the server's logs.
-	RequestID string `json:"request_id,omitempty"`
-}
-
-// ProblemContentType is the media type of problem documents.
-const ProblemContentType = "application/problem+json"
 
 // writeError answers with err's status and problem document. Internal
 // errors are logged with their cause, which is never sent; the causes of
@@ -68,7 +23,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		err = filehub.WrapError(filehub.EINVALID, "request aborted: the client went away", err)
 		code = filehub.EINVALID
 	}
-	status := StatusCode(code)
+	status := api.StatusCode(code) // the one table, api.Errors
 	log := info(r.Context()).log
 	switch {
 	case errors.Is(r.Context().Err(), context.Canceled):
@@ -107,17 +62,9 @@ func (h *Handler) writeProblem(w http.ResponseWriter, r *http.Request, status in
 	hdr.Del("Content-Length")
 	hdr.Del("Content-Disposition")
 	hdr.Del("Content-Encoding")
-	hdr.Set("Content-Type", ProblemContentType)
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Cache-Control", "no-store")
-	writeJSON(w, status, Problem{
-		Type:      "urn:filehub:error:" + code,
-		Title:     http.StatusText(status),
-		Status:    status,
-		Detail:    detail,
-		Code:      code,
-		RequestID: ri.id,
-	})
+	p := api.NewProblemStatus(status, code, detail)
+	p.RequestID = ri.id
+	api.WriteProblem(w, p)
 }
 
 // writeJSON writes v as the response body.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 )
 
 // maxListLimit is the largest page a client may ask for; MetaStore caps
@@ -23,22 +24,21 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 		}
 		limit = n
 	}
-	fs, next, err := h.svc.List(r.Context(), limit, q.Get("cursor"))
+	p := api.FilesListRequest{Limit: limit, Cursor: q.Get("cursor")}
+	fs, next, err := h.svc.List(r.Context(), p.Limit, p.Cursor)
 	if err != nil {
 		return err
 	}
 	if fs == nil {
 		fs = []*filehub.File{} // [] rather than null for clients
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Files      []*filehub.File `json:"files"`
-		NextCursor string          `json:"next_cursor,omitempty"`
-	}{fs, next})
+	writeJSON(w, http.StatusOK, api.FilePage{Files: fs, NextCursor: next})
 	return nil
 }
 
 func (h *Handler) stat(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.svc.Get(r.Context(), r.PathValue("id"))
+	p := api.FileRequest{ID: r.PathValue("id")}
+	f, err := h.svc.Get(r.Context(), p.ID)
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,8 @@ func (h *Handler) stat(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) delete(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.svc.Delete(r.Context(), r.PathValue("id"))
+	p := api.FileRequest{ID: r.PathValue("id")}
+	f, err := h.svc.Delete(r.Context(), p.ID)
 	if err != nil {
 		return err
 	}
@@ -56,7 +57,8 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) restore(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.svc.Restore(r.Context(), r.PathValue("id"))
+	p := api.FileRequest{ID: r.PathValue("id")}
+	f, err := h.svc.Restore(r.Context(), p.ID)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/filehub/filehub/httpapi"
+	"github.com/filehub/filehub/api"
 )
 
 // FuzzMultipartUpload sends arbitrary multipart bodies and boundaries. The
@@ -41,7 +41,7 @@ func FuzzMultipartUpload(f *testing.F) {
 		case code >= 500 && code != http.StatusServiceUnavailable && code != http.StatusInsufficientStorage:
 			t.Fatalf("status %d for a client's body: %s", code, rec.Body)
 		case code >= 400:
-			if ct := rec.Header().Get("Content-Type"); ct != httpapi.ProblemContentType {
+			if ct := rec.Header().Get("Content-Type"); ct != api.ProblemContentType {
 				t.Errorf("status %d with Content-Type %q", code, ct)
 			}
 			if after := fe.state(); after.records != before.records {

@@ -6,7 +6,8 @@
 // It is a thin transport over files.Service: it authenticates requests with
 // API keys, enforces scopes, per-key rate limits and the cap on concurrent
 // uploads, guards against slow clients, and maps filehub error codes to HTTP
-// statuses and RFC 9457 problem documents in one table (see statusByCode).
+// statuses and RFC 9457 problem documents with the one table in package
+// api (api.Errors); every body it sends or reads is a type of package api.
 // It never touches the stores directly except to look up API keys.
 //
 // Every route is listed once in the routes table; Handler.Routes exposes
@@ -17,9 +18,12 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"time"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
+	"github.com/filehub/filehub/auth"
 	"github.com/filehub/filehub/files"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -64,6 +68,11 @@ type Config struct {
 	// RateBurst is how many requests a key may make at once above the
 	// sustained rate. Default 2 × RateLimit (at least 1).
 	RateBurst int
+	// Auth authenticates requests; give the HTTP API and the WebSocket
+	// server the same one, so that they share its limiter of failed
+	// authentications. Nil: one is built from the key store and the three
+	// fields below, which are ignored otherwise.
+	Auth *auth.Authenticator
 	// AuthFailureLimit is the sustained number of failed authentications
 	// per second accepted from one client IP address; beyond it (after
 	// AuthFailureBurst) the address gets 429 without its keys being
@@ -125,8 +134,8 @@ type Handler struct {
 	promh   http.Handler // nil without a Gatherer
 
 	uploadSlots chan struct{}
-	keyLimits   *limiterSet // nil when RateLimit is 0
-	authLimits  *limiterSet // nil when disabled
+	keyLimits   *auth.Limiters // nil when RateLimit is 0
+	auth        *auth.Authenticator
 }
 
 // New returns a Handler serving svc, authenticating requests against keys.
@@ -179,10 +188,11 @@ func New(svc *files.Service, keys KeyStore, cfg Config) *Handler {
 		})
 	}
 	if cfg.RateLimit > 0 {
-		h.keyLimits = newLimiterSet(cfg.RateLimit, cfg.RateBurst, cfg.MaxLimiters)
+		h.keyLimits = auth.NewLimiters(cfg.RateLimit, cfg.RateBurst, cfg.MaxLimiters)
 	}
-	if cfg.AuthFailureLimit > 0 {
-		h.authLimits = newLimiterSet(cfg.AuthFailureLimit, cfg.AuthFailureBurst, cfg.MaxLimiters)
+	h.auth = cfg.Auth
+	if h.auth == nil {
+		h.auth = auth.New(keys, auth.Config{FailureLimit: cfg.AuthFailureLimit, FailureBurst: cfg.AuthFailureBurst, MaxLimiters: cfg.MaxLimiters})
 	}
 	for _, rt := range routes {
 		if rt.Path == "/metrics" && (cfg.DisableMetricsRoute || cfg.Gatherer == nil) {
@@ -200,6 +210,11 @@ type Route struct {
 	Path   string        // a ServeMux path pattern, e.g. "/v1/files/{id}"
 	Scope  filehub.Scope // the scope a key needs; "" for no authentication
 	handle func(h *Handler, w http.ResponseWriter, r *http.Request) error
+	// Params is the package api type the route's parameters (path,
+	// query and JSON body together) are decoded into, nil for routes
+	// whose input is not a parameter set (uploads, settings, streams).
+	// The WebSocket method doing the same decodes the same type.
+	Params reflect.Type
 }
 
 // Pattern returns the ServeMux pattern, "METHOD /path", which is also the
@@ -208,24 +223,24 @@ func (rt Route) Pattern() string { return rt.Method + " " + rt.Path }
 
 // routes is the one table of the API's endpoints and the scope each needs.
 var routes = []Route{
-	{"GET", "/healthz", "", (*Handler).healthz},
-	{"GET", "/readyz", filehub.ScopeMetrics, (*Handler).readyz},
-	{"GET", "/metrics", filehub.ScopeMetrics, (*Handler).serveMetrics},
-	{"POST", "/v1/files", filehub.ScopeWrite, (*Handler).upload},
-	{"GET", "/v1/files", filehub.ScopeRead, (*Handler).list},
-	{"GET", "/v1/files/{id}", filehub.ScopeRead, (*Handler).stat},
-	{"GET", "/v1/files/{id}/content", filehub.ScopeRead, (*Handler).content},
-	{"DELETE", "/v1/files/{id}", filehub.ScopeWrite, (*Handler).delete},
-	{"POST", "/v1/files/{id}/restore", filehub.ScopeWrite, (*Handler).restore},
-	{"POST", "/v1/files/{id}/providers/{name}", filehub.ScopeWrite, (*Handler).push},
-	{"POST", "/v1/cleanup/runs", filehub.ScopeAdmin, (*Handler).cleanupRun},
-	{"GET", "/v1/cleanup/runs", filehub.ScopeAdmin, (*Handler).cleanupRuns},
-	{"GET", "/v1/cleanup/runs/{id}", filehub.ScopeAdmin, (*Handler).cleanupRunByID},
-	{"GET", "/v1/cleanup/config", filehub.ScopeAdmin, (*Handler).cleanupConfig},
-	{"PATCH", "/v1/cleanup/config", filehub.ScopeAdmin, (*Handler).cleanupConfigPatch},
-	{"GET", "/v1/audit", filehub.ScopeAdmin, (*Handler).audit},
-	{"GET", "/v1/openapi.json", "", (*Handler).openapiJSON},
-	{"GET", "/v1/openapi.yaml", "", (*Handler).openapiYAML},
+	{"GET", "/healthz", "", (*Handler).healthz, nil},
+	{"GET", "/readyz", filehub.ScopeMetrics, (*Handler).readyz, nil},
+	{"GET", "/metrics", filehub.ScopeMetrics, (*Handler).serveMetrics, nil},
+	{"POST", "/v1/files", filehub.ScopeWrite, (*Handler).upload, nil},
+	{"GET", "/v1/files", filehub.ScopeRead, (*Handler).list, reflect.TypeFor[api.FilesListRequest]()},
+	{"GET", "/v1/files/{id}", filehub.ScopeRead, (*Handler).stat, reflect.TypeFor[api.FileRequest]()},
+	{"GET", "/v1/files/{id}/content", filehub.ScopeRead, (*Handler).content, nil},
+	{"DELETE", "/v1/files/{id}", filehub.ScopeWrite, (*Handler).delete, reflect.TypeFor[api.FileRequest]()},
+	{"POST", "/v1/files/{id}/restore", filehub.ScopeWrite, (*Handler).restore, reflect.TypeFor[api.FileRequest]()},
+	{"POST", "/v1/files/{id}/providers/{name}", filehub.ScopeWrite, (*Handler).push, reflect.TypeFor[api.PushRequest]()},
+	{"POST", "/v1/cleanup/runs", filehub.ScopeAdmin, (*Handler).cleanupRun, reflect.TypeFor[api.CleanupRunRequest]()},
+	{"GET", "/v1/cleanup/runs", filehub.ScopeAdmin, (*Handler).cleanupRuns, nil},
+	{"GET", "/v1/cleanup/runs/{id}", filehub.ScopeAdmin, (*Handler).cleanupRunByID, nil},
+	{"GET", "/v1/cleanup/config", filehub.ScopeAdmin, (*Handler).cleanupConfig, nil},
+	{"PATCH", "/v1/cleanup/config", filehub.ScopeAdmin, (*Handler).cleanupConfigPatch, nil},
+	{"GET", "/v1/audit", filehub.ScopeAdmin, (*Handler).audit, nil},
+	{"GET", "/v1/openapi.json", "", (*Handler).openapiJSON, nil},
+	{"GET", "/v1/openapi.yaml", "", (*Handler).openapiYAML, nil},
 }
 
 // Routes returns the endpoints this Handler serves (without /metrics when it
@@ -278,7 +293,7 @@ func (h *Handler) plain(fn func(*Handler, http.ResponseWriter, *http.Request) er
 }
 
 func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, api.Status{Status: "ok"})
 	return nil
 }
 
@@ -288,7 +303,7 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) error {
 		// the cause, so load balancers see 503.
 		return filehub.WrapError(filehub.EUNAVAILABLE, filehub.ErrorMessage(err), err)
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	writeJSON(w, http.StatusOK, api.Status{Status: "ready"})
 	return nil
 }
 

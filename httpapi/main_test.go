@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/httpapi"
@@ -212,15 +213,15 @@ func mustJSON(t testing.TB, b []byte, v any) {
 
 // wantProblem checks that a response is a problem document with the given
 // status and code.
-func wantProblem(t *testing.T, resp *http.Response, body []byte, status int, code string) httpapi.Problem {
+func wantProblem(t *testing.T, resp *http.Response, body []byte, status int, code string) api.Problem {
 	t.Helper()
 	if resp.StatusCode != status {
 		t.Fatalf("status = %d, want %d; body %s", resp.StatusCode, status, body)
 	}
-	if ct := resp.Header.Get("Content-Type"); ct != httpapi.ProblemContentType {
-		t.Errorf("Content-Type = %q, want %q", ct, httpapi.ProblemContentType)
+	if ct := resp.Header.Get("Content-Type"); ct != api.ProblemContentType {
+		t.Errorf("Content-Type = %q, want %q", ct, api.ProblemContentType)
 	}
-	var p httpapi.Problem
+	var p api.Problem
 	mustJSON(t, body, &p)
 	if p.Status != status || p.Code != code || p.Type != "urn:filehub:error:"+code ||
 		p.Title != http.StatusText(status) || p.Detail == "" || p.RequestID == "" {

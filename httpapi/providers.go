@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/providers"
 )
 
@@ -22,16 +23,16 @@ var _ Pusher = (*providers.Service)(nil)
 // push serves POST /v1/files/{id}/providers/{name}: 200 with
 // {"provider","provider_file_id","reused"}.
 func (h *Handler) push(w http.ResponseWriter, r *http.Request) error {
-	name := r.PathValue("name")
+	p := api.PushRequest{ID: r.PathValue("id"), Provider: r.PathValue("name")}
 	if h.cfg.Providers == nil {
 		// The route exists without a push service, so that clients get
 		// the same answer as for a provider that is not configured.
-		return filehub.Errorf(filehub.ENOTFOUND, "unknown provider %q", name)
+		return filehub.Errorf(filehub.ENOTFOUND, "unknown provider %q", p.Provider)
 	}
-	res, err := h.cfg.Providers.Push(r.Context(), r.PathValue("id"), name)
+	res, err := h.cfg.Providers.Push(r.Context(), p.ID, p.Provider)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSON(w, http.StatusOK, api.PushResult(*res))
 	return nil
 }

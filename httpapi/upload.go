@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/files"
 )
 
@@ -59,7 +60,7 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusCreated, up)
+		writeJSON(w, http.StatusCreated, uploadWire(up))
 		return nil
 	}
 
@@ -74,12 +75,14 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Connection", "close")
 	}
 	if len(ups) == 1 {
-		writeJSON(w, http.StatusCreated, ups[0])
+		writeJSON(w, http.StatusCreated, uploadWire(ups[0]))
 		return nil
 	}
-	writeJSON(w, http.StatusCreated, struct {
-		Files []*files.Upload `json:"files"`
-	}{ups})
+	list := api.UploadList{Files: make([]*api.Upload, len(ups))}
+	for i, up := range ups {
+		list.Files[i] = uploadWire(up)
+	}
+	writeJSON(w, http.StatusCreated, list)
 	return nil
 }
 
@@ -152,4 +155,9 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// uploadWire is an upload's answer on the wire.
+func uploadWire(up *files.Upload) *api.Upload {
+	return &api.Upload{File: up.File, Deduplicated: up.Deduplicated}
 }

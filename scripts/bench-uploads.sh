@@ -22,6 +22,21 @@
 #   BLOBS='s3://bucket?endpoint=…' scripts/bench-uploads.sh small
 #       a real S3-compatible store (MinIO, …), with the AWS_* credentials
 #       of the environment; the bucket is not emptied between rounds.
+#
+# Small-file rates swing several-fold on a file system with many recently
+# deleted files. As root, FRESH_FS=1 puts every data directory on a new ext4
+# file system (mkfs.ext4 on a sparse file, loop-mounted; FRESH_FS_SIZE,
+# default 8G), removed at the end:
+#
+#   FRESH_FS=1 ROUNDS=5 scripts/bench-uploads.sh small
+#
+# Regression check against an earlier commit:
+#
+#   BASE_REV=4559b18 scripts/bench-uploads.sh small large
+#       also builds filehub at BASE_REV (in a temporary git worktree) and
+#       runs it as a third target in every round, alternating with the
+#       reference and the working tree's filehub; the summary adds the
+#       filehub/base ratio per round.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,12 +54,34 @@ cleanup_work() {
 	if [ -n "$DB" ]; then
 		psql -q -d "$DB" -c "DROP SCHEMA IF EXISTS $BENCH_SCHEMA CASCADE" >/dev/null 2>&1 || true
 	fi
+	if mountpoint -q "$WORK/fs" 2>/dev/null; then
+		umount "$WORK/fs" || true
+	fi
 	rm -rf "$WORK"
 }
 trap cleanup_work EXIT
 
+# DATA is where the servers' data directories go.
+DATA="$WORK"
+if [ "${FRESH_FS:-}" = 1 ]; then
+	[ "$(id -u)" = 0 ] || { echo "FRESH_FS=1 needs root (mount -o loop)" >&2; exit 2; }
+	truncate -s "${FRESH_FS_SIZE:-8G}" "$WORK/fs.img"
+	mkfs.ext4 -q -F "$WORK/fs.img"
+	mkdir -p "$WORK/fs"
+	mount -o loop "$WORK/fs.img" "$WORK/fs"
+	DATA="$WORK/fs"
+fi
+
 go build -o "$WORK/filehub" ./cmd/filehub
 go build -o "$WORK/filehub-load" ./cmd/filehub-load
+BASE_REV="${BASE_REV:-}"
+TARGETS=(reference filehub)
+if [ -n "$BASE_REV" ]; then
+	git worktree add -q --detach "$WORK/base-src" "$BASE_REV"
+	(cd "$WORK/base-src" && go build -o "$WORK/filehub-base" ./cmd/filehub)
+	git worktree remove --force "$WORK/base-src"
+	TARGETS=(reference filehub base)
+fi
 KEY="fhk_benchmark_key_$(date +%s)_local_only_0123456789"
 PORT_FH=18181
 PORT_REF=18182
@@ -59,8 +96,9 @@ wait_port() { # wait until something accepts on 127.0.0.1:$1
 }
 
 S3_PID=""
-start_filehub() {
-	rm -rf "$WORK/fh-data"
+start_filehub() { # [binary]
+	local bin="${1:-$WORK/filehub}"
+	rm -rf "$DATA/fh-data"
 	local db="" blobs="$BLOBS"
 	if [ -n "$DB" ]; then
 		psql -q -d "$DB" -c "DROP SCHEMA IF EXISTS $BENCH_SCHEMA CASCADE" -c "CREATE SCHEMA $BENCH_SCHEMA" >/dev/null
@@ -75,7 +113,7 @@ start_filehub() {
 	fi
 	AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-bench}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-bench}" \
 		AWS_EC2_METADATA_DISABLED=true FILEHUB_BOOTSTRAP_KEY="$KEY" \
-		"$WORK/filehub" serve --data-dir "$WORK/fh-data" --db "$db" --blobs "$blobs" \
+		"$bin" serve --data-dir "$DATA/fh-data" --db "$db" --blobs "$blobs" \
 		--listen "127.0.0.1:$PORT_FH" --rate-limit 0 --max-upload-size 2GiB \
 		--min-free-space 0 --log-level warn >"$WORK/fh.log" 2>&1 &
 	SERVER_PID=$!
@@ -83,8 +121,8 @@ start_filehub() {
 }
 
 start_reference() {
-	rm -rf "$WORK/ref-data"
-	"$WORK/filehub-load" reference --listen "127.0.0.1:$PORT_REF" --dir "$WORK/ref-data" 2>"$WORK/ref.log" &
+	rm -rf "$DATA/ref-data"
+	"$WORK/filehub-load" reference --listen "127.0.0.1:$PORT_REF" --dir "$DATA/ref-data" 2>"$WORK/ref.log" &
 	SERVER_PID=$!
 	wait_port "$PORT_REF"
 }
@@ -98,6 +136,10 @@ stop_server() {
 		S3_PID=""
 	fi
 }
+
+# cpu_ticks PID -> the process's user+system CPU time so far, in clock ticks
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+CLK_TCK="$(getconf CLK_TCK)"
 
 # scenario_args NAME -> load tool arguments
 scenario_args() {
@@ -115,19 +157,29 @@ RESULTS="$WORK/results.tsv"
 for scenario in "${SCENARIOS[@]}"; do
 	args="$(scenario_args "$scenario")"
 	for round in $(seq 1 "$ROUNDS"); do
-		for target in reference filehub; do
+		for target in "${TARGETS[@]}"; do
 			if [ "$target" = filehub ]; then
 				start_filehub
+				url="http://127.0.0.1:$PORT_FH/v1/files"
+			elif [ "$target" = base ]; then
+				start_filehub "$WORK/filehub-base"
 				url="http://127.0.0.1:$PORT_FH/v1/files"
 			else
 				start_reference
 				url="http://127.0.0.1:$PORT_REF/"
 			fi
+			cpu0="$(cpu_ticks "$SERVER_PID")"
 			# shellcheck disable=SC2086
 			out="$("$WORK/filehub-load" upload --url "$url" --key "$KEY" --pid "$SERVER_PID" $args)"
+			cpu1="$(cpu_ticks "$SERVER_PID")"
+			# Server CPU per upload (user+system, µs): steadier than the rate
+			# on a noisy machine.
+			n_uploads="$(echo "$args" | awk '{for (i = 1; i < NF; i++) if ($i == "-n") print $(i + 1)}')"
+			cpu_us="$(awk -v a="$cpu0" -v b="$cpu1" -v t="$CLK_TCK" -v n="$n_uploads" 'BEGIN { printf "%.0f", (b - a) / t / n * 1e6 }')"
+			out="${out%\}},\"server_cpu_us_per_upload\":$cpu_us}"
 			blob_bytes=0
-			if [ "$target" = filehub ] && [ -z "$BLOBS" ]; then
-				blob_bytes="$(du -sb "$WORK/fh-data/blobs" | cut -f1)"
+			if [ "$target" != reference ] && [ -z "$BLOBS" ]; then
+				blob_bytes="$(du -sb "$DATA/fh-data/blobs" | cut -f1)"
 			fi
 			stop_server
 			echo "{\"scenario\":\"$scenario\",\"round\":$round,\"target\":\"$target\",\"blob_dir_bytes\":$blob_bytes,\"result\":$out}"
@@ -143,13 +195,17 @@ by = {}
 for scen, target, out in rows:
     by.setdefault((scen, target), []).append(json.loads(out))
 print()
-print(f"{'scenario':9} {'target':10} {'uploads/s':>10} {'MB/s':>8} {'p99 ms':>8} {'peak RSS MiB':>13}")
+print(f"{'scenario':9} {'target':10} {'uploads/s':>10} {'MB/s':>8} {'p99 ms':>8} {'peak RSS MiB':>13} {'CPU µs/upload':>14}")
 for (scen, target), rs in by.items():
     med = lambda k: statistics.median(r.get(k, 0) for r in rs)
-    print(f"{scen:9} {target:10} {med('uploads_per_sec'):10.0f} {med('mb_per_sec'):8.0f} {med('p99_ms'):8.1f} {med('server_peak_rss_bytes')/2**20:13.1f}")
+    print(f"{scen:9} {target:10} {med('uploads_per_sec'):10.0f} {med('mb_per_sec'):8.0f} {med('p99_ms'):8.1f} {med('server_peak_rss_bytes')/2**20:13.1f} {med('server_cpu_us_per_upload'):14.0f}")
 for scen in dict.fromkeys(s for s, _ in by):
     f, r = by.get((scen, "filehub")), by.get((scen, "reference"))
     if f and r:
         ratios = [a["uploads_per_sec"] / b["uploads_per_sec"] for a, b in zip(f, r)]
         print(f"{scen}: filehub/reference throughput per round {', '.join(f'{x:.2f}' for x in ratios)}; median {statistics.median(ratios):.2f}")
+    b = by.get((scen, "base"))
+    if f and b:
+        ratios = [a["uploads_per_sec"] / c["uploads_per_sec"] for a, c in zip(f, b)]
+        print(f"{scen}: filehub/base throughput per round {', '.join(f'{x:.2f}' for x in ratios)}; median {statistics.median(ratios):.2f}")
 PY

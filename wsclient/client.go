@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/wsproto"
 )
 
@@ -115,10 +115,9 @@ type Options struct {
 	OnStateChange func(old, new State)
 	// Logger receives connection events. Default: discard.
 	Logger *slog.Logger
-	// Registerer receives the client's metrics (namespace
-	// filehub_wsclient). Default: none. Clients sharing a Registerer share
-	// the collectors, whose values are then sums.
-	Registerer prometheus.Registerer
+	// Metrics receives the client's measurements; wsclientprom.New
+	// returns Prometheus collectors for it. Default: none.
+	Metrics *Metrics
 }
 
 // writeBufferSize is the default Dialer's write buffer, lent by
@@ -261,10 +260,7 @@ func newClient(url string, opts Options) (*Client, error) {
 	if opts.HandshakeTimeout <= 0 {
 		opts.HandshakeTimeout = DefaultHandshakeTimeout
 	}
-	m, err := newMetrics(opts.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("wsclient: register metrics: %w", err)
-	}
+	m := newMetrics(opts.Metrics)
 	c := &Client{
 		url:        url,
 		opts:       opts,
@@ -642,20 +638,19 @@ func (c *Client) stop(err error) {
 
 var errBinary = fmt.Errorf("%w: binary message", wsproto.ErrProtocol)
 
-// readBody returns the short explanation of a refused upgrade: the detail
-// or title of a problem+json body, or the start of any other body.
-func readBody(resp *http.Response) string {
+// readBody returns the problem document of a refused upgrade, its detail
+// defaulting to its title; any other body becomes the detail.
+func readBody(resp *http.Response) *api.Problem {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-	var p struct {
-		Title  string `json:"title"`
-		Detail string `json:"detail"`
+	var p api.Problem
+	if json.Unmarshal(b, &p) != nil {
+		// Not a problem document (a proxy's page): its text is the
+		// message, and the status gives the code.
+		return &api.Problem{Detail: string(b)}
 	}
-	if json.Unmarshal(b, &p) == nil {
-		if p.Detail != "" {
-			return p.Detail
-		}
-		return p.Title
+	if p.Detail == "" {
+		p.Detail = p.Title
 	}
-	return string(b)
+	return &p
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/filehub/filehub"
 	"github.com/filehub/filehub/wsclient"
+	"github.com/filehub/filehub/wsclient/wsclientprom"
 	"github.com/filehub/filehub/wsproto"
 )
 
@@ -184,7 +185,7 @@ func TestReconnectResumesWithoutLossOrDuplicates(t *testing.T) {
 	fs := newFakeServer(t)
 	reg := prometheus.NewRegistry()
 	opts := fastOptions(fs.key)
-	opts.Registerer = reg
+	opts.Metrics = promMetrics(t, reg)
 	opts.OutboxMaxFrames = 64
 	rec := newStateRecorder()
 	opts.OnStateChange = rec.hook
@@ -392,7 +393,7 @@ func TestOutboxFull(t *testing.T) {
 			opts := fastOptions(fs.key)
 			opts.OutboxMaxFrames = 2
 			opts.FailWhenFull = tt.failWhenFull
-			opts.Registerer = reg
+			opts.Metrics = promMetrics(t, reg)
 			c := mustDial(t, fs.URL(), opts)
 			errc := make(chan error, 3)
 			for i := range 2 {
@@ -434,7 +435,7 @@ func TestSessionLostFailsUnacknowledgedSends(t *testing.T) {
 	fs := newFakeServer(t)
 	reg := prometheus.NewRegistry()
 	opts := fastOptions(fs.key)
-	opts.Registerer = reg
+	opts.Metrics = promMetrics(t, reg)
 	c := mustDial(t, fs.URL(), opts)
 	fs.noProcess.Store(true)
 	errc := make(chan error, 1)
@@ -847,7 +848,7 @@ func TestConnectionMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	rec := newStateRecorder()
 	opts := fastOptions(fs.key)
-	opts.Registerer = reg
+	opts.Metrics = promMetrics(t, reg)
 	opts.OnStateChange = rec.hook
 	c := mustDial(t, fs.URL(), opts)
 	if err := c.Send(context.Background(), 1); err != nil {
@@ -890,7 +891,7 @@ func TestClientsShareARegistry(t *testing.T) {
 	fs := newFakeServer(t)
 	reg := prometheus.NewRegistry()
 	opts := fastOptions(fs.key)
-	opts.Registerer = reg
+	opts.Metrics = promMetrics(t, reg)
 	a := mustDial(t, fs.URL(), opts)
 	b := mustDial(t, fs.URL(), opts)
 	for _, c := range []*wsclient.Client{a, b} {
@@ -901,4 +902,14 @@ func TestClientsShareARegistry(t *testing.T) {
 	if v := testutil.ToFloat64(metric(t, reg, "filehub_wsclient_messages_delivered_total")); v != 2 {
 		t.Errorf("messages_delivered_total = %v, want 2 (summed over both clients)", v)
 	}
+}
+
+// promMetrics returns the client's metrics registered on reg.
+func promMetrics(tb testing.TB, reg prometheus.Registerer) *wsclient.Metrics {
+	tb.Helper()
+	m, err := wsclientprom.New(reg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
 }

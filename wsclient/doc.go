@@ -35,8 +35,10 @@
 // The state (State, Options.OnStateChange) goes Connecting → Connected →
 // Reconnecting → Connected … and finally Closed.
 //
-// Metrics (namespace filehub_wsclient) are registered on
-// Options.Registerer: connected and disconnected seconds, reconnect attempts,
+// Metrics go to the hooks in Options.Metrics; wsclientprom.New(reg) returns
+// Prometheus collectors (namespace filehub_wsclient) for them, so that this
+// package links no metrics library: connected and disconnected seconds,
+// reconnect attempts,
 // successes and failures, messages delivered and failed, outbox depth in
 // frames and bytes, acknowledgement latency, sessions lost and events
 // delivered.

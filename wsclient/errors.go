@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/wsproto"
 )
 
@@ -78,24 +79,21 @@ func (e *ConnError) Unwrap() error {
 	return &filehub.Error{Code: e.Code, Message: e.Message}
 }
 
-// statusError classifies a refused upgrade (spec §9). 401, 403 and 426 are
-// permanent; everything else (429, 503, a proxy's 502) is worth retrying.
-func statusError(status int, body string) *ConnError {
-	e := &ConnError{Status: status, Message: body}
+// statusError classifies a refused upgrade (spec §9). The code is the
+// problem document's, or else the status's (api.CodeForStatus, the one
+// table). 401, 403 and 426 are permanent; everything else (429, 503, a
+// proxy's 502) is worth retrying.
+func statusError(status int, p *api.Problem) *ConnError {
+	fe := p.Err(status)
+	e := &ConnError{Status: status, Code: fe.Code, Message: fe.Message}
 	switch status {
-	case http.StatusUnauthorized:
-		e.Code, e.Permanent = filehub.EUNAUTHORIZED, true
-	case http.StatusForbidden:
-		e.Code, e.Permanent = filehub.EFORBIDDEN, true
+	case http.StatusUnauthorized, http.StatusForbidden:
+		e.Permanent = true
 	case http.StatusUpgradeRequired:
-		e.Code, e.Permanent = filehub.EINVALID, true
+		e.Permanent = true
 		if e.Message == "" {
 			e.Message = "protocol version " + wsproto.Subprotocol + " refused"
 		}
-	case http.StatusTooManyRequests:
-		e.Code = filehub.ERATELIMIT
-	default:
-		e.Code = filehub.EUNAVAILABLE
 	}
 	return e
 }

@@ -26,7 +26,7 @@ func TestIntegrationEchoAcrossCuts(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	rec := newStateRecorder()
 	opts := fastOptions(srv.key)
-	opts.Registerer = reg
+	opts.Metrics = promMetrics(t, reg)
 	opts.OnStateChange = rec.hook
 	c := mustDial(t, px.URL(), opts)
 
@@ -161,7 +161,7 @@ func TestIntegrationEventsAcrossServerRestarts(t *testing.T) {
 	}()
 	reg := prometheus.NewRegistry()
 	opts := fastOptions(srv.key)
-	opts.Registerer = reg
+	opts.Metrics = promMetrics(t, reg)
 	c := mustDial(t, srv.URL(), opts)
 
 	upload := func(n int) {

@@ -1,87 +1,86 @@
 package wsclient
 
-import (
-	"errors"
-
-	"github.com/prometheus/client_golang/prometheus"
-)
-
-// metrics are the client's Prometheus collectors. Clients that share a
-// Registerer share the collectors, so the values are sums over them.
-type metrics struct {
-	uptime          prometheus.Counter
-	downtime        prometheus.Counter
-	attempts        prometheus.Counter
-	successes       prometheus.Counter
-	failedRetries   prometheus.Counter
-	delivered       prometheus.Counter
-	failed          prometheus.Counter
-	outboxFrames    prometheus.Gauge
-	outboxBytes     prometheus.Gauge
-	ackLatency      prometheus.Histogram
-	sessionsLost    prometheus.Counter
-	eventsDelivered prometheus.Counter
+// Metrics receives the client's measurements. Every field is optional (nil:
+// not measured). The package wsclientprom returns one backed by Prometheus
+// collectors; the client itself links no metrics library, so that programs
+// using it stay light.
+type Metrics struct {
+	Uptime        Counter // seconds spent with a connected session
+	Downtime      Counter // seconds spent connecting or reconnecting
+	Attempts      Counter // connection attempts after the first one
+	Successes     Counter // reconnection attempts that ended with a welcome
+	FailedRetries Counter // reconnection attempts that failed
+	Delivered     Counter // reliable frames (msg, req) the server acknowledged
+	Failed        Counter // reliable frames that failed: session lost, client closed, permanent error
+	OutboxFrames  Gauge   // reliable frames waiting for an acknowledgement
+	OutboxBytes   Gauge   // encoded bytes of those frames
+	// AckLatency observes the seconds from a frame's first transmission
+	// to its acknowledgement.
+	AckLatency      Histogram
+	SessionsLost    Counter // reconnects on which the server no longer knew the session
+	EventsDelivered Counter // events handed to a subscriber
 }
 
-const namespace = "filehub_wsclient"
+// Counter is a monotonic count; prometheus.Counter implements it.
+type Counter interface {
+	Inc()
+	Add(float64)
+}
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	counter := func(name, help string) prometheus.Counter {
-		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help})
+// Gauge is a value that goes up and down; prometheus.Gauge implements it.
+type Gauge interface {
+	Inc()
+	Dec()
+	Add(float64)
+	Sub(float64)
+}
+
+// Histogram records observations; prometheus.Histogram implements it.
+type Histogram interface {
+	Observe(float64)
+}
+
+// metrics is Metrics with every nil hook replaced by a no-op.
+type metrics struct {
+	uptime, downtime, attempts, successes, failedRetries, delivered, failed Counter
+	outboxFrames, outboxBytes                                               Gauge
+	ackLatency                                                              Histogram
+	sessionsLost, eventsDelivered                                           Counter
+}
+
+type nop struct{}
+
+func (nop) Inc()            {}
+func (nop) Dec()            {}
+func (nop) Add(float64)     {}
+func (nop) Sub(float64)     {}
+func (nop) Observe(float64) {}
+
+func newMetrics(h *Metrics) *metrics {
+	if h == nil {
+		h = &Metrics{}
 	}
-	gauge := func(name, help string) prometheus.Gauge {
-		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help})
+	c := func(x Counter) Counter {
+		if x == nil {
+			return nop{}
+		}
+		return x
+	}
+	g := func(x Gauge) Gauge {
+		if x == nil {
+			return nop{}
+		}
+		return x
 	}
 	m := &metrics{
-		uptime:        counter("connected_seconds_total", "Time spent with a connected session."),
-		downtime:      counter("disconnected_seconds_total", "Time spent connecting or reconnecting."),
-		attempts:      counter("reconnect_attempts_total", "Connection attempts after the first one."),
-		successes:     counter("reconnect_successes_total", "Reconnection attempts that ended with a welcome."),
-		failedRetries: counter("reconnect_failures_total", "Reconnection attempts that failed."),
-		delivered:     counter("messages_delivered_total", "Reliable frames (msg, req) the server acknowledged."),
-		failed:        counter("messages_failed_total", "Reliable frames (msg, req) that failed: session lost, client closed, permanent error."),
-		outboxFrames:  gauge("outbox_frames", "Reliable frames waiting for an acknowledgement."),
-		outboxBytes:   gauge("outbox_bytes", "Encoded bytes of the frames waiting for an acknowledgement."),
-		ackLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "ack_latency_seconds",
-			Help:    "Time from a frame's first transmission to its acknowledgement.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-		}),
-		sessionsLost:    counter("sessions_lost_total", "Reconnects on which the server no longer knew the session."),
-		eventsDelivered: counter("events_delivered_total", "Events handed to a subscriber."),
+		uptime: c(h.Uptime), downtime: c(h.Downtime), attempts: c(h.Attempts), successes: c(h.Successes),
+		failedRetries: c(h.FailedRetries), delivered: c(h.Delivered), failed: c(h.Failed),
+		outboxFrames: g(h.OutboxFrames), outboxBytes: g(h.OutboxBytes),
+		sessionsLost: c(h.SessionsLost), eventsDelivered: c(h.EventsDelivered),
+		ackLatency: nop{},
 	}
-	if reg == nil {
-		return m, nil
+	if h.AckLatency != nil {
+		m.ackLatency = h.AckLatency
 	}
-	var err error
-	m.uptime = register(reg, m.uptime, &err)
-	m.downtime = register(reg, m.downtime, &err)
-	m.attempts = register(reg, m.attempts, &err)
-	m.successes = register(reg, m.successes, &err)
-	m.failedRetries = register(reg, m.failedRetries, &err)
-	m.delivered = register(reg, m.delivered, &err)
-	m.failed = register(reg, m.failed, &err)
-	m.outboxFrames = register(reg, m.outboxFrames, &err)
-	m.outboxBytes = register(reg, m.outboxBytes, &err)
-	m.ackLatency = register(reg, m.ackLatency, &err)
-	m.sessionsLost = register(reg, m.sessionsLost, &err)
-	m.eventsDelivered = register(reg, m.eventsDelivered, &err)
-	return m, err
-}
-
-// register registers c, or returns the identical collector another client
-// registered before, so that several clients can share one registry.
-func register[T prometheus.Collector](reg prometheus.Registerer, c T, errp *error) T {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(T); ok {
-			return existing
-		}
-	}
-	*errp = errors.Join(*errp, err)
-	return c
+	return m
 }

@@ -63,6 +63,8 @@ const (
 	MethodFilesRestore      = "files.restore"
 	MethodEventsSubscribe   = "events.subscribe"
 	MethodEventsUnsubscribe = "events.unsubscribe"
+	MethodCleanupRun        = "cleanup.run"    // admin scope; params api.CleanupRunRequest
+	MethodProvidersPush     = "providers.push" // write scope; params api.PushRequest
 )
 
 // Error codes beyond filehub's own, used in res and error frames.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/wsproto"
 	"github.com/filehub/filehub/wsserver"
 )
@@ -13,12 +14,12 @@ import (
 // fakeCleanup records the cleanup.run calls it gets.
 type fakeCleanup struct {
 	mu     sync.Mutex
-	calls  []wsserver.CleanupRequest
+	calls  []api.CleanupRunRequest
 	actors []string
 	err    error
 }
 
-func (f *fakeCleanup) RunCleanup(ctx context.Context, req wsserver.CleanupRequest) (any, error) {
+func (f *fakeCleanup) RunCleanup(ctx context.Context, req api.CleanupRunRequest) (*api.CleanupReport, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, req)
@@ -26,7 +27,7 @@ func (f *fakeCleanup) RunCleanup(ctx context.Context, req wsserver.CleanupReques
 	if f.err != nil {
 		return nil, f.err
 	}
-	return map[string]any{"run_id": len(f.calls), "dry_run": req.DryRun}, nil
+	return &api.CleanupReport{RunID: int64(len(f.calls)), DryRun: req.DryRun}, nil
 }
 
 func (f *fakeCleanup) count() int {
@@ -70,22 +71,30 @@ func TestCleanupRun(t *testing.T) {
 	if res.RunID != 2 || res.DryRun {
 		t.Errorf("no params: result %+v", res)
 	}
+	// Every field of the HTTP body is accepted, provider_orphans too.
+	wantResult(t, admin.call(4, "c5", wsserver.MethodCleanupRun, `{"provider_orphans":"delete"}`), &res)
+	fc.mu.Lock()
+	last := fc.calls[len(fc.calls)-1]
+	fc.mu.Unlock()
+	if last.ProviderOrphans != "delete" {
+		t.Errorf("runner got %+v, want provider_orphans delete", last)
+	}
 	// A misspelt field must not start a run.
-	wantError(t, admin.call(4, "c3", wsserver.MethodCleanupRun, `{"dryrun":true}`), filehub.EINVALID)
+	wantError(t, admin.call(5, "c3", wsserver.MethodCleanupRun, `{"dryrun":true}`), filehub.EINVALID)
 
 	// The runner's errors keep their codes.
 	fc.mu.Lock()
 	fc.err = filehub.Errorf(filehub.ECONFLICT, "a cleanup is already running")
 	fc.mu.Unlock()
-	wantError(t, admin.call(5, "c4", wsserver.MethodCleanupRun, `{}`), filehub.ECONFLICT)
+	wantError(t, admin.call(6, "c4", wsserver.MethodCleanupRun, `{}`), filehub.ECONFLICT)
 
 	// Only admin keys may run cleanups.
 	for _, name := range []string{"rw", "ro", "wo"} {
 		c, _ := e.connect(t, name)
 		wantError(t, c.call(1, "x", wsserver.MethodCleanupRun, `{}`), filehub.EFORBIDDEN)
 	}
-	if n := fc.count(); n != 3 {
-		t.Errorf("runner called %d times, want 3 (refused requests must not reach it)", n)
+	if n := fc.count(); n != 4 {
+		t.Errorf("runner called %d times, want 4 (refused requests must not reach it)", n)
 	}
 }
 

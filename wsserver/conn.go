@@ -25,6 +25,7 @@ type conn struct {
 	keyID string // the key charged for this connection ("" until known)
 	key   *filehub.APIKey
 	hash  []byte
+	addr  string // the client's address, charged with failed authentications
 
 	ping *time.Timer // nil until the session is attached
 
@@ -41,8 +42,8 @@ type conn struct {
 	fatalCode int
 }
 
-func (c *conn) init(srv *Server, ws *websocket.Conn, key *filehub.APIKey, hash []byte) {
-	c.srv, c.ws, c.key, c.hash = srv, ws, key, hash
+func (c *conn) init(srv *Server, ws *websocket.Conn, key *filehub.APIKey, hash []byte, addr string) {
+	c.srv, c.ws, c.key, c.hash, c.addr = srv, ws, key, hash, addr
 }
 
 // window is how long a connection may be silent before it is considered
@@ -193,7 +194,7 @@ func (c *conn) finish() {
 func (c *conn) hello(ctx context.Context, h *wsproto.Frame) (*session, *wsproto.Frame, bool) {
 	srv := c.srv
 	if c.key == nil {
-		key, hash, err := srv.authenticate(ctx, h.Token)
+		key, hash, err := srv.auth.Authenticate(ctx, c.addr, h.Token, missingCredentials)
 		if err == nil && !canOpen(key) {
 			err = filehub.Errorf(filehub.EFORBIDDEN, "this key cannot open WebSocket sessions (it needs the read or write scope)")
 		}
@@ -202,6 +203,10 @@ func (c *conn) hello(ctx context.Context, h *wsproto.Frame) (*session, *wsproto.
 			switch filehub.ErrorCode(err) {
 			case filehub.EFORBIDDEN:
 				result = connForbidden
+			case filehub.ERATELIMIT:
+				// Too many failed attempts from this address: a
+				// later try may work, so it is not the permanent 4001.
+				result, code = connTooMany, websocket.CloseTryAgainLater
 			case filehub.EUNAVAILABLE, filehub.EINTERNAL:
 				result, code = connUnavailable, websocket.CloseTryAgainLater
 			}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/wsserver"
 )
 
@@ -16,7 +17,7 @@ type fakePusher struct {
 	calls [][2]string // file ID, provider
 }
 
-func (f *fakePusher) PushToProvider(ctx context.Context, fileID, provider string) (*wsserver.PushResult, error) {
+func (f *fakePusher) PushToProvider(ctx context.Context, fileID, provider string) (*api.PushResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, [2]string{fileID, provider})
@@ -27,7 +28,7 @@ func (f *fakePusher) PushToProvider(ctx context.Context, fileID, provider string
 		return nil, filehub.Errorf(filehub.ETOOLARGE, "too large for kimi")
 	}
 	// The first push uploads, later ones reuse.
-	return &wsserver.PushResult{Provider: provider, ProviderFileID: "file-" + fileID, Reused: len(f.calls) > 1}, nil
+	return &api.PushResult{Provider: provider, ProviderFileID: "file-" + fileID, Reused: len(f.calls) > 1}, nil
 }
 
 func (f *fakePusher) count() int {
@@ -41,9 +42,9 @@ func TestProvidersPush(t *testing.T) {
 	e := newEnv(t, wsserver.Config{Providers: fp})
 	rw, _ := e.connect(t, "rw")
 
-	var res wsserver.PushResult
+	var res api.PushResult
 	wantResult(t, rw.call(1, "p1", wsserver.MethodProvidersPush, `{"id":"f_1","provider":"kimi"}`), &res)
-	if res != (wsserver.PushResult{Provider: "kimi", ProviderFileID: "file-f_1"}) {
+	if res != (api.PushResult{Provider: "kimi", ProviderFileID: "file-f_1"}) {
 		t.Errorf("first push = %+v", res)
 	}
 	wantResult(t, rw.call(2, "p2", wsserver.MethodProvidersPush, `{"id":"f_1","provider":"kimi"}`), &res)

@@ -4,17 +4,14 @@ import (
 	"container/list"
 	"context"
 	"encoding/json"
-	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/filehub/filehub"
 	"github.com/filehub/filehub/wsproto"
 )
 
-// rpcTimeout bounds one request. Requests do not end with the connection:
-// once started, a request runs to completion so that its result is
-// recorded (it must run at most once, and a client that reconnects gets it).
+// rpcTimeout bounds one request unless its method says otherwise (see
+// call).
 const rpcTimeout = 30 * time.Second
 
 // resultCache is a session's bounded LRU of request results by request id.
@@ -76,11 +73,9 @@ func (ss *session) request(ctx context.Context, f *wsproto.Frame) {
 	if cached {
 		m.rpcs.WithLabelValues(methodLabel(f.Method), "cached").Inc()
 	} else {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rpcTimeout)
 		var result any
 		var err error
-		result, sub, err = ss.call(rctx, key, f.Method, f.Params)
-		cancel()
+		result, sub, err = ss.call(ctx, key, f.Method, f.Params)
 		body = resBody(f.ID, result, err)
 		code := filehub.ErrorCode(err)
 		if code == "" {
@@ -114,16 +109,6 @@ func (ss *session) request(ctx context.Context, f *wsproto.Frame) {
 	}
 }
 
-// methodLabel keeps the metric's label set bounded.
-func methodLabel(m string) string {
-	switch m {
-	case wsproto.MethodFilesList, wsproto.MethodFilesStat, wsproto.MethodFilesDelete, wsproto.MethodFilesRestore,
-		wsproto.MethodEventsSubscribe, wsproto.MethodEventsUnsubscribe, MethodCleanupRun, MethodProvidersPush:
-		return m
-	}
-	return "unknown"
-}
-
 // rpcError is an error with a protocol code that filehub's codes lack.
 type rpcError struct{ code, msg string }
 
@@ -151,127 +136,4 @@ func resBody(id string, result any, err error) []byte {
 	b = append(b, `,"error":`...)
 	b = append(b, e...)
 	return append(b, '}')
-}
-
-type idParams struct {
-	ID string `json:"id"`
-}
-
-// call runs one method with the key's scopes.
-func (ss *session) call(ctx context.Context, key *filehub.APIKey, method string, params json.RawMessage) (any, *subscription, error) {
-	ctx = filehub.WithActor(ctx, key.ID) // for the audit log of deletes and restores
-	if method == MethodCleanupRun {
-		res, err := ss.runCleanup(ctx, key, params)
-		return res, nil, err
-	}
-	if method == MethodProvidersPush {
-		res, err := ss.pushToProvider(ctx, key, params)
-		return res, nil, err
-	}
-	need := filehub.ScopeRead
-	switch method {
-	case wsproto.MethodFilesList, wsproto.MethodFilesStat, wsproto.MethodEventsSubscribe, wsproto.MethodEventsUnsubscribe:
-	case wsproto.MethodFilesDelete, wsproto.MethodFilesRestore:
-		need = filehub.ScopeWrite
-	default:
-		return nil, nil, &rpcError{wsproto.CodeUnknownMethod, fmt.Sprintf("unknown method %q", method)}
-	}
-	if !key.Has(need) {
-		return nil, nil, filehub.Errorf(filehub.EFORBIDDEN, "this key lacks the %q scope", need)
-	}
-	decode := func(v any) error {
-		if len(params) == 0 || string(params) == "null" {
-			return nil
-		}
-		if err := json.Unmarshal(params, v); err != nil {
-			return filehub.Errorf(filehub.EINVALID, "bad params for %s: %v", method, err)
-		}
-		return nil
-	}
-	fileID := func() (string, error) {
-		var p idParams
-		if err := decode(&p); err != nil {
-			return "", err
-		}
-		if p.ID == "" {
-			return "", filehub.Errorf(filehub.EINVALID, "params.id is required")
-		}
-		return p.ID, nil
-	}
-	svc := ss.srv.files
-	switch method {
-	case wsproto.MethodFilesList:
-		var p struct {
-			Limit  int    `json:"limit"`
-			Cursor string `json:"cursor"`
-		}
-		if err := decode(&p); err != nil {
-			return nil, nil, err
-		}
-		if p.Limit < 0 {
-			return nil, nil, filehub.Errorf(filehub.EINVALID, "params.limit must not be negative")
-		}
-		list, next, err := svc.List(ctx, p.Limit, p.Cursor)
-		if err != nil {
-			return nil, nil, err
-		}
-		if list == nil {
-			list = []*filehub.File{}
-		}
-		return struct {
-			Files      []*filehub.File `json:"files"`
-			NextCursor string          `json:"next_cursor,omitempty"`
-		}{list, next}, nil, nil
-	case wsproto.MethodFilesStat, wsproto.MethodFilesDelete, wsproto.MethodFilesRestore:
-		id, err := fileID()
-		if err != nil {
-			return nil, nil, err
-		}
-		var f *filehub.File
-		switch method {
-		case wsproto.MethodFilesStat:
-			f, err = svc.Get(ctx, id)
-		case wsproto.MethodFilesDelete:
-			f, err = svc.Delete(ctx, id)
-		default:
-			f, err = svc.Restore(ctx, id)
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		return f, nil, nil
-	case wsproto.MethodEventsSubscribe:
-		var p struct {
-			After *int64 `json:"after"`
-		}
-		if err := decode(&p); err != nil {
-			return nil, nil, err
-		}
-		after := int64(0)
-		if p.After != nil {
-			after = *p.After
-		}
-		if after < 0 {
-			return nil, nil, filehub.Errorf(filehub.EINVALID, "params.after must not be negative")
-		}
-		oldest, latest, err := ss.srv.store.EventBounds(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		// "after": 0 means "from the oldest retained event": never a gap.
-		if after > 0 && after+1 < oldest {
-			return nil, nil, &rpcError{wsproto.CodeGap,
-				"events after " + strconv.FormatInt(after, 10) + " have been trimmed; the oldest retained event is " + strconv.FormatInt(oldest, 10)}
-		}
-		return struct {
-				After  int64 `json:"after"`
-				Oldest int64 `json:"oldest"`
-				Latest int64 `json:"latest"`
-			}{after, oldest, latest},
-			// The cursor skips what was trimmed before the oldest retained
-			// event, so that catching up does not mistake it for a gap.
-			&subscription{on: true, after: max(after, oldest-1), latest: latest}, nil
-	default: // events.unsubscribe
-		return struct{}{}, &subscription{on: false}, nil
-	}
 }

@@ -36,7 +36,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
+	"strconv"
 	"sync"
 	"time"
 
@@ -44,6 +44,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
+	"github.com/filehub/filehub/auth"
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/wsproto"
 )
@@ -145,6 +147,10 @@ type Config struct {
 	// Providers runs the providers.push method. Nil: that method answers
 	// not_found (no provider is known).
 	Providers ProviderPusher
+	// Auth authenticates connections (at the upgrade or in hello). Give
+	// the server the HTTP API's, so that both share one limiter of failed
+	// authentications. Default: one on the store without that limiter.
+	Auth *auth.Authenticator
 }
 
 // Defaults of Config.
@@ -223,6 +229,7 @@ var writeBufferPool sync.Pool
 type Server struct {
 	files   *files.Service
 	store   Store
+	auth    *auth.Authenticator
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
@@ -246,12 +253,16 @@ func New(files *files.Service, store Store, cfg Config) *Server {
 	s := &Server{
 		files:    files,
 		store:    store,
+		auth:     cfg.Auth,
 		cfg:      cfg,
 		log:      cfg.Logger,
 		metrics:  newMetrics(cfg.Registerer),
 		sessions: make(map[string]*session),
 		perKey:   make(map[string]int),
 		conns:    make(map[*conn]struct{}),
+	}
+	if s.auth == nil {
+		s.auth = auth.New(store, auth.Config{FailureLimit: -1})
 	}
 	s.hub = newHub(s)
 	s.up = websocket.Upgrader{
@@ -288,9 +299,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var key *filehub.APIKey
 	var keyHash []byte
+	addr := auth.ClientAddr(r)
 	if h := r.Header.Get("Authorization"); h != "" {
 		var err error
-		key, keyHash, err = s.authenticate(r.Context(), bearer(h))
+		key, keyHash, err = s.auth.Authenticate(r.Context(), addr, auth.Bearer(h), missingCredentials)
 		if err == nil && !canOpen(key) {
 			err = filehub.Errorf(filehub.EFORBIDDEN, "this key cannot open WebSocket sessions (it needs the read or write scope)")
 		}
@@ -310,7 +322,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("websocket upgrade failed", "err", err)
 		return
 	}
-	c.init(s, ws, key, keyHash)
+	c.init(s, ws, key, keyHash, addr)
 	// Shutdown sees the connection only from here on, once it is usable.
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
@@ -374,19 +386,22 @@ func (s *Server) release(c *conn) {
 // refuse answers a refused upgrade with err's status and a problem document.
 func (s *Server) refuse(w http.ResponseWriter, err error) {
 	code := filehub.ErrorCode(err)
-	var status int
+	status := api.StatusCode(code)
 	var result string
 	switch code {
 	case filehub.EUNAUTHORIZED:
-		status, result = http.StatusUnauthorized, connUnauthorized
+		result = connUnauthorized
 		w.Header().Set("WWW-Authenticate", `Bearer realm="filehub"`)
 	case filehub.EFORBIDDEN:
-		status, result = http.StatusForbidden, connForbidden
+		result = connForbidden
 	case filehub.ERATELIMIT:
-		status, result = http.StatusTooManyRequests, connTooMany
-		w.Header().Set("Retry-After", "1")
+		result = connTooMany
+		retry := max(1, auth.RetryAfter(err))
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
 	default:
-		status, result = http.StatusServiceUnavailable, connUnavailable
+		// Anything else is the server's trouble (unavailable, or an
+		// internal error): worth retrying.
+		result = connUnavailable
 		if s.isClosing() {
 			result = connShutdown
 		}
@@ -405,43 +420,12 @@ func (s *Server) isClosing() bool {
 	return s.closing
 }
 
-// authenticate looks up the key with the given secret. Returns
-// EUNAUTHORIZED for an empty, unknown or revoked key and EUNAVAILABLE when
-// the store cannot tell.
-func (s *Server) authenticate(ctx context.Context, secret string) (*filehub.APIKey, []byte, error) {
-	if secret == "" {
-		return nil, nil, filehub.Errorf(filehub.EUNAUTHORIZED, "missing or malformed credentials (want: Authorization: Bearer <key>, or a token in hello)")
-	}
-	hash := filehub.HashAPIKey(secret)
-	key, err := s.store.FindAPIKeyByHash(ctx, hash)
-	switch filehub.ErrorCode(err) {
-	case "":
-	case filehub.ENOTFOUND:
-		return nil, nil, filehub.Errorf(filehub.EUNAUTHORIZED, "unknown API key")
-	case filehub.EUNAVAILABLE:
-		return nil, nil, err
-	default:
-		return nil, nil, filehub.WrapError(filehub.EUNAVAILABLE, "cannot check the API key right now", err)
-	}
-	if key.RevokedAt != nil {
-		return nil, nil, filehub.Errorf(filehub.EUNAUTHORIZED, "API key has been revoked")
-	}
-	return key, hash, nil
-}
+// missingCredentials is the message of a connection without a usable key.
+const missingCredentials = "missing or malformed credentials (want: Authorization: Bearer <key>, or a token in hello)"
 
 // canOpen reports whether key may open sessions: metrics-only keys cannot.
 func canOpen(key *filehub.APIKey) bool {
 	return key.Has(filehub.ScopeRead) || key.Has(filehub.ScopeWrite)
-}
-
-// bearer returns the secret of an "Authorization: Bearer <key>" header
-// value, or "" if it is malformed.
-func bearer(h string) string {
-	scheme, secret, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(secret)
 }
 
 func offersSubprotocol(r *http.Request) bool {
@@ -453,24 +437,10 @@ func offersSubprotocol(r *http.Request) bool {
 	return false
 }
 
-// problem is the RFC 9457 document of a refused upgrade, shaped like the
-// HTTP API's.
-type problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
-	Code   string `json:"code"`
-}
-
+// writeProblem answers a refused upgrade with the problem document the HTTP
+// API would send.
 func writeProblem(w http.ResponseWriter, status int, code, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(problem{
-		Type: "urn:filehub:error:" + code, Title: http.StatusText(status),
-		Status: status, Detail: detail, Code: code,
-	})
+	api.WriteProblem(w, api.NewProblemStatus(status, code, detail))
 }
 
 // Shutdown refuses new connections, closes every connection with 4005

@@ -15,8 +15,8 @@
 //	filehub-load ws-bare --listen 127.0.0.1:9101
 //	filehub-load ws-idle --url ws://127.0.0.1:9100/v1/ws --key $KEY -n 10000 --pid $SERVER_PID
 //
-// ws-server runs filehub's session server (the /v1/ws of `filehub serve`)
-// on real stores in --dir; ws-bare runs the baseline, a bare
+// ws-server runs the filehub daemon (package server, as `filehub serve`
+// does) on SQLite and the local disk in --dir; ws-bare runs the baseline, a bare
 // gorilla/websocket echo server. Both print one JSON line with their URL,
 // key and process id. ws-idle opens N sessions (hello, welcome, then idle)
 // and prints one JSON line with the server's VmRSS before and after, and

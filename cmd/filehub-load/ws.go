@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/filehub/filehub/internal/loadgen"
-	"github.com/filehub/filehub/wsserver"
 )
 
 // raiseFileLimit lifts the soft limit on open files to the hard limit: every
@@ -71,7 +70,7 @@ func wsServer(args []string) error {
 	ctx, stop := signalContext()
 	defer stop()
 	srv, err := loadgen.StartWSServer(ctx, loadgen.WSServerConfig{
-		Dir: *dir, Addr: *listen, Key: *key, WS: wsserver.Config{MaxConnsPerKey: *perKey},
+		Dir: *dir, Addr: *listen, Key: *key, MaxConnsPerKey: *perKey,
 	})
 	if err != nil {
 		return err

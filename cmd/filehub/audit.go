@@ -53,7 +53,7 @@ cleanup.skipped, setting.changed.`,
 		if runID < 0 {
 			return usageErrorf("--run must be a run id (a positive number)")
 		}
-		api, done, err := tf.open(cmd, env, false)
+		svc, done, err := tf.open(cmd, env, false)
 		if err != nil {
 			return err
 		}
@@ -65,7 +65,7 @@ cleanup.skipped, setting.changed.`,
 			fmt.Fprintln(tw, "ID\tTIME\tACTOR\tACTION\tTARGET\tBYTES\tRUN\tREASON")
 		}
 		for {
-			entries, next, err := api.AuditPage(cmd.Context(), filter)
+			entries, next, err := svc.AuditPage(cmd.Context(), filter)
 			if err != nil {
 				return fmt.Errorf("read audit log: %w", err)
 			}

@@ -11,8 +11,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/client"
+	"github.com/filehub/filehub/internal/stores"
 )
 
 // newCleanupCommand is "filehub cleanup": run the cleanup service, read its
@@ -43,11 +45,11 @@ stopped server's, the others also while the server runs.`,
 // cleanupAPI is what the cleanup and audit commands need, the same whether
 // they talk to a server or open a data dir.
 type cleanupAPI interface {
-	Run(ctx context.Context, opts cleanup.RunOptions) (*cleanup.Report, error)
-	Runs(ctx context.Context, last int) ([]*cleanup.Report, error)
-	RunByID(ctx context.Context, id int64) (*cleanup.Report, error)
-	Settings(ctx context.Context) (cleanup.Settings, error)
-	UpdateSettings(ctx context.Context, kv map[string]string) (cleanup.Settings, error)
+	Run(ctx context.Context, req api.CleanupRunRequest) (*api.CleanupReport, error)
+	Runs(ctx context.Context, last int) ([]*api.CleanupReport, error)
+	RunByID(ctx context.Context, id int64) (*api.CleanupReport, error)
+	Settings(ctx context.Context) (api.CleanupSettings, error)
+	UpdateSettings(ctx context.Context, kv map[string]string) (api.CleanupSettings, error)
 	// AuditPage returns a page of entries matching filter and the AfterID
 	// of the next page, 0 on the last one.
 	AuditPage(ctx context.Context, filter filehub.AuditFilter) ([]*filehub.AuditEntry, int64, error)
@@ -97,7 +99,7 @@ func (f *cleanupTargetFlags) openWith(cmd *cobra.Command, env Env, exclusive boo
 	if fs.Changed("data-dir") && strings.TrimSpace(f.stores.DataDir) == "" {
 		return nil, nil, usageErrorf("--data-dir must not be empty")
 	}
-	if err := f.stores.check(); err != nil {
+	if err := checkStores(f.stores); err != nil {
 		return nil, nil, err
 	}
 	return openLocalCleanup(cmd.Context(), f.stores, env, exclusive, defaults)
@@ -119,17 +121,17 @@ func openLocalCleanup(ctx context.Context, t storeTarget, env Env, exclusive boo
 			closers[i]()
 		}
 	}
-	if exclusive && t.usesDataDir() {
+	if exclusive && t.UsesDataDir() {
 		if _, err := os.Stat(dir); err != nil {
 			return nil, nil, fmt.Errorf("data dir: %w", err)
 		}
-		lock, err := lockDataDir(dir)
+		lock, err := stores.LockDataDir(dir)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: run the cleanup through it (--server, --key) or stop it first", err)
 		}
 		closers = append(closers, func() { lock.Close() })
 	}
-	db, err := openMeta(ctx, t, metaOptions{})
+	db, err := stores.OpenMeta(ctx, t, stores.MetaOptions{})
 	if err != nil {
 		release()
 		return nil, nil, err
@@ -137,12 +139,12 @@ func openLocalCleanup(ctx context.Context, t storeTarget, env Env, exclusive boo
 	closers = append(closers, func() { db.Close() })
 	// Without RemoveStaleTemp: a running server's uploads in progress are
 	// in tmp/, and only the cleanup's upload expiry may judge them.
-	blobs, err := openBlobs(ctx, t, blobOptions{})
+	blobs, err := stores.OpenBlobs(ctx, t, stores.BlobOptions{})
 	if err != nil {
 		release()
 		return nil, nil, err
 	}
-	closers = append(closers, func() { closeBlobs(blobs) })
+	closers = append(closers, func() { stores.CloseBlobs(blobs) })
 	cfg.InstanceID = "cli:" + instanceID()
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	svc, err := cleanup.New(db, blobs, cfg)
@@ -172,25 +174,39 @@ func (l localCleanup) ctx(ctx context.Context) context.Context {
 	return filehub.WithActor(ctx, l.actor)
 }
 
-func (l localCleanup) Run(ctx context.Context, opts cleanup.RunOptions) (*cleanup.Report, error) {
-	opts.Trigger = "cli"
-	return l.svc.Run(l.ctx(ctx), opts)
+func (l localCleanup) Run(ctx context.Context, req api.CleanupRunRequest) (*api.CleanupReport, error) {
+	opts, err := cleanup.RunOptionsFrom(req, "cli")
+	if err != nil {
+		return nil, err
+	}
+	rep, err := l.svc.Run(l.ctx(ctx), opts)
+	return cleanup.ReportWire(rep), err
 }
 
-func (l localCleanup) Runs(ctx context.Context, last int) ([]*cleanup.Report, error) {
-	return l.svc.Runs(ctx, last)
+func (l localCleanup) Runs(ctx context.Context, last int) ([]*api.CleanupReport, error) {
+	reps, err := l.svc.Runs(ctx, last)
+	if err != nil {
+		return nil, err
+	}
+	return cleanup.ReportsWire(reps), nil
 }
 
-func (l localCleanup) RunByID(ctx context.Context, id int64) (*cleanup.Report, error) {
-	return l.svc.RunByID(ctx, id)
+func (l localCleanup) RunByID(ctx context.Context, id int64) (*api.CleanupReport, error) {
+	rep, err := l.svc.RunByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return cleanup.ReportWire(rep), nil
 }
 
-func (l localCleanup) Settings(ctx context.Context) (cleanup.Settings, error) {
-	return l.svc.Settings(ctx)
+func (l localCleanup) Settings(ctx context.Context) (api.CleanupSettings, error) {
+	st, err := l.svc.Settings(ctx)
+	return cleanup.SettingsWire(st), err
 }
 
-func (l localCleanup) UpdateSettings(ctx context.Context, kv map[string]string) (cleanup.Settings, error) {
-	return l.svc.UpdateSettings(l.ctx(ctx), kv)
+func (l localCleanup) UpdateSettings(ctx context.Context, kv map[string]string) (api.CleanupSettings, error) {
+	st, err := l.svc.UpdateSettings(l.ctx(ctx), kv)
+	return cleanup.SettingsWire(st), err
 }
 
 func (l localCleanup) AuditPage(ctx context.Context, filter filehub.AuditFilter) ([]*filehub.AuditEntry, int64, error) {
@@ -209,27 +225,23 @@ type remoteCleanup struct{ c *client.Client }
 
 // Run returns no report with an error: the server answers a refused run
 // with a problem only (naming the run, whose report can be read).
-func (r remoteCleanup) Run(ctx context.Context, opts cleanup.RunOptions) (*cleanup.Report, error) {
-	o := client.CleanupOptions{DryRun: opts.DryRun, Force: opts.Force, ProviderOrphans: opts.ProviderOrphans}
-	for _, k := range opts.Only {
-		o.Only = append(o.Only, string(k))
-	}
-	return r.c.CleanupRun(ctx, o)
+func (r remoteCleanup) Run(ctx context.Context, req api.CleanupRunRequest) (*api.CleanupReport, error) {
+	return r.c.CleanupRun(ctx, req)
 }
 
-func (r remoteCleanup) Runs(ctx context.Context, last int) ([]*cleanup.Report, error) {
+func (r remoteCleanup) Runs(ctx context.Context, last int) ([]*api.CleanupReport, error) {
 	return r.c.CleanupRuns(ctx, last)
 }
 
-func (r remoteCleanup) RunByID(ctx context.Context, id int64) (*cleanup.Report, error) {
+func (r remoteCleanup) RunByID(ctx context.Context, id int64) (*api.CleanupReport, error) {
 	return r.c.CleanupRunByID(ctx, id)
 }
 
-func (r remoteCleanup) Settings(ctx context.Context) (cleanup.Settings, error) {
+func (r remoteCleanup) Settings(ctx context.Context) (api.CleanupSettings, error) {
 	return r.c.CleanupSettings(ctx)
 }
 
-func (r remoteCleanup) UpdateSettings(ctx context.Context, kv map[string]string) (cleanup.Settings, error) {
+func (r remoteCleanup) UpdateSettings(ctx context.Context, kv map[string]string) (api.CleanupSettings, error) {
 	return r.c.UpdateCleanupSettings(ctx, kv)
 }
 
@@ -238,7 +250,7 @@ func (r remoteCleanup) AuditPage(ctx context.Context, filter filehub.AuditFilter
 }
 
 // isCapRefusal reports whether err is the safety cap's refusal.
-func isCapRefusal(rep *cleanup.Report, err error) bool {
+func isCapRefusal(rep *api.CleanupReport, err error) bool {
 	if rep != nil {
 		return rep.Status == filehub.RunRefused
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/cleanup"
 )
 
@@ -46,12 +47,12 @@ func newCleanupConfigShowCommand(env Env) *cobra.Command {
 	tf := addCleanupTargetFlags(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the settings as one JSON object")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		api, done, err := tf.open(cmd, env, false)
+		svc, done, err := tf.open(cmd, env, false)
 		if err != nil {
 			return err
 		}
 		defer done()
-		st, err := api.Settings(cmd.Context())
+		st, err := svc.Settings(cmd.Context())
 		if err != nil {
 			return fmt.Errorf("cleanup settings: %w", err)
 		}
@@ -82,12 +83,12 @@ func newCleanupConfigSetCommand(env Env) *cobra.Command {
 			}
 			kv[k] = v
 		}
-		api, done, err := tf.open(cmd, env, false)
+		svc, done, err := tf.open(cmd, env, false)
 		if err != nil {
 			return err
 		}
 		defer done()
-		st, err := api.UpdateSettings(cmd.Context(), kv)
+		st, err := svc.UpdateSettings(cmd.Context(), kv)
 		if err != nil {
 			return fmt.Errorf("change cleanup settings: %w", err)
 		}
@@ -97,7 +98,7 @@ func newCleanupConfigSetCommand(env Env) *cobra.Command {
 }
 
 // writeSettings prints settings as KEY VALUE lines or one JSON object.
-func writeSettings(w io.Writer, st cleanup.Settings, asJSON bool) error {
+func writeSettings(w io.Writer, st api.CleanupSettings, asJSON bool) error {
 	if asJSON {
 		return json.NewEncoder(w).Encode(st)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/cleanup"
 )
 
@@ -52,19 +53,19 @@ targets has one row with empty target columns) and markdown.`,
 		if !ok {
 			return usageErrorf("--format must be table, json, csv or markdown, not %q", format)
 		}
-		api, done, err := tf.open(cmd, env, false)
+		svc, done, err := tf.open(cmd, env, false)
 		if err != nil {
 			return err
 		}
 		defer done()
-		var reps []*cleanup.Report
+		var reps []*api.CleanupReport
 		if runID > 0 {
-			r, err := api.RunByID(cmd.Context(), runID)
+			r, err := svc.RunByID(cmd.Context(), runID)
 			if err != nil {
 				return fmt.Errorf("cleanup report: %w", err)
 			}
-			reps = []*cleanup.Report{r}
-		} else if reps, err = api.Runs(cmd.Context(), last); err != nil {
+			reps = []*api.CleanupReport{r}
+		} else if reps, err = svc.Runs(cmd.Context(), last); err != nil {
 			return fmt.Errorf("cleanup report: %w", err)
 		}
 		if len(reps) == 0 && format == "table" {
@@ -77,8 +78,8 @@ targets has one row with empty target columns) and markdown.`,
 }
 
 // reportWriters print reports in each --format.
-var reportWriters = map[string]func(io.Writer, []*cleanup.Report) error{
-	"table": func(w io.Writer, reps []*cleanup.Report) error {
+var reportWriters = map[string]func(io.Writer, []*api.CleanupReport) error{
+	"table": func(w io.Writer, reps []*api.CleanupReport) error {
 		for i, r := range reps {
 			if i > 0 {
 				fmt.Fprintln(w)
@@ -89,7 +90,7 @@ var reportWriters = map[string]func(io.Writer, []*cleanup.Report) error{
 		}
 		return nil
 	},
-	"json": func(w io.Writer, reps []*cleanup.Report) error {
+	"json": func(w io.Writer, reps []*api.CleanupReport) error {
 		enc := json.NewEncoder(w)
 		for _, r := range reps {
 			if err := enc.Encode(r); err != nil {
@@ -103,17 +104,18 @@ var reportWriters = map[string]func(io.Writer, []*cleanup.Report) error{
 }
 
 // reportKinds returns the kinds a report covers, in run order.
-func reportKinds(r *cleanup.Report) []cleanup.Kind {
-	var ks []cleanup.Kind
+func reportKinds(r *api.CleanupReport) []string {
+	var ks, known []string
 	for _, k := range cleanup.Kinds {
-		if _, ok := r.Kinds[k]; ok {
-			ks = append(ks, k)
+		known = append(known, string(k))
+		if _, ok := r.Kinds[string(k)]; ok {
+			ks = append(ks, string(k))
 		}
 	}
 	// Kinds this version does not know, last, so that nothing is hidden.
-	var other []cleanup.Kind
+	var other []string
 	for k := range r.Kinds {
-		if !slices.Contains(cleanup.Kinds, k) {
+		if !slices.Contains(known, k) {
 			other = append(other, k)
 		}
 	}
@@ -122,7 +124,7 @@ func reportKinds(r *cleanup.Report) []cleanup.Kind {
 }
 
 // targetName is a target's identity: file id, sha256 or temp file name.
-func targetName(t cleanup.Target) string {
+func targetName(t api.CleanupTarget) string {
 	switch {
 	case t.FileID != "":
 		return t.FileID
@@ -133,7 +135,7 @@ func targetName(t cleanup.Target) string {
 }
 
 // runSummary is the one-line description of a run.
-func runSummary(r *cleanup.Report) string {
+func runSummary(r *api.CleanupReport) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "cleanup run %d: %s", r.RunID, r.Status)
 	if r.DryRun {
@@ -152,7 +154,7 @@ func runSummary(r *cleanup.Report) string {
 
 // writeReportTable prints a report for people: a summary line, the totals
 // per kind and every target.
-func writeReportTable(w io.Writer, r *cleanup.Report) error {
+func writeReportTable(w io.Writer, r *api.CleanupReport) error {
 	fmt.Fprintln(w, runSummary(r))
 	if r.Error != "" {
 		fmt.Fprintf(w, "error: %s\n", r.Error)
@@ -192,7 +194,7 @@ var csvHeader = []string{
 	"target", "target_bytes", "action", "reason",
 }
 
-func writeReportCSV(w io.Writer, reps []*cleanup.Report) error {
+func writeReportCSV(w io.Writer, reps []*api.CleanupReport) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(csvHeader); err != nil {
 		return err
@@ -229,7 +231,7 @@ func mdCell(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-func writeReportMarkdown(w io.Writer, reps []*cleanup.Report) error {
+func writeReportMarkdown(w io.Writer, reps []*api.CleanupReport) error {
 	for i, r := range reps {
 		if i > 0 {
 			fmt.Fprintln(w)

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/cleanup"
 )
 
@@ -52,23 +53,19 @@ Through a server, the server's own settings apply and these are ignored.`,
 		if provOrphans != cleanup.ProviderOrphansReport && provOrphans != cleanup.ProviderOrphansDelete {
 			return usageErrorf("--provider-orphans: want report or delete, not %q", provOrphans)
 		}
-		opts := cleanup.RunOptions{DryRun: dryRun, Force: force, ProviderOrphans: provOrphans}
-		for _, s := range only {
-			k, err := cleanup.ParseKind(s)
-			if err != nil {
-				return usageErrorf("--only: %s", filehub.ErrorMessage(err))
-			}
-			opts.Only = append(opts.Only, k)
+		req := api.CleanupRunRequest{DryRun: dryRun, Force: force, Only: only, ProviderOrphans: provOrphans}
+		if _, err := cleanup.RunOptionsFrom(req, "cli"); err != nil {
+			return usageErrorf("--only: %s", filehub.ErrorMessage(err))
 		}
 		if local.BlobGrace <= 0 || local.UploadExpiry <= 0 || local.TrashGrace <= 0 || !(local.MaxDeleteFraction > 0) {
 			return usageErrorf("--blob-grace, --upload-expiry, --trash-grace and --max-delete-fraction must be positive")
 		}
-		api, done, err := tf.openWith(cmd, env, true, local)
+		svc, done, err := tf.openWith(cmd, env, true, local)
 		if err != nil {
 			return err
 		}
 		defer done()
-		rep, err := api.Run(cmd.Context(), opts)
+		rep, err := svc.Run(cmd.Context(), req)
 		if rep != nil {
 			// Also for a refused run: its report lists what it would
 			// have deleted.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/cleanup"
 	main "github.com/filehub/filehub/cmd/filehub"
 	"github.com/filehub/filehub/localfs"
@@ -507,7 +508,7 @@ func TestCleanupOverWebSocket(t *testing.T) {
 	}
 	defer c.Close()
 	var dry cleanup.Report
-	if err := c.Call(ctx, wsserver.MethodCleanupRun, wsserver.CleanupRequest{DryRun: true}, &dry); err != nil {
+	if err := c.Call(ctx, wsserver.MethodCleanupRun, api.CleanupRunRequest{DryRun: true}, &dry); err != nil {
 		t.Fatal(err)
 	}
 	if tg := target(t, &dry, cleanup.KindOrphanObject, orphan); tg.Action != cleanup.ActionWouldDelete || dry.Trigger != "websocket" {

@@ -390,7 +390,7 @@ func TestStoreTarget(t *testing.T) {
 		{storeTarget{DataDir: "d", Blobs: "gs://bucket"}, "--blobs", true},
 	}
 	for _, tt := range tests {
-		err := tt.target.check()
+		err := checkStores(tt.target)
 		switch {
 		case tt.wantErr == "" && err != nil:
 			t.Errorf("%+v: %v", tt.target, err)
@@ -399,22 +399,46 @@ func TestStoreTarget(t *testing.T) {
 		case err != nil && strings.Contains(err.Error(), "secret"):
 			t.Errorf("%+v: the error shows the password: %v", tt.target, err)
 		}
-		if got := tt.target.usesDataDir(); got != tt.dataDir {
+		if got := tt.target.UsesDataDir(); got != tt.dataDir {
 			t.Errorf("%+v: usesDataDir %v, want %v", tt.target, got, tt.dataDir)
 		}
 	}
 }
 
-func TestRedactURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"postgres://u:secret@h:5432/db?sslmode=disable": "postgres://u:xxxxx@h:5432/db?sslmode=disable",
-		"postgres://u@h/db":                             "postgres://u@h/db",
-		"postgres://h/db":                               "postgres://h/db",
-		"postgres://u:p@ss@h/db":                        "postgres://u:xxxxx@h/db",
-		"host=h password=secret":                        "host=h password=secret",
-	} {
-		if got := redactURL(in); got != want {
-			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
-		}
+// TestServerConfig: the command line's "0 switches it off" becomes
+// server.Config's negative value (its zero is the default), and the other
+// settings pass through unchanged.
+func TestServerConfig(t *testing.T) {
+	def := DefaultServeConfig()
+	sc, err := def.ServerConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Listen != def.Listen || sc.DataDir != def.DataDir || sc.RateLimit != def.RateLimit ||
+		sc.MinFreeSpace != def.MinFreeSpace || sc.CleanupInterval != def.CleanupInterval ||
+		!reflect.DeepEqual(sc.DenyTypes, def.DenyTypes) {
+		t.Errorf("defaults changed on the way: %+v", sc)
+	}
+
+	off := DefaultServeConfig()
+	off.RateLimit, off.MinFreeSpace, off.CleanupInterval, off.DenyTypes = 0, 0, 0, nil
+	sc, err = off.ServerConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.RateLimit >= 0 || sc.MinFreeSpace >= 0 || sc.CleanupInterval >= 0 {
+		t.Errorf("0 on the command line must switch off: rate %v, free %v, interval %v", sc.RateLimit, sc.MinFreeSpace, sc.CleanupInterval)
+	}
+	if sc.DenyTypes == nil || len(sc.DenyTypes) != 0 {
+		t.Errorf("no deny types on the command line: DenyTypes %#v, want empty, not nil (the default)", sc.DenyTypes)
+	}
+
+	bad := DefaultServeConfig()
+	bad.DB = "mysql://h/db"
+	if _, err := bad.ServerConfig(nil); !isUsageError(err) {
+		t.Errorf("unknown --db kind: %v, want a usage error", err)
+	}
+	if _, err := def.ServerConfig([]string{"FILEHUB_PROVIDER_KIMI_BASE_URL=https://x/v1"}); !isUsageError(err) {
+		t.Errorf("provider without key: %v, want a usage error", err)
 	}
 }

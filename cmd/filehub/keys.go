@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/internal/stores"
 )
 
 // The keys commands work on the metadata store directly rather than through
@@ -36,10 +37,10 @@ func newKeysCommand(env Env) *cobra.Command {
 // SQLite database must exist already: a typo in --data-dir should not
 // quietly create an empty one.
 func openKeysDB(ctx context.Context, t *storeTarget, create bool) (metaStore, error) {
-	if err := t.check(); err != nil {
+	if err := checkStores(*t); err != nil {
 		return nil, err
 	}
-	return openMeta(ctx, *t, metaOptions{Create: create})
+	return stores.OpenMeta(ctx, *t, stores.MetaOptions{Create: create})
 }
 
 func newKeysCreateCommand(env Env) *cobra.Command {

@@ -11,10 +11,10 @@
 //	filehub migrate up|down|status  the database schema
 //	filehub version
 //
-// This is the only package where filehub's packages meet: serve.go shows how
-// the stores, the file service and the HTTP API are put together. Settings
-// come from flags, FILEHUB_* environment variables and an optional TOML file,
-// in that order of precedence (see config.go).
+// The daemon is assembled by package server; serve.go turns the command
+// line into its server.Config and runs it. Settings come from flags,
+// FILEHUB_* environment variables and an optional TOML file, in that order
+// of precedence (see config.go).
 package main
 
 import (

@@ -14,6 +14,7 @@ import (
 
 	main "github.com/filehub/filehub/cmd/filehub"
 	"github.com/filehub/filehub/internal/apitest"
+	"github.com/filehub/filehub/server"
 )
 
 func TestMain(m *testing.M) {
@@ -44,53 +45,94 @@ func (b *syncBuffer) String() string {
 
 // Server is a daemon running in-process for a test.
 type Server struct {
-	*main.Main
-	DataDir string
-	URL     string
-	Stdout  *syncBuffer // what serve printed (a generated bootstrap key)
+	*server.Server
+	DataDir  string
+	URL      string
+	Registry *prometheus.Registry // every metric of the daemon
 }
 
-// MustRunMain starts the real daemon on 127.0.0.1:0 with its data in
-// dataDir, using env for its environment (FILEHUB_BOOTSTRAP_KEY). configure,
-// if not nil, adjusts the configuration first. The server is closed when the
-// test ends; its logs are shown if the test failed.
+// serverConfig is the daemon's configuration as "filehub serve" would
+// build it for a test: on 127.0.0.1:0 with its data in dataDir, env as its
+// environment (FILEHUB_BOOTSTRAP_KEY, FILEHUB_PROVIDER_*), no free-space
+// floor and no rate limit; configure, if not nil, adjusts the command
+// line's settings first.
+func serverConfig(tb testing.TB, dataDir string, env map[string]string, configure func(*main.ServeConfig)) (server.Config, error) {
+	tb.Helper()
+	cfg := main.DefaultServeConfig()
+	cfg.DataDir = dataDir
+	cfg.Listen = "127.0.0.1:0"
+	cfg.MinFreeSpace = 0 // the test machine's free space is not under test
+	cfg.RateLimit = 0
+	if configure != nil {
+		configure(&cfg)
+	}
+	var environ []string
+	for k, v := range env {
+		environ = append(environ, k+"="+v)
+	}
+	sc, err := cfg.ServerConfig(environ)
+	if err != nil {
+		return sc, err
+	}
+	sc.BootstrapKey = env["FILEHUB_BOOTSTRAP_KEY"]
+	return sc, nil
+}
+
+// StartErr builds a daemon as MustRunMain does and returns the error of
+// server.New (closing the server if there was none): for tests of starts
+// that must fail.
+func StartErr(tb testing.TB, dataDir string, env map[string]string, configure func(*main.ServeConfig)) error {
+	tb.Helper()
+	sc, err := serverConfig(tb, dataDir, env, configure)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(context.Background(), sc)
+	if err != nil {
+		return err
+	}
+	if err := srv.Close(); err != nil {
+		tb.Errorf("close server: %v", err)
+	}
+	return nil
+}
+
+// MustRunMain starts the real daemon (server.New, then Run) on
+// 127.0.0.1:0 with its data in dataDir, using env for its environment
+// (FILEHUB_BOOTSTRAP_KEY). configure, if not nil, adjusts the command
+// line's settings first. The server is closed when the test ends; its logs
+// are shown if the test failed.
 func MustRunMain(tb testing.TB, dataDir string, env map[string]string, configure func(*main.ServeConfig)) *Server {
 	tb.Helper()
 	logs := &syncBuffer{}
-	s := &Server{Main: main.NewMain(), DataDir: dataDir, Stdout: &syncBuffer{}}
-	s.Config.DataDir = dataDir
-	s.Config.Listen = "127.0.0.1:0"
-	s.Config.MinFreeSpace = 0 // the test machine's free space is not under test
-	s.Config.RateLimit = 0
-	if configure != nil {
-		configure(&s.Config)
-	}
-	s.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s.Main.Stdout = s.Stdout
-	s.Getenv = func(k string) string { return env[k] }
-	s.Environ = func() []string {
-		var kv []string
-		for k, v := range env {
-			kv = append(kv, k+"="+v)
-		}
-		return kv
-	}
-	s.Registry = prometheus.NewRegistry()
 	tb.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			tb.Errorf("close server: %v", err)
-		}
 		if tb.Failed() {
 			tb.Logf("server logs:\n%s", logs.String())
 		}
 	})
-	if err := s.Run(context.Background()); err != nil {
+	sc, err := serverConfig(tb, dataDir, env, configure)
+	if err != nil {
+		tb.Fatalf("server config: %v", err)
+	}
+	reg := prometheus.NewRegistry()
+	sc.Registerer, sc.Gatherer = reg, reg
+	sc.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := server.New(context.Background(), sc)
+	if err != nil {
 		tb.Fatalf("run server: %v", err)
 	}
-	// Every exchange through s.URL (the CLI's, the clients', raw
-	// requests) is checked against the OpenAPI document.
-	s.URL = apitest.Proxy(tb, "http://"+s.Addr())
-	return s
+	// Close returns Run's result.
+	go srv.Run(context.Background()) //nolint:errcheck
+	tb.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			tb.Errorf("close server: %v", err)
+		}
+	})
+	// Every exchange through URL (the CLI's, the clients', raw requests)
+	// is checked against the OpenAPI document; the proxy is closed
+	// before the server.
+	url := apitest.Proxy(tb, "http://"+srv.Addr())
+	return &Server{Server: srv, DataDir: dataDir, URL: url, Registry: reg}
 }
 
 // Result is the outcome of one CLI invocation.

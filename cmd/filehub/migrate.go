@@ -13,17 +13,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
+	"github.com/filehub/filehub/internal/stores"
 	"github.com/filehub/filehub/postgres"
 	"github.com/filehub/filehub/sqlite"
 )
 
 // migrationState is one schema migration known to this binary, whatever
 // the database.
-type migrationState struct {
-	Version   int64      `json:"version"`
-	Name      string     `json:"name"`
-	AppliedAt *time.Time `json:"applied_at"` // nil: pending
-}
+type migrationState = api.MigrationState
 
 // migrator is the schema management both metadata stores offer.
 type migrator interface {
@@ -101,21 +99,21 @@ lock). On PostgreSQL stop every server before "down".`,
 // exclusive, a SQLite data dir is locked first, so that no server runs on
 // it meanwhile.
 func openMigrator(ctx context.Context, t *storeTarget, exclusive bool) (migrator, func(), error) {
-	if err := t.check(); err != nil {
+	if err := checkStores(*t); err != nil {
 		return nil, nil, err
 	}
 	var lock *os.File
-	if exclusive && t.localMeta() {
+	if exclusive && t.LocalMeta() {
 		if _, err := os.Stat(t.DataDir); err != nil {
 			return nil, nil, fmt.Errorf("data dir: %w", err)
 		}
-		l, err := lockDataDir(t.DataDir)
+		l, err := stores.LockDataDir(t.DataDir)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: stop it first", err)
 		}
 		lock = l
 	}
-	db, err := openMeta(ctx, *t, metaOptions{NoMigrate: true})
+	db, err := stores.OpenMeta(ctx, *t, stores.MetaOptions{NoMigrate: true})
 	if err != nil {
 		if lock != nil {
 			lock.Close()
@@ -259,11 +257,7 @@ func newMigrateStatusCommand(env Env) *cobra.Command {
 		if asJSON {
 			enc := json.NewEncoder(env.Stdout)
 			enc.SetIndent("", "  ")
-			return enc.Encode(struct {
-				Version    int64            `json:"version"`
-				Newest     int64            `json:"newest_known"`
-				Migrations []migrationState `json:"migrations"`
-			}{current, newest, st})
+			return enc.Encode(api.MigrationStatus{Version: current, NewestKnown: newest, Migrations: st})
 		}
 		return printMigrations(env.Stdout, st, current, newest)
 	}

@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"context"
 	"database/sql"
 	"encoding/json"
 	"path/filepath"
@@ -110,13 +109,7 @@ func TestMigrateSQLite(t *testing.T) {
 	// naming the versions, so the operator knows to roll back with the
 	// newer binary.
 	plantSchemaVersion(t, filepath.Join(dataDir, "filehub.db"), newest+1)
-	m := main.NewMain()
-	m.Config.DataDir = dataDir
-	m.Config.Listen = "127.0.0.1:0"
-	err := m.Run(context.Background())
-	if cerr := m.Close(); cerr != nil {
-		t.Errorf("close: %v", cerr)
-	}
+	err := StartErr(t, dataDir, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "schema version "+itoa(newest+1)) {
 		t.Errorf("server on a newer schema: %v, want a refusal naming version %d", err, newest+1)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"os"
@@ -13,8 +12,6 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/filehub/filehub/openai"
-	"github.com/filehub/filehub/providers"
-	"github.com/filehub/filehub/wsserver"
 )
 
 // providerEnvPrefix starts every provider variable:
@@ -183,26 +180,4 @@ func parseProviders(environ []string, file map[string]map[string]string) ([]open
 		out = append(out, cfg)
 	}
 	return out, nil
-}
-
-// describeProviders is the log line's view of the providers: names and
-// base URLs, never keys.
-func describeProviders(cfgs []openai.Config) string {
-	var parts []string
-	for _, c := range cfgs {
-		parts = append(parts, fmt.Sprintf("%s (%s, purpose %s)", c.Name, c.BaseURL, c.Purpose))
-	}
-	return strings.Join(parts, ", ")
-}
-
-// wsPusher adapts the push service to the WebSocket server's
-// providers.push method.
-type wsPusher struct{ svc *providers.Service }
-
-func (p wsPusher) PushToProvider(ctx context.Context, fileID, provider string) (*wsserver.PushResult, error) {
-	r, err := p.svc.Push(ctx, fileID, provider)
-	if err != nil {
-		return nil, err
-	}
-	return &wsserver.PushResult{Provider: r.Provider, ProviderFileID: r.ProviderFileID, Reused: r.Reused}, nil
 }

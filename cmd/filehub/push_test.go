@@ -93,16 +93,10 @@ func TestPushWithoutProviders(t *testing.T) {
 }
 
 func TestServeRefusesBadProviderConfig(t *testing.T) {
-	m := main.NewMain()
-	m.Config.DataDir = t.TempDir()
-	m.Config.Listen = "127.0.0.1:0"
-	m.Config.MinFreeSpace = 0
-	m.Getenv = func(string) string { return testKey }
-	m.Environ = func() []string { return []string{"FILEHUB_PROVIDER_KIMI_BASE_URL=https://x/v1"} }
-	err := m.Run(context.Background())
-	if cerr := m.Close(); cerr != nil {
-		t.Errorf("Close: %v", cerr)
-	}
+	err := StartErr(t, t.TempDir(), map[string]string{
+		"FILEHUB_BOOTSTRAP_KEY":          testKey,
+		"FILEHUB_PROVIDER_KIMI_BASE_URL": "https://x/v1",
+	}, nil)
 	if err == nil || !strings.Contains(err.Error(), "FILEHUB_PROVIDER_KIMI_API_KEY") {
 		t.Errorf("Run = %v, want the missing API key named", err)
 	}

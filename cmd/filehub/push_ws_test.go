@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/client"
 	"github.com/filehub/filehub/internal/fakeprovider"
 	"github.com/filehub/filehub/wsclient"
@@ -35,7 +36,7 @@ func TestPushOverWebSocket(t *testing.T) {
 	defer ws.Close()
 
 	params := map[string]string{"id": up.ID, "provider": "test"}
-	var first, second wsserver.PushResult
+	var first, second api.PushResult
 	if err := ws.Call(ctx, wsserver.MethodProvidersPush, params, &first); err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func TestPushOverWebSocket(t *testing.T) {
 	if len(held) != 1 || held[0].Filename != "notes.txt" {
 		t.Fatalf("the provider holds %+v", held)
 	}
-	if first != (wsserver.PushResult{Provider: "test", ProviderFileID: held[0].ID}) {
+	if first != (api.PushResult{Provider: "test", ProviderFileID: held[0].ID}) {
 		t.Errorf("first push = %+v, want an upload as %s", first, held[0].ID)
 	}
 	if err := ws.Call(ctx, wsserver.MethodProvidersPush, params, &second); err != nil {

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/client"
 	"github.com/filehub/filehub/postgres"
 )
@@ -228,7 +229,7 @@ func TestTwoInstances(t *testing.T) {
 			for _, c := range []*client.Client{c1, c2} {
 				wg.Go(func() {
 					<-gate
-					rep, err := c.CleanupRun(ctx, client.CleanupOptions{})
+					rep, err := c.CleanupRun(ctx, api.CleanupRunRequest{})
 					mu.Lock()
 					defer mu.Unlock()
 					switch {

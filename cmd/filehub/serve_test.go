@@ -53,8 +53,8 @@ func assertStatus(tb testing.TB, url, key string, want int) {
 func TestBootstrapFromEnv(t *testing.T) {
 	dataDir := t.TempDir()
 	s := MustRunMain(t, dataDir, map[string]string{"FILEHUB_BOOTSTRAP_KEY": testKey}, nil)
-	if out := s.Stdout.String(); out != "" {
-		t.Errorf("serve printed %q with FILEHUB_BOOTSTRAP_KEY set", out)
+	if k := s.BootstrapKey(); k != "" {
+		t.Errorf("serve generated key %q with FILEHUB_BOOTSTRAP_KEY set", k)
 	}
 	// The key is an admin key: it may read metrics, which needs admin or
 	// metrics, and manage files.
@@ -69,15 +69,9 @@ func TestBootstrapFromEnv(t *testing.T) {
 func TestBootstrapGenerated(t *testing.T) {
 	dataDir := t.TempDir()
 	s := MustRunMain(t, dataDir, nil, nil)
-	out := s.Stdout.String()
-	var secret string
-	for _, f := range strings.Fields(out) {
-		if strings.HasPrefix(f, filehub.APIKeyPrefix) {
-			secret = f
-		}
-	}
-	if secret == "" || !strings.Contains(out, "only this once") {
-		t.Fatalf("serve printed %q, want a new key and a warning", out)
+	secret := s.BootstrapKey()
+	if !strings.HasPrefix(secret, filehub.APIKeyPrefix) {
+		t.Fatalf("generated bootstrap key %q, want a new key", secret)
 	}
 	assertStatus(t, s.URL+"/metrics", secret, 200)
 	if err := s.Close(); err != nil {
@@ -87,20 +81,15 @@ func TestBootstrapGenerated(t *testing.T) {
 	// A second start finds the key: nothing is printed and the key still
 	// works. A bootstrap key in the environment is ignored now.
 	s2 := MustRunMain(t, dataDir, map[string]string{"FILEHUB_BOOTSTRAP_KEY": testKey}, nil)
-	if out := s2.Stdout.String(); out != "" {
-		t.Errorf("second start printed %q", out)
+	if k := s2.BootstrapKey(); k != "" {
+		t.Errorf("second start generated key %q", k)
 	}
 	assertStatus(t, s2.URL+"/v1/files", secret, 200)
 	assertStatus(t, s2.URL+"/v1/files", testKey, 401)
 }
 
 func TestBootstrapKeyTooShort(t *testing.T) {
-	m := main.NewMain()
-	m.Config.DataDir = t.TempDir()
-	m.Config.Listen = "127.0.0.1:0"
-	m.Getenv = func(string) string { return "short" }
-	err := m.Run(context.Background())
-	m.Close()
+	err := StartErr(t, t.TempDir(), map[string]string{"FILEHUB_BOOTSTRAP_KEY": "short"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "too short") {
 		t.Fatalf("Run = %v, want a too-short error", err)
 	}
@@ -128,14 +117,9 @@ func TestListenInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	m := main.NewMain()
-	m.Config.DataDir = t.TempDir()
-	m.Config.Listen = ln.Addr().String()
-	m.Getenv = func(string) string { return testKey }
-	err = m.Run(context.Background())
-	if cerr := m.Close(); cerr != nil {
-		t.Errorf("Close after failed Run: %v", cerr)
-	}
+	err = StartErr(t, t.TempDir(), map[string]string{"FILEHUB_BOOTSTRAP_KEY": testKey}, func(c *main.ServeConfig) {
+		c.Listen = ln.Addr().String()
+	})
 	if err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Fatalf("Run = %v, want a listen error", err)
 	}
@@ -343,11 +327,7 @@ func TestDataDirLocked(t *testing.T) {
 	dataDir := t.TempDir()
 	MustRunMain(t, dataDir, map[string]string{"FILEHUB_BOOTSTRAP_KEY": testKey}, nil)
 
-	second := main.NewMain()
-	second.Config.DataDir = dataDir
-	second.Config.Listen = "127.0.0.1:0"
-	err := second.Run(context.Background())
-	second.Close()
+	err := StartErr(t, dataDir, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("second server on the same data dir: Run = %v, want an in-use error", err)
 	}

@@ -10,8 +10,8 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/client"
-	"github.com/filehub/filehub/files"
 )
 
 func newUploadCommand(env Env) *cobra.Command {
@@ -68,7 +68,7 @@ Files are uploaded one after another; the first failure stops the command.`,
 }
 
 // uploadOne uploads the file at path ("-": standard input).
-func uploadOne(cmd *cobra.Command, c *client.Client, env Env, path, name string, progress bool) (*files.Upload, error) {
+func uploadOne(cmd *cobra.Command, c *client.Client, env Env, path, name string, progress bool) (*api.Upload, error) {
 	var (
 		r    io.Reader
 		size int64 = -1

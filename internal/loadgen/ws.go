@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,43 +18,44 @@ import (
 
 	"github.com/filehub/filehub"
 	"github.com/filehub/filehub/files"
-	"github.com/filehub/filehub/localfs"
-	"github.com/filehub/filehub/sqlite"
+	"github.com/filehub/filehub/server"
 	"github.com/filehub/filehub/wsproto"
 	"github.com/filehub/filehub/wsserver"
 )
 
 // WSServerConfig configures StartWSServer.
 type WSServerConfig struct {
-	// Dir holds the stores (meta.db, blobs/). Required.
+	// Dir is the data dir of the daemon's stores. Required.
 	Dir string
 	// Addr is the address to listen on. Default 127.0.0.1:0.
 	Addr string
 	// Key is the secret of the read-write API key to create (kept if it
 	// exists already). Default: a new secret.
 	Key string
-	// WS configures the session server. Its Logger defaults to discarding.
-	WS wsserver.Config
+	// MaxConnsPerKey bounds the WebSocket connections of one key.
+	// Default: the daemon's (wsserver.DefaultMaxConnsPerKey).
+	MaxConnsPerKey int
+	// Logger receives the daemon's logs. Default: discard.
+	Logger *slog.Logger
 }
 
-// WSServer is filehub's WebSocket session server (wsserver) on the real
-// stores (sqlite, localfs, files) in a directory: what `filehub serve`
-// runs at /v1/ws, without the rest of the daemon. Benchmarks and the
-// filehub-load ws-server command use it.
+// WSServer is the filehub daemon (package server) on SQLite and the local
+// disk in a directory, with a read-write key for the load: the same
+// daemon as `filehub serve`, with no free-space floor, no rate limit and
+// no scheduled cleanup, so that only the load is measured. Benchmarks and
+// the filehub-load ws-server command use it.
 type WSServer struct {
 	URL   string // ws://ADDR/v1/ws
 	Key   string // the read-write key's secret
-	DB    *sqlite.DB
+	DB    filehub.MetaStore
 	Files *files.Service
 	WS    *wsserver.Server
 
-	hs     *http.Server
-	cancel context.CancelFunc
-	done   chan error // Run's and Serve's outcomes
+	srv *server.Server
 }
 
-// StartWSServer opens the stores in cfg.Dir and serves /v1/ws on cfg.Addr
-// until Close.
+// StartWSServer starts the daemon on the stores in cfg.Dir, listening on
+// cfg.Addr, until Close.
 func StartWSServer(ctx context.Context, cfg WSServerConfig) (*WSServer, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("loadgen: WSServerConfig.Dir is required")
@@ -67,68 +66,40 @@ func StartWSServer(ctx context.Context, cfg WSServerConfig) (*WSServer, error) {
 	if cfg.Key == "" {
 		cfg.Key = filehub.NewAPIKeySecret()
 	}
-	if cfg.WS.Logger == nil {
-		cfg.WS.Logger = slog.New(slog.DiscardHandler)
-	}
-	db, err := sqlite.Open(ctx, filepath.Join(cfg.Dir, "meta.db"), sqlite.Config{})
+	srv, err := server.New(ctx, server.Config{
+		DataDir:          cfg.Dir,
+		Listen:           cfg.Addr,
+		WSMaxConnsPerKey: cfg.MaxConnsPerKey,
+		MinFreeSpace:     -1,
+		RateLimit:        -1,
+		CleanupInterval:  -1,
+		Logger:           cfg.Logger,
+	})
 	if err != nil {
 		return nil, err
 	}
-	blobs, err := localfs.Open(filepath.Join(cfg.Dir, "blobs"), localfs.Config{})
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	svc, err := files.New(db, blobs, files.Config{MinFreeSpace: -1, Logger: cfg.WS.Logger})
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	err = db.CreateAPIKey(ctx, &filehub.APIKey{
+	err = srv.Meta().CreateAPIKey(ctx, &filehub.APIKey{
 		ID: filehub.NewID("k_"), Name: "load-" + strconv.FormatInt(time.Now().UnixNano(), 36),
 		Scopes:    []filehub.Scope{filehub.ScopeRead, filehub.ScopeWrite},
 		CreatedAt: time.Now().UTC(), Hash: filehub.HashAPIKey(cfg.Key),
 	})
 	if err != nil && !errors.Is(err, filehub.ErrConflict) {
-		db.Close()
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		db.Close()
-		return nil, err
+		return nil, errors.Join(err, srv.Close())
 	}
 	s := &WSServer{
-		URL: "ws://" + ln.Addr().String() + "/v1/ws", Key: cfg.Key,
-		DB: db, Files: svc, WS: wsserver.New(svc, db, cfg.WS),
-		done: make(chan error, 2),
+		URL: "ws://" + srv.Addr() + "/v1/ws", Key: cfg.Key,
+		DB: srv.Meta(), Files: srv.Files(), WS: srv.WS(),
+		srv: srv,
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /v1/ws", s.WS)
-	s.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	var runCtx context.Context
-	runCtx, s.cancel = context.WithCancel(context.Background())
-	go func() { s.done <- s.WS.Run(runCtx) }()
-	go func() {
-		if err := s.hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			s.done <- err
-			return
-		}
-		s.done <- nil
-	}()
+	// Close stops Run and returns its result.
+	go srv.Run(context.Background()) //nolint:errcheck
 	return s, nil
 }
 
-// Close tells the clients to reconnect later (wsserver.Shutdown), stops the
-// server and closes the stores.
+// Close tells the clients to reconnect later, stops the daemon and closes
+// the stores (server.Server.Close).
 func (s *WSServer) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := s.WS.Shutdown(ctx)
-	err = errors.Join(err, s.hs.Close())
-	s.cancel()
-	err = errors.Join(err, <-s.done, <-s.done)
-	return errors.Join(err, s.DB.Close())
+	return s.srv.Close()
 }
 
 // BareEcho is the baseline WebSocket server that filehub's session layer is

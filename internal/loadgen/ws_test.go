@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/filehub/filehub/internal/loadgen"
-	"github.com/filehub/filehub/wsserver"
 )
 
 func TestRunIdleAgainstBareEcho(t *testing.T) {
@@ -32,7 +31,7 @@ func TestRunIdleAgainstBareEcho(t *testing.T) {
 
 func TestRunIdleAgainstFilehub(t *testing.T) {
 	srv, err := loadgen.StartWSServer(context.Background(), loadgen.WSServerConfig{
-		Dir: t.TempDir(), WS: wsserver.Config{MaxConnsPerKey: 100},
+		Dir: t.TempDir(), MaxConnsPerKey: 100,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -19,7 +19,6 @@ import (
 	"github.com/filehub/filehub"
 	"github.com/filehub/filehub/internal/loadgen"
 	"github.com/filehub/filehub/wsclient"
-	"github.com/filehub/filehub/wsserver"
 )
 
 const (
@@ -62,7 +61,7 @@ func BenchmarkFanout(b *testing.B) {
 		h.run(b, pacedRate)
 	})
 
-	srv := startFilehub(b, wsserver.Config{})
+	srv := startFilehub(b)
 	defer closeServer(b, srv)
 	prod := newProducer(b, srv)
 	b.Run("sqlite-produce", func(b *testing.B) {

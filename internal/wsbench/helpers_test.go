@@ -9,17 +9,13 @@ import (
 
 	"github.com/filehub/filehub/internal/loadgen"
 	"github.com/filehub/filehub/wsclient"
-	"github.com/filehub/filehub/wsserver"
 )
 
-// startFilehub starts wsserver on real stores in a temp dir of b. The
+// startFilehub starts the daemon on real stores in a temp dir of b. The
 // caller closes it.
-func startFilehub(b *testing.B, cfg wsserver.Config) *loadgen.WSServer {
+func startFilehub(b *testing.B) *loadgen.WSServer {
 	b.Helper()
-	if cfg.MaxConnsPerKey == 0 {
-		cfg.MaxConnsPerKey = 5000
-	}
-	srv, err := loadgen.StartWSServer(context.Background(), loadgen.WSServerConfig{Dir: b.TempDir(), WS: cfg})
+	srv, err := loadgen.StartWSServer(context.Background(), loadgen.WSServerConfig{Dir: b.TempDir(), MaxConnsPerKey: 5000})
 	if err != nil {
 		b.Fatal(err)
 	}

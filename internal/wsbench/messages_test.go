@@ -15,7 +15,6 @@ import (
 
 	"github.com/filehub/filehub/internal/loadgen"
 	"github.com/filehub/filehub/wsclient"
-	"github.com/filehub/filehub/wsserver"
 )
 
 const (
@@ -50,7 +49,7 @@ func BenchmarkMessages(b *testing.B) {
 		}
 		echo.Close()
 
-		srv := startFilehub(b, wsserver.Config{})
+		srv := startFilehub(b)
 		clients := dialClients(b, srv, sessions, wsclient.Options{IgnoreMessages: true})
 		b.Run(fmt.Sprintf("sessions=%d/filehub", sessions), func(b *testing.B) {
 			runFilehub(b, clients, base)

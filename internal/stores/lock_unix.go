@@ -1,6 +1,6 @@
 //go:build unix
 
-package main
+package stores
 
 import (
 	"errors"
@@ -11,11 +11,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lockDataDir takes an exclusive lock on dir for as long as the process
+// LockDataDir takes an exclusive lock on dir for as long as the process
 // holds the returned file (the kernel drops it when the process dies, even
 // by SIGKILL). Two servers on one data dir would each remove the other's
 // uploads in progress at start-up, taking them for leftovers of a crash.
-func lockDataDir(dir string) (*os.File, error) {
+func LockDataDir(dir string) (*os.File, error) {
 	path := filepath.Join(dir, "filehub.lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {

@@ -1,0 +1,165 @@
+package server
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/filehub/filehub/cleanup"
+	"github.com/filehub/filehub/files"
+	"github.com/filehub/filehub/openai"
+	"github.com/filehub/filehub/wsserver"
+)
+
+// Config holds the daemon's settings. The zero value is a working server
+// with the defaults each field names; a negative value switches off what a
+// field bounds where the field says so. Config never reads flags, the
+// environment or files: cmd/filehub owns their precedence (flag > env >
+// file) and fills a Config.
+type Config struct {
+	// DataDir holds the SQLite database (filehub.db), blobs/ and tmp/
+	// unless DB and Blobs name shared stores. Default "./filehub-data".
+	DataDir string
+	// DB is the metadata database: "" for SQLite under DataDir, or a
+	// postgres:// URL. Default "".
+	DB string
+	// Blobs is the blob store: "" for the local disk under DataDir, or an
+	// s3:// URL (credentials from the AWS environment). Default "".
+	Blobs string
+
+	// Listen is the address of the HTTP API and the WebSocket endpoint.
+	// Default "127.0.0.1:8080"; port 0 picks a free port (see Addr).
+	Listen string
+	// MetricsListen, if set, serves /metrics and /readyz without auth on
+	// a second listener, and /metrics is then not offered on Listen.
+	// Default "": /metrics is served on Listen to admin or metrics keys.
+	MetricsListen string
+
+	// MaxUploadSize is the largest file accepted, in bytes. Default
+	// files.DefaultMaxUploadSize.
+	MaxUploadSize int64
+	// MinFreeSpace refuses uploads when the blob store's free space is
+	// below it. Default files.DefaultMinFreeSpace; negative: no floor.
+	MinFreeSpace int64
+	// TrashGrace is how long a deleted file can be restored. Default
+	// files.DefaultTrashGrace.
+	TrashGrace time.Duration
+	// AllowTypes, if set, are the only MIME patterns stored. Default: all.
+	AllowTypes []string
+	// DenyTypes are MIME patterns refused; they win over AllowTypes.
+	// Default (nil) files.DefaultDenyTypes; an empty non-nil slice denies
+	// nothing.
+	DenyTypes []string
+
+	// RateLimit is the requests per second allowed per API key. Default
+	// 100; negative: no limit.
+	RateLimit float64
+	// RateBurst is the requests per key allowed in a burst above
+	// RateLimit. Default 2 × RateLimit (at least 1), as in httpapi.
+	RateBurst int
+	// MaxConcurrentUploads caps the uploads processed at once. Default 256.
+	MaxConcurrentUploads int
+	// UploadStallTimeout aborts an upload whose body sends nothing for
+	// this long. Default 60s.
+	UploadStallTimeout time.Duration
+	// ShutdownTimeout is how long in-flight requests may take to finish
+	// once Run's context ends or Close is called. Default 30s.
+	ShutdownTimeout time.Duration
+
+	// The WebSocket session server's settings. Defaults: those of
+	// wsserver.Config (DefaultSessionTTL, DefaultPingInterval, …).
+	WSSessionTTL     time.Duration
+	WSPingInterval   time.Duration
+	WSPongTimeout    time.Duration
+	WSMaxConnsPerKey int
+	WSMaxMessageSize int64
+	// WSEventPollInterval is how often the event hub looks for events
+	// written by other processes; this process's own wake it at once.
+	// Default: wsserver's (250ms).
+	WSEventPollInterval time.Duration
+	// EventRetention and EventMaxCount bound the event log. Defaults
+	// wsserver.DefaultEventRetention and DefaultEventMaxCount.
+	EventRetention time.Duration
+	EventMaxCount  int
+
+	// The cleanup service's defaults; settings stored at run time
+	// ("filehub cleanup config set") win over them. Defaults: those of
+	// package cleanup.
+	BlobGrace         time.Duration
+	UploadExpiry      time.Duration
+	MaxDeleteFraction float64
+	// CleanupInterval is the time between scheduled cleanup runs.
+	// Default cleanup.DefaultInterval; negative: no scheduled runs (the
+	// interval setting then keeps its default).
+	CleanupInterval time.Duration
+	// InstanceID names this process as the holder of the cleanup lease.
+	// Default "<hostname>:<pid>".
+	InstanceID string
+
+	// Providers are the model providers pushes and the cleanup reach.
+	// Default: none.
+	Providers []openai.Config
+
+	// BootstrapKey is the secret of the admin key created when the
+	// metadata store has no API key yet. Default "": a new secret, which
+	// BootstrapKey returns once New has stored it.
+	BootstrapKey string
+
+	// Logger receives the daemon's logs. Default: discard.
+	Logger *slog.Logger
+	// Registerer receives every collector and Gatherer serves /metrics.
+	// Default: a new registry with the Go and process collectors, used
+	// as both. Set both or neither.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+}
+
+// Defaults of the settings whose default is not another package's.
+const (
+	DefaultDataDir              = "./filehub-data"
+	DefaultListen               = "127.0.0.1:8080"
+	DefaultRateLimit            = 100
+	DefaultMaxConcurrentUploads = 256
+	DefaultUploadStallTimeout   = 60 * time.Second
+	DefaultShutdownTimeout      = 30 * time.Second
+)
+
+// withDefaults returns c with every zero field set to its default. The
+// packages it configures read their own zero values as defaults too; the
+// defaults are spelled out here so that a Config says what runs, and
+// where this package's meaning of zero differs from theirs (RateLimit,
+// MinFreeSpace, CleanupInterval) it is translated here, once.
+func (c Config) withDefaults() Config {
+	setDefault(&c.DataDir, DefaultDataDir)
+	setDefault(&c.Listen, DefaultListen)
+	setDefault(&c.MaxUploadSize, files.DefaultMaxUploadSize)
+	setDefault(&c.MinFreeSpace, files.DefaultMinFreeSpace)
+	setDefault(&c.TrashGrace, files.DefaultTrashGrace)
+	setDefault(&c.RateLimit, DefaultRateLimit)
+	setDefault(&c.MaxConcurrentUploads, DefaultMaxConcurrentUploads)
+	setDefault(&c.UploadStallTimeout, DefaultUploadStallTimeout)
+	setDefault(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	setDefault(&c.WSSessionTTL, wsserver.DefaultSessionTTL)
+	setDefault(&c.WSPingInterval, wsserver.DefaultPingInterval)
+	setDefault(&c.WSPongTimeout, wsserver.DefaultPongTimeout)
+	setDefault(&c.WSMaxConnsPerKey, wsserver.DefaultMaxConnsPerKey)
+	setDefault(&c.WSMaxMessageSize, wsserver.DefaultMaxMessageBytes)
+	setDefault(&c.EventRetention, wsserver.DefaultEventRetention)
+	setDefault(&c.EventMaxCount, wsserver.DefaultEventMaxCount)
+	setDefault(&c.BlobGrace, cleanup.DefaultBlobGrace)
+	setDefault(&c.UploadExpiry, cleanup.DefaultUploadExpiry)
+	setDefault(&c.MaxDeleteFraction, cleanup.DefaultMaxDeleteFraction)
+	setDefault(&c.CleanupInterval, cleanup.DefaultInterval)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func setDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}

@@ -1,0 +1,88 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/filehub/filehub/api"
+	"github.com/filehub/filehub/auth"
+	"github.com/filehub/filehub/cleanup"
+	"github.com/filehub/filehub/httpapi"
+	"github.com/filehub/filehub/providers"
+	"github.com/filehub/filehub/wsserver"
+)
+
+// buildTransports builds the HTTP API and the WebSocket session server on
+// the services, and the http.Servers of the API listener and (with
+// Config.MetricsListen) the metrics listener, which it returns nil
+// without. Every httpapi.Config and wsserver.Config is built here and
+// nowhere else.
+func (s *Server) buildTransports() (public, metrics *http.Server) {
+	cfg := s.cfg
+	log := cfg.Logger
+	// One authenticator: HTTP and WebSocket share its failure limiter.
+	authn := auth.New(s.meta, auth.Config{})
+	handler := httpapi.New(s.files, s.meta, httpapi.Config{
+		Logger:               log.With("component", "http"),
+		Registerer:           cfg.Registerer,
+		Auth:                 authn,
+		Gatherer:             cfg.Gatherer,
+		RateLimit:            max(cfg.RateLimit, 0), // httpapi: 0 is no limit
+		RateBurst:            cfg.RateBurst,
+		MaxConcurrentUploads: cfg.MaxConcurrentUploads,
+		UploadStallTimeout:   cfg.UploadStallTimeout,
+		// With a separate metrics listener, /metrics is not offered on
+		// the public one at all.
+		DisableMetricsRoute: cfg.MetricsListen != "",
+		Cleanup:             s.cleaner,
+		Providers:           s.pusher,
+	})
+	s.ws = wsserver.New(s.files, s.meta, wsserver.Config{
+		Logger:            log.With("component", "ws"),
+		Registerer:        cfg.Registerer,
+		Auth:              authn,
+		SessionTTL:        cfg.WSSessionTTL,
+		PingInterval:      cfg.WSPingInterval,
+		PongTimeout:       cfg.WSPongTimeout,
+		MaxConnsPerKey:    cfg.WSMaxConnsPerKey,
+		MaxMessageBytes:   cfg.WSMaxMessageSize,
+		EventPollInterval: cfg.WSEventPollInterval,
+		EventRetention:    cfg.EventRetention,
+		EventMaxCount:     cfg.EventMaxCount,
+		Cleanup:           cleanup.WireRunner{Service: s.cleaner, Trigger: "websocket"},
+		Providers:         wsPusher{s.pusher},
+	})
+
+	// The WebSocket endpoint authenticates by itself (a browser can only
+	// send its key in the hello frame), so it sits beside the API handler
+	// rather than behind its auth.
+	root := http.NewServeMux()
+	root.Handle("GET /v1/ws", s.ws)
+	root.Handle("/", handler)
+	public = handler.NewServer(cfg.Listen)
+	public.Handler = root
+	if cfg.MetricsListen != "" {
+		metrics = &http.Server{
+			Addr:              cfg.MetricsListen,
+			Handler:           handler.MetricsHandler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+	}
+	return public, metrics
+}
+
+// wsPusher adapts the push service to the WebSocket server's
+// providers.push method.
+type wsPusher struct{ svc *providers.Service }
+
+func (p wsPusher) PushToProvider(ctx context.Context, fileID, provider string) (*api.PushResult, error) {
+	r, err := p.svc.Push(ctx, fileID, provider)
+	if err != nil {
+		return nil, err
+	}
+	res := api.PushResult(*r)
+	return &res, nil
+}
