@@ -50,6 +50,7 @@ type Server struct {
 	cleaner   *cleanup.Service
 	files     *files.Service
 	ws        *wsserver.Server
+	routes    []string // what the API listener serves (Routes)
 	listeners []listener
 	bootstrap string // the generated bootstrap secret, if any
 

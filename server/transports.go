@@ -58,9 +58,10 @@ func (s *Server) buildTransports() (public, metrics *http.Server) {
 	// The WebSocket endpoint authenticates by itself (a browser can only
 	// send its key in the hello frame), so it sits beside the API handler
 	// rather than behind its auth.
-	root := http.NewServeMux()
+	root := newRouteMux()
 	root.Handle("GET /v1/ws", s.ws)
 	root.Handle("/", handler)
+	s.routes = routesOf(root, handler)
 	public = handler.NewServer(cfg.Listen)
 	public.Handler = root
 	if cfg.MetricsListen != "" {

@@ -67,6 +67,30 @@ func TestOpenAPIRoutesServed(t *testing.T) {
 		t.Fatalf("only %d operations in the document", n)
 	}
 
+	// The other way round: every pattern the listener serves is in the
+	// document (a pattern without a method, or a subtree ending in "/",
+	// by at least one operation under it).
+	routes := s.Routes()
+	if len(routes) < 15 {
+		t.Fatalf("Routes() = %v: too few to be the listener's", routes)
+	}
+	for _, pattern := range routes {
+		method, path, ok := strings.Cut(pattern, " ")
+		if !ok {
+			method, path = "", pattern
+		}
+		found := false
+		for docPath, item := range doc.Paths.Map() {
+			if docPath != path && !(strings.HasSuffix(path, "/") && strings.HasPrefix(docPath, path)) {
+				continue
+			}
+			found = found || method == "" || item.GetOperation(method) != nil
+		}
+		if !found {
+			t.Errorf("the daemon serves %q, which api/openapi.yaml does not document", pattern)
+		}
+	}
+
 	// The WebSocket endpoint's refusals, through the validating proxy.
 	for _, tc := range []struct {
 		name   string
