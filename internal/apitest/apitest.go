@@ -343,6 +343,10 @@ func Proxy(tb testing.TB, target string) string {
 	}
 	srv := httptest.NewServer(rp)
 	tb.Cleanup(func() {
+		// A stream still open at the end (an event stream nobody
+		// closed) would make Close wait for ever: the backend that
+		// would end it is closed after the proxy.
+		srv.CloseClientConnections()
 		srv.Close()
 		base.CloseIdleConnections()
 	})

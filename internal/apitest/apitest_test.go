@@ -110,3 +110,49 @@ func TestTransport(t *testing.T) {
 		})
 	}
 }
+
+// TestProxyStreams checks that the proxy passes a streamed body on at once
+// (it buffers only JSON) and that its clean-up does not wait for a stream
+// the test left open.
+func TestProxyStreams(t *testing.T) {
+	release := make(chan struct{})
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, "first line\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer backend.Close()
+	defer close(release) // in case the proxy fails to end the request
+	t.Run("open stream", func(t *testing.T) {
+		// Registered first, so run last: after the proxy's clean-up,
+		// which must not wait for this body.
+		var body io.Closer
+		tr := &http.Transport{}
+		t.Cleanup(func() {
+			body.Close()
+			tr.CloseIdleConnections()
+		})
+		rec := &recorder{TB: t}
+		url := apitest.Proxy(rec, backend.URL)
+		req, _ := http.NewRequest("GET", url+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer k")
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body = resp.Body
+		buf := make([]byte, len("first line\n"))
+		if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "first line\n" {
+			t.Fatalf("read %q, %v: the proxy did not stream", buf, err)
+		}
+		if len(rec.errs) != 0 {
+			t.Errorf("reported: %v", rec.errs)
+		}
+		// The body stays open: the proxy's clean-up must end it.
+	})
+}
