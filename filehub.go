@@ -154,6 +154,21 @@ type PlaceFunc func(ctx context.Context) error
 // Implementations must be safe for concurrent use. Methods return an *Error
 // with EUNAVAILABLE when the store cannot be reached, so callers can answer
 // 503 rather than 500.
+//
+// Audit: every MetaStore keeps an audit log. SoftDeleteFile
+// (AuditFileDeleted), RestoreFile (AuditFileRestored) and PurgeFile
+// (AuditFilePurged) each append an entry in the same transaction as the
+// change, with the actor of ActorFromContext and the reason of
+// ReasonFromContext; a change that fails appends nothing. A store that also
+// implements AuditLog lets the entries be read back. This is a property of
+// MetaStore itself: no optional capability changes how these methods
+// behave.
+//
+// Revival: CreateFile calls place also when the blob record exists with a
+// reference count of zero, and clears the record's MarkedAt. Together with
+// BlobSweeper.SweepBlob and DeleteOrphanObject running in the same
+// serialized writer as CreateFile, that is what makes a sweep safe against
+// a concurrent dedup upload (see docs/cleanup.md).
 type MetaStore interface {
 	// CreateFile records f (ID, Name, Size, SHA256, ContentType, CreatedAt,
 	// OwnerKeyID must be set) and a file.created event in one transaction,
@@ -164,7 +179,9 @@ type MetaStore interface {
 	// may have removed its object). deduplicated reports whether the blob
 	// record already existed. Concurrent calls for the same content must end
 	// with one blob and the right count (no check-then-act race). Returns
-	// EINVALID if f is incomplete.
+	// EINVALID if f is incomplete (File.Validate), or if its size differs
+	// from the size recorded for its blob; ECONFLICT if a file with f.ID
+	// exists.
 	CreateFile(ctx context.Context, f *File, place PlaceFunc) (deduplicated bool, err error)
 
 	// FindFile returns the file with the given ID, soft-deleted or not.
@@ -177,17 +194,20 @@ type MetaStore interface {
 	ListFiles(ctx context.Context, filter FileFilter) (files []*File, nextCursor string, err error)
 
 	// SoftDeleteFile marks a live file deleted at `at` with the given
-	// purge_after and records a file.deleted event. Returns ENOTFOUND if no
-	// live file has that ID.
+	// purge_after and records a file.deleted event (and an audit entry, see
+	// above). Returns ENOTFOUND if no live file has that ID, EINVALID if at
+	// or purgeAfter is zero.
 	SoftDeleteFile(ctx context.Context, id string, at, purgeAfter time.Time) (*File, error)
 
-	// RestoreFile undoes a soft delete and records a file.restored event.
-	// Returns ENOTFOUND if no soft-deleted file has that ID.
+	// RestoreFile undoes a soft delete and records a file.restored event
+	// (and an audit entry). Returns ENOTFOUND if no soft-deleted file has
+	// that ID.
 	RestoreFile(ctx context.Context, id string) (*File, error)
 
 	// PurgeFile removes the file record for good, decrements its blob's
 	// reference count (setting the blob's unreferenced-since time when it
-	// reaches zero) and records a file.purged event, in one transaction. It
+	// reaches zero) and records a file.purged event and an audit entry, in
+	// one transaction. It
 	// never deletes the blob itself: that is the cleanup service's job, after
 	// a grace period. Returns ENOTFOUND if there is no such file.
 	PurgeFile(ctx context.Context, id string) (*File, error)
@@ -215,7 +235,8 @@ type MetaStore interface {
 	TrimEvents(ctx context.Context, before time.Time, keep int) (deleted int64, err error)
 
 	// CreateAPIKey stores k (ID, Name, Scopes, CreatedAt and Hash must be
-	// set). Returns ECONFLICT if the ID or hash exists.
+	// set). Returns EINVALID if k is incomplete (APIKey.Validate),
+	// ECONFLICT if the ID or hash exists.
 	CreateAPIKey(ctx context.Context, k *APIKey) error
 	// FindAPIKeyByHash returns the key with the given hash, revoked or not.
 	// Returns ENOTFOUND if there is none.
@@ -276,8 +297,9 @@ type StagedBlob interface {
 	// used. Commit may be called again (for example from a PlaceFunc) and
 	// re-creates the object from the staged copy if it has vanished meanwhile.
 	Commit(ctx context.Context, sum string) error
-	// Close discards the staged copy.
-	Close() error
+	// Close discards the staged copy. For a blob store on a network it
+	// can block (an abort of an unfinished upload), so it takes ctx.
+	Close(ctx context.Context) error
 }
 
 // FreeSpacer is implemented by blob stores that can report free space, so the
@@ -394,6 +416,8 @@ type AuditFilter struct {
 }
 
 // Cleanup kinds: what a cleanup run looks for, each counted separately.
+// The provider kinds, KindProviderCopy and KindProviderOrphan, are declared
+// with the provider types (provider.go).
 const (
 	KindTrash            = "trash"             // soft-deleted files past purge_after
 	KindOrphanObject     = "orphan_object"     // objects with no blob record
@@ -402,8 +426,23 @@ const (
 	KindStaleTemp        = "stale_temp"        // abandoned staged uploads
 )
 
-// CleanupKinds lists every cleanup kind in the order a run handles them.
-var CleanupKinds = []string{KindTrash, KindOrphanObject, KindUnreferencedBlob, KindMissingObject, KindStaleTemp}
+// CleanupKinds lists every cleanup kind, in the order a run handles them.
+// It is the one list of kinds: the cleanup service, its API and the stores
+// read it.
+var CleanupKinds = []string{KindTrash, KindOrphanObject, KindUnreferencedBlob, KindMissingObject, KindStaleTemp,
+	KindProviderCopy, KindProviderOrphan}
+
+// CleanupRunCounts reports whether a stored CleanupRun keeps kind's
+// counters in Counts: true for the kinds the run store has counter columns
+// for (the five blob kinds, which predate the provider kinds). The
+// counters of every other kind are kept in the run's Report only.
+func CleanupRunCounts(kind string) bool {
+	switch kind {
+	case KindTrash, KindOrphanObject, KindUnreferencedBlob, KindMissingObject, KindStaleTemp:
+		return true
+	}
+	return false
+}
 
 // Cleanup run statuses.
 const (
@@ -439,21 +478,91 @@ type CleanupRun struct {
 	Report json.RawMessage `json:"report,omitempty"`
 }
 
-// CleanupStore is an optional capability of a MetaStore: what the cleanup
-// service needs beyond MetaStore. A MetaStore that implements it can be
-// cleaned; the cleanup service asserts it by type assertion.
-//
-// Audit: implementations also append an audit entry, in the same
-// transaction as the change, from MetaStore.SoftDeleteFile (AuditFileDeleted),
-// RestoreFile (AuditFileRestored) and PurgeFile (AuditFilePurged), with the
-// actor of ActorFromContext and the reason of ReasonFromContext.
-//
-// Revival: CreateFile of a CleanupStore calls place also when the blob
-// record existed with a reference count of zero, and clears the record's
-// MarkedAt. Together with SweepBlob and DeleteOrphanObject running in the
-// same serialized writer as CreateFile, that is what makes a sweep safe
-// against a concurrent dedup upload (see docs/cleanup.md).
-type CleanupStore interface {
+// The cleanup service's store is a MetaStore with the small capabilities
+// below, each an optional interface asserted by type assertion. Each is
+// what one part of the service needs; CleanupStore is all of them, for the
+// service itself. None changes how the MetaStore methods behave (see the
+// MetaStore doc for the audit entries and revivals they always make).
+// Like MetaStore's, every method returns EUNAVAILABLE when the store cannot
+// be reached.
+
+// AuditLog is the append-only audit log: who did what to which target,
+// when, why, and in which cleanup run.
+type AuditLog interface {
+	// AppendAudit appends entries (their IDs are assigned) to the audit
+	// log, in one transaction: all or none. An entry's zero Time becomes
+	// now and its empty Actor ActorSystem. Returns EINVALID if an entry
+	// fails AuditEntry.Validate (then nothing is appended).
+	AppendAudit(ctx context.Context, entries ...AuditEntry) error
+
+	// ListAudit returns audit entries matching filter in ID order. A
+	// filter Limit of 0 or less means 100; above 1000 is 1000.
+	ListAudit(ctx context.Context, filter AuditFilter) ([]*AuditEntry, error)
+}
+
+// EventAppender records events other than the file events MetaStore
+// records itself (the cleanup service's run events).
+type EventAppender interface {
+	// AppendEvent records e (Type, Time and Run or File set; a zero Time
+	// is now) in the event log and sets e.ID. A Run is stored without its
+	// Report. Returns EINVALID if e fails Event.Validate.
+	AppendEvent(ctx context.Context, e *Event) error
+}
+
+// CleanupRunStore keeps the record of every cleanup run.
+type CleanupRunStore interface {
+	// InsertRun records a new run (ID is assigned and set; an empty Actor
+	// becomes ActorSystem) and ends every other run still in status
+	// RunRunning as RunInterrupted: the caller holds the cleanup lease, so
+	// they cannot be running any more. Returns EINVALID if run fails
+	// CleanupRun.Validate.
+	InsertRun(ctx context.Context, run *CleanupRun) error
+
+	// FinishRun stores run's final state (status, finish time, counters,
+	// report). Returns EINVALID if run fails CleanupRun.Validate,
+	// ENOTFOUND for an unknown run ID.
+	FinishRun(ctx context.Context, run *CleanupRun) error
+
+	// ListRuns returns the last runs, newest first; last <= 0 means 10,
+	// above 1000 is 1000.
+	ListRuns(ctx context.Context, last int) ([]*CleanupRun, error)
+
+	// FindRun returns the run with the given ID. Returns ENOTFOUND if
+	// there is none.
+	FindRun(ctx context.Context, id int64) (*CleanupRun, error)
+}
+
+// SettingsStore keeps the cleanup settings that can change at run time, as
+// opaque strings; the cleanup service parses them.
+type SettingsStore interface {
+	// Settings returns every stored cleanup setting (an empty map if
+	// none).
+	Settings(ctx context.Context) (map[string]string, error)
+
+	// SetSettings stores the settings in kv and appends one
+	// AuditSettingChanged entry per key (by actor, at `at`) in one
+	// transaction.
+	SetSettings(ctx context.Context, kv map[string]string, actor string, at time.Time) error
+}
+
+// LeaseStore keeps named leases, which make a job exclusive across
+// processes sharing the store. Of any number of concurrent acquisitions of
+// a free lease exactly one succeeds.
+type LeaseStore interface {
+	// AcquireLease takes or renews the lease name for holder until
+	// now+ttl. It succeeds (true) if the lease is free, expired at now, or
+	// already held by holder; otherwise it returns false and the current
+	// holder. Returns EINVALID if name or holder is empty.
+	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (ok bool, current string, err error)
+
+	// ReleaseLease gives the lease up if holder holds it; otherwise it does
+	// nothing (and returns nil).
+	ReleaseLease(ctx context.Context, name, holder string) error
+}
+
+// TrashPurger finds and purges soft-deleted files whose trash grace has
+// expired.
+type TrashPurger interface {
 	// ListExpiredTrash returns up to limit (all if limit <= 0) soft-deleted
 	// files whose purge_after is at or before `before`, ordered by
 	// purge_after then ID.
@@ -461,15 +570,22 @@ type CleanupStore interface {
 
 	// PurgeExpiredFile purges the file like MetaStore.PurgeFile, but only
 	// if it is still soft-deleted with purge_after at or before `at`, and
-	// appends audit (its Target and Bytes filled in) in the same
-	// transaction. The blob's UnreferencedSince becomes `at` if its count
-	// drops to zero. Returns ENOTFOUND if there is no such file, ECONFLICT
-	// if it was restored or its purge time is later.
+	// appends audit (its TargetKind, Target and Bytes filled in) in the
+	// same transaction. The blob's UnreferencedSince becomes `at` if its
+	// count drops to zero. Returns ENOTFOUND if there is no such file,
+	// ECONFLICT if it was restored or its purge time is later.
 	PurgeExpiredFile(ctx context.Context, id string, at time.Time, audit AuditEntry) (*File, error)
+}
 
+// BlobSweeper is the reference scan of the blob records and the deletions
+// and flags it leads to. Every deletion re-checks, inside the store's
+// serialized writer, that the record still qualifies; that is what makes a
+// sweep safe against a concurrent upload (see MetaStore's revival note).
+type BlobSweeper interface {
 	// ListBlobs returns up to limit blob records with SHA256 > after, in
 	// SHA256 order: keyset paging for scans of every blob in bounded
-	// memory.
+	// memory. A limit of 0 or less means 1000; larger limits are not
+	// capped, so that scans can take large pages.
 	ListBlobs(ctx context.Context, after string, limit int) ([]*Blob, error)
 
 	// CountBlobs returns the number of blob records.
@@ -477,26 +593,29 @@ type CleanupStore interface {
 
 	// ListUnreferencedBlobs returns up to limit blobs with a reference
 	// count of zero unreferenced since at or before `before`, with SHA256
-	// > after, in SHA256 order.
+	// > after, in SHA256 order. A limit of 0 or less means 1000.
 	ListUnreferencedBlobs(ctx context.Context, before time.Time, after string, limit int) ([]*Blob, error)
 
 	// MarkBlobs sets MarkedAt to at on each of sums that is still
 	// unreferenced and not marked yet, and returns how many it marked.
+	// Unknown sums are not an error.
 	MarkBlobs(ctx context.Context, sums []string, at time.Time) (int64, error)
 
 	// SweepBlob deletes the blob record sum if, inside the writing
 	// transaction, it still has no references, is marked and has been
 	// unreferenced since at or before `before`. In that case it calls del
 	// (which deletes the object) inside the transaction, then appends
-	// audit (Target and Bytes filled in); if del fails nothing changes and
-	// its error is returned. swept is false, with a nil error, when the
-	// blob no longer qualifies (revived, unmarked, or gone).
+	// audit (TargetKind, Target and Bytes filled in); if del fails nothing
+	// changes and its error is returned unchanged. swept is false, with a
+	// nil error, when the blob no longer qualifies (revived, unmarked, or
+	// gone).
 	SweepBlob(ctx context.Context, sum string, before time.Time, del func(ctx context.Context) error, audit AuditEntry) (swept bool, err error)
 
 	// DeleteOrphanObject calls del (which deletes the object sum) inside a
 	// writing transaction in which it has checked that no blob record sum
-	// exists, and appends audit. deleted is false, with a nil error, if a
-	// record exists (a concurrent upload committed it).
+	// exists, and appends audit (TargetKind and Target filled in). deleted
+	// is false, with a nil error, if a record exists (a concurrent upload
+	// committed it); del's error is returned unchanged.
 	DeleteOrphanObject(ctx context.Context, sum string, del func(ctx context.Context) error, audit AuditEntry) (deleted bool, err error)
 
 	// SetBlobMissing records that the object of blob sum is missing (at
@@ -505,49 +624,20 @@ type CleanupStore interface {
 	// transaction, but only if the state changes; changed reports whether
 	// it did. Returns ENOTFOUND if there is no blob record sum.
 	SetBlobMissing(ctx context.Context, sum string, at time.Time, audit AuditEntry) (changed bool, err error)
+}
 
-	// AppendAudit appends entries (their IDs are assigned) to the audit
-	// log, in one transaction.
-	AppendAudit(ctx context.Context, entries ...AuditEntry) error
-
-	// ListAudit returns audit entries matching filter in ID order.
-	ListAudit(ctx context.Context, filter AuditFilter) ([]*AuditEntry, error)
-
-	// AppendEvent records e (Type, Time and Run or File set) in the event
-	// log and sets e.ID.
-	AppendEvent(ctx context.Context, e *Event) error
-
-	// InsertRun records a new run (ID is assigned and set) and ends every
-	// other run still in status RunRunning as RunInterrupted: the caller
-	// holds the cleanup lease, so they cannot be running any more.
-	InsertRun(ctx context.Context, run *CleanupRun) error
-
-	// FinishRun stores run's final state. Returns ENOTFOUND for an
-	// unknown run ID.
-	FinishRun(ctx context.Context, run *CleanupRun) error
-
-	// ListRuns returns the last runs, newest first.
-	ListRuns(ctx context.Context, last int) ([]*CleanupRun, error)
-
-	// FindRun returns the run with the given ID, or ENOTFOUND.
-	FindRun(ctx context.Context, id int64) (*CleanupRun, error)
-
-	// Settings returns every stored cleanup setting.
-	Settings(ctx context.Context) (map[string]string, error)
-
-	// SetSettings stores the settings in kv and appends one
-	// AuditSettingChanged entry per key (by actor) in one transaction.
-	SetSettings(ctx context.Context, kv map[string]string, actor string, at time.Time) error
-
-	// AcquireLease takes or renews the lease name for holder until
-	// now+ttl. It succeeds (true) if the lease is free, expired at now, or
-	// already held by holder; otherwise it returns false and the current
-	// holder.
-	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (ok bool, current string, err error)
-
-	// ReleaseLease gives the lease up if holder holds it; otherwise it does
-	// nothing.
-	ReleaseLease(ctx context.Context, name, holder string) error
+// CleanupStore is every capability the cleanup service needs beyond
+// MetaStore. A MetaStore that implements it can be cleaned; the cleanup
+// service asserts it by type assertion. Code that needs less asks for less
+// (an audit reader takes an AuditLog).
+type CleanupStore interface {
+	AuditLog
+	EventAppender
+	CleanupRunStore
+	SettingsStore
+	LeaseStore
+	TrashPurger
+	BlobSweeper
 }
 
 // BlobWalker is an optional capability of a BlobStore: listing every object,
@@ -574,6 +664,8 @@ type TempCleaner interface {
 	// WalkTemp calls fn for every temp file with its name, modification
 	// time and size, stopping at fn's first error.
 	WalkTemp(ctx context.Context, fn func(name string, modTime time.Time, size int64) error) error
-	// RemoveTemp removes the temp file name; a missing one is not an error.
-	RemoveTemp(name string) error
+	// RemoveTemp removes the temp file name; a missing one is not an
+	// error. Returns EINVALID for a name WalkTemp cannot have reported
+	// (never a path).
+	RemoveTemp(ctx context.Context, name string) error
 }

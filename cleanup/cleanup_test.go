@@ -241,7 +241,7 @@ func TestScanWithBlobWalkerOnly(t *testing.T) {
 	}
 	opts := cleanup.RunOptions{DryRun: true, Trigger: "test"}
 	sums := mustRun(t, e.service(nil), opts)
-	walk, err := cleanup.New(e.meta, walkOnly{e.blobs, e.blobs}, cleanup.Config{
+	walk, err := cleanup.New(e.t.Context(), e.meta, walkOnly{e.blobs, e.blobs}, cleanup.Config{
 		Now: e.clock.Now, Registerer: prometheus.NewRegistry(), Logger: discard})
 	if err != nil {
 		t.Fatal(err)

@@ -20,7 +20,13 @@
 // and skips) or after it (and re-creates the object). docs/cleanup.md has the
 // whole argument.
 //
-// The metadata store must implement filehub.CleanupStore. Orphan-object and
+// Each kind is a unit of its own (kind_*.go, behind the kind interface in
+// kind.go) that plans, applies and reports; the run in run.go only orders
+// them (filehub.CleanupKinds), checks the safety cap over all of them and
+// checkpoints between phases. docs/cleanup.md says how to add a kind.
+//
+// The metadata store must implement filehub.CleanupStore (the composition
+// of the small store capabilities in the root). Orphan-object and
 // missing-object detection need a blob store implementing
 // filehub.SumWalker (preferred: only orphan candidates are stat'ed) or
 // filehub.BlobWalker, stale temp files one implementing filehub.TempCleaner;

@@ -95,7 +95,7 @@ func (e *env) service(mod func(*cleanup.Config)) *cleanup.Service {
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, err := cleanup.New(e.meta, e.blobs, cfg)
+	s, err := cleanup.New(e.t.Context(), e.meta, e.blobs, cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func (e *env) plantOrphan(content string) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer st.Close()
+	defer st.Close(ctx)
 	if _, err := io.WriteString(st, content); err != nil {
 		e.t.Fatal(err)
 	}

@@ -1,10 +1,8 @@
 package cleanup
 
 import (
-	"cmp"
 	"context"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/filehub/filehub"
@@ -59,77 +57,70 @@ type providerOrphan struct {
 
 func providerTarget(name, id string) string { return name + "/" + id }
 
-// planProviders plans provider_copy and provider_orphan. It calls no
-// provider method but List, so a dry run changes nothing at the providers.
-func (x *execution) planProviders(ctx context.Context) error {
-	wantCopy, wantOrphan := x.opts.wants(KindProviderCopy), x.opts.wants(KindProviderOrphan)
-	if !wantCopy && !wantOrphan {
-		return nil
-	}
-	var copyKR, orphanKR *KindReport
-	if wantCopy {
-		copyKR = x.r.kind(KindProviderCopy)
-	}
-	if wantOrphan {
-		orphanKR = x.r.kind(KindProviderOrphan)
-	}
-	var provs []Provider
-	if f := x.s.cfg.Providers; f != nil {
-		provs = f()
-	}
-	if len(provs) == 0 {
-		return nil
-	}
-	ps, ok := x.s.meta.(filehub.ProviderStore)
-	if !ok {
-		for _, kr := range []*KindReport{copyKR, orphanKR} {
-			if kr != nil {
-				kr.Unsupported = true
-			}
-		}
-		return nil
-	}
-	byName := make(map[string]*Provider, len(provs))
-	for i := range provs {
-		byName[provs[i].Name()] = &provs[i]
-	}
+// providerState is what provider_copy and provider_orphan share: the
+// configured providers and every mapping of theirs, read once per run by
+// the first of the two kinds to plan (execution.providerPlan).
+type providerState struct {
+	provs  []Provider
+	byName map[string]*Provider
+	// ps is the metadata store's mappings; nil if it keeps none (then the
+	// provider kinds are unsupported).
+	ps filehub.ProviderStore
 
+	mapped   map[string]map[string]bool // provider -> provider file IDs named by a mapping
+	mappings map[string]int64           // provider -> mappings
+	ready    []providerCopy             // ready mappings, in key order: provider_copy's candidates
+	listed   map[string]int64           // provider -> files listed (by provider_orphan)
+	planned  map[string]int64           // provider -> deletions planned (by both kinds)
+}
+
+// providerPlan returns the providers' shared state, reading every mapping
+// on the first call. It calls no provider method, so a dry run changes
+// nothing at the providers.
+func (x *execution) providerPlan(ctx context.Context) (*providerState, error) {
+	if x.prov != nil {
+		return x.prov, nil
+	}
+	st := &providerState{
+		mapped: make(map[string]map[string]bool), mappings: make(map[string]int64),
+		listed: make(map[string]int64), planned: make(map[string]int64),
+	}
+	if f := x.s.cfg.Providers; f != nil {
+		st.provs = f()
+	}
+	st.ps, _ = x.s.meta.(filehub.ProviderStore)
+	if len(st.provs) == 0 || st.ps == nil {
+		x.prov = st
+		return st, nil
+	}
+	st.byName = make(map[string]*Provider, len(st.provs))
+	for i := range st.provs {
+		st.byName[st.provs[i].Name()] = &st.provs[i]
+	}
 	// Every mapping, in pages: provider accounts hold at most thousands
 	// of files, so the mapped IDs fit in memory.
-	mapped := make(map[string]map[string]bool) // provider -> provider file IDs
-	mappings := make(map[string]int64)         // provider -> mappings
-	var copies []providerCopy
-	cutoff := x.now.Add(-time.Duration(x.st.BlobGrace))
 	after := filehub.ProviderKey{}
 	for {
-		page, err := ps.ListProviderMappings(ctx, after, 1000)
+		page, err := st.ps.ListProviderMappings(ctx, after, 1000)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, m := range page {
-			p := byName[m.Provider]
+			p := st.byName[m.Provider]
 			if p == nil {
 				continue // not configured: nothing can be done at it
 			}
-			mappings[m.Provider]++
-			if mapped[m.Provider] == nil {
-				mapped[m.Provider] = make(map[string]bool)
+			st.mappings[m.Provider]++
+			if st.mapped[m.Provider] == nil {
+				st.mapped[m.Provider] = make(map[string]bool)
 			}
 			if m.ProviderFileID != "" {
-				mapped[m.Provider][m.ProviderFileID] = true
+				st.mapped[m.Provider][m.ProviderFileID] = true
 			}
 			// A pending mapping is a push in progress (or a crashed
 			// one, which the next push takes over): not ours.
-			if !wantCopy || m.State != filehub.MappingReady {
-				continue
-			}
-			copyKR.Scanned++
-			unused, err := x.unusedSince(ctx, m)
-			if err != nil {
-				return err
-			}
-			if unused != nil && !unused.After(cutoff) {
-				copies = append(copies, providerCopy{p, m})
+			if m.State == filehub.MappingReady {
+				st.ready = append(st.ready, providerCopy{p, m})
 			}
 		}
 		if len(page) < 1000 {
@@ -137,64 +128,32 @@ func (x *execution) planProviders(ctx context.Context) error {
 		}
 		after = page[len(page)-1].Key()
 	}
-	// Least recently used first, so that a run cut short (an error, the
-	// context) has freed the copies least likely to be wanted again.
-	slices.SortStableFunc(copies, func(a, b providerCopy) int {
-		return cmp.Or(cmp.Compare(a.p.Name(), b.p.Name()), lastUsed(a.m).Compare(lastUsed(b.m)))
-	})
-	x.provCopies = copies
-	if copyKR != nil {
-		copyKR.Found = int64(len(copies))
-	}
+	x.prov = st
+	return st, nil
+}
 
-	listed := make(map[string]int64)
-	if wantOrphan {
-		for i := range provs {
-			p := &provs[i]
-			after := ""
-			for {
-				files, next, err := p.List(ctx, after, 0)
-				if err != nil {
-					return err
-				}
-				for _, f := range files {
-					listed[p.Name()]++
-					orphanKR.Scanned++
-					if mapped[p.Name()][f.ID] {
-						continue
-					}
-					del := x.opts.ProviderOrphans == ProviderOrphansDelete && !f.CreatedAt.After(cutoff)
-					x.provOrphans = append(x.provOrphans, providerOrphan{p, f, del})
-				}
-				if next == "" || len(files) == 0 {
-					break
-				}
-				after = next
-			}
-			if f := x.s.cfg.ProviderFiles; f != nil {
-				f(p.Name(), listed[p.Name()])
-			}
-		}
-		orphanKR.Found = int64(len(x.provOrphans))
-	}
+// active reports whether the provider kinds have anything to look at;
+// unsupported reports whether that is because the metadata store keeps no
+// mappings.
+func (st *providerState) active() bool      { return len(st.provs) > 0 && st.ps != nil }
+func (st *providerState) unsupported() bool { return len(st.provs) > 0 && st.ps == nil }
 
-	planned := make(map[string]int64)
-	for _, c := range copies {
-		planned[c.p.Name()]++
+// planProviderQuotas reports, after both provider kinds planned, the
+// number of files at each provider (the base of the provider safety cap)
+// and the accounts near their file quota.
+func (x *execution) planProviderQuotas(ctx context.Context) {
+	st := x.prov
+	if st == nil || !st.active() {
+		return
 	}
-	for _, o := range x.provOrphans {
-		if o.delete {
-			planned[o.p.Name()]++
-		}
-	}
-	for i := range provs {
-		p := &provs[i]
-		files := max(listed[p.Name()], mappings[p.Name()])
+	for i := range st.provs {
+		p := &st.provs[i]
+		files := max(st.listed[p.Name()], st.mappings[p.Name()])
 		x.r.TotalProviderFiles += files
 		if p.FileQuota <= 0 {
 			continue
 		}
-		q := ProviderQuota{Provider: p.Name(), Quota: p.FileQuota, Files: files, Planned: planned[p.Name()]}
+		q := ProviderQuota{Provider: p.Name(), Quota: p.FileQuota, Files: files, Planned: st.planned[p.Name()]}
 		limit := nearQuota * float64(p.FileQuota)
 		q.Near = float64(q.Files) >= limit
 		q.StillNear = float64(q.Files-q.Planned) >= limit
@@ -204,7 +163,6 @@ func (x *execution) planProviders(ctx context.Context) error {
 		}
 		x.r.ProviderQuotas = append(x.r.ProviderQuotas, q)
 	}
-	return nil
 }
 
 // unusedSince returns since when m's content has had no file record (live
@@ -236,111 +194,4 @@ func lastUsed(m *filehub.ProviderMapping) time.Time {
 		return *m.LastUsedAt
 	}
 	return m.ClaimedAt
-}
-
-// plannedProviderDeletions counts the provider files the plan deletes.
-func (x *execution) plannedProviderDeletions() int64 {
-	n := int64(len(x.provCopies))
-	for _, o := range x.provOrphans {
-		if o.delete {
-			n++
-		}
-	}
-	return n
-}
-
-// deleteProviderFiles carries out the provider plan: copies are deleted at
-// the provider, then their mapping; orphans are reported, or deleted.
-func (x *execution) deleteProviderFiles(ctx context.Context) error {
-	if len(x.provCopies) > 0 {
-		kr := x.r.kind(KindProviderCopy)
-		for _, c := range x.provCopies {
-			if err := x.deleteCopy(ctx, kr, c); err != nil {
-				return err
-			}
-		}
-	}
-	if len(x.provOrphans) > 0 {
-		kr := x.r.kind(KindProviderOrphan)
-		for _, o := range x.provOrphans {
-			if err := x.handleOrphan(ctx, kr, o); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func (x *execution) deleteCopy(ctx context.Context, kr *KindReport, c providerCopy) error {
-	name, id := c.p.Name(), c.m.ProviderFileID
-	target := providerTarget(name, id)
-	t := Target{SHA256: c.m.SHA256, Provider: name, ProviderFileID: id, Bytes: c.m.Size}
-	if x.r.DryRun {
-		x.done(kr, t, false)
-		return nil
-	}
-	// Look again: a file of the same content may have been uploaded since
-	// the plan. (A push in the short window between this look and the
-	// mapping's deletion may still answer with the deleted ID; the next
-	// push that verifies it uploads again.)
-	if b, err := x.s.meta.FindBlob(ctx, c.m.SHA256); err == nil && b.RefCount > 0 {
-		x.skip(ctx, kr, t, filehub.TargetProvider, target, "the content has a file again")
-		return nil
-	} else if err != nil && !errors.Is(err, filehub.ErrNotFound) {
-		return x.fail(ctx, kr, t, filehub.TargetProvider, target, err)
-	}
-	// The provider first, then the mapping: a crash in between leaves a
-	// mapping to a deleted file, which the next run deletes again (404
-	// counts as deleted) — not a provider file nothing knows about.
-	if err := c.p.Delete(ctx, id); err != nil && !errors.Is(err, filehub.ErrNotFound) {
-		return x.fail(ctx, kr, t, filehub.TargetProvider, target, err)
-	}
-	if _, err := x.s.meta.(filehub.ProviderStore).DeleteProviderMapping(ctx, c.m); err != nil {
-		return x.fail(ctx, kr, t, filehub.TargetProvider, target, err)
-	}
-	// A mapping changed since the plan (a push found the file gone and
-	// uploaded again) is left alone; the file deleted was still ours.
-	x.done(kr, t, false)
-	a := x.audit(filehub.AuditProviderDeleted, "no file has had the content for longer than the blob grace")
-	a.TargetKind, a.Target, a.Bytes = filehub.TargetProvider, target, c.m.Size
-	if err := x.s.store.AppendAudit(ctx, a); err != nil {
-		return filehub.WrapError(filehub.EUNAVAILABLE, "audit a provider deletion", err)
-	}
-	return nil
-}
-
-func (x *execution) handleOrphan(ctx context.Context, kr *KindReport, o providerOrphan) error {
-	name, id := o.p.Name(), o.f.ID
-	target := providerTarget(name, id)
-	t := Target{Provider: name, ProviderFileID: id, Name: o.f.Filename, Bytes: o.f.Bytes}
-	if !o.delete {
-		t.Action, t.Reason = ActionReported, "no mapping names this provider file"
-		if x.opts.ProviderOrphans == ProviderOrphansDelete {
-			t.Reason += "; younger than the blob grace"
-		}
-		kr.Targets = append(kr.Targets, t)
-		if x.r.DryRun {
-			return nil
-		}
-		a := x.audit(filehub.AuditProviderOrphanFound, t.Reason)
-		a.TargetKind, a.Target, a.Bytes = filehub.TargetProvider, target, o.f.Bytes
-		if err := x.s.store.AppendAudit(ctx, a); err != nil {
-			return filehub.WrapError(filehub.EUNAVAILABLE, "audit a provider orphan", err)
-		}
-		return nil
-	}
-	if x.r.DryRun {
-		x.done(kr, t, false)
-		return nil
-	}
-	if err := o.p.Delete(ctx, id); err != nil && !errors.Is(err, filehub.ErrNotFound) {
-		return x.fail(ctx, kr, t, filehub.TargetProvider, target, err)
-	}
-	x.done(kr, t, false)
-	a := x.audit(filehub.AuditProviderDeleted, "no mapping names this provider file and it is older than the blob grace")
-	a.TargetKind, a.Target, a.Bytes = filehub.TargetProvider, target, o.f.Bytes
-	if err := x.s.store.AppendAudit(ctx, a); err != nil {
-		return filehub.WrapError(filehub.EUNAVAILABLE, "audit a provider deletion", err)
-	}
-	return nil
 }

@@ -1,7 +1,7 @@
 package cleanup
 
 import (
-	"slices"
+	"strings"
 	"time"
 
 	"github.com/filehub/filehub"
@@ -11,7 +11,7 @@ import (
 // separately.
 type Kind string
 
-// The kinds, in the order a run handles them.
+// The kinds, as typed constants of filehub's (see filehub.CleanupKinds).
 const (
 	KindTrash            Kind = filehub.KindTrash            // soft-deleted files past purge_after
 	KindOrphanObject     Kind = filehub.KindOrphanObject     // objects with no blob record, older than BlobGrace
@@ -22,8 +22,15 @@ const (
 	KindProviderOrphan   Kind = filehub.KindProviderOrphan   // provider files no mapping names (reported; deleted on request)
 )
 
-// Kinds lists every kind in run order.
-var Kinds = []Kind{KindTrash, KindOrphanObject, KindUnreferencedBlob, KindMissingObject, KindStaleTemp, KindProviderCopy, KindProviderOrphan}
+// Kinds lists every kind in run order: filehub.CleanupKinds, typed. It is
+// not a list of its own.
+var Kinds = func() []Kind {
+	kinds := make([]Kind, len(filehub.CleanupKinds))
+	for i, k := range filehub.CleanupKinds {
+		kinds[i] = Kind(k)
+	}
+	return kinds
+}()
 
 // ParseKind returns the kind named s, or EINVALID.
 func ParseKind(s string) (Kind, error) {
@@ -32,7 +39,7 @@ func ParseKind(s string) (Kind, error) {
 			return k, nil
 		}
 	}
-	return "", filehub.Errorf(filehub.EINVALID, "unknown cleanup kind %q (want trash, orphan_object, unreferenced_blob, missing_object, stale_temp, provider_copy or provider_orphan)", s)
+	return "", filehub.Errorf(filehub.EINVALID, "unknown cleanup kind %q (want %s)", s, kindNames())
 }
 
 // Target actions in a report.
@@ -139,9 +146,9 @@ func (r *Report) run() *filehub.CleanupRun {
 		run.FinishedAt = &t
 	}
 	for k, kr := range r.Kinds {
-		// The stored run has count columns for the blob kinds only; the
-		// provider kinds' counts are in the stored report.
-		if !slices.Contains(filehub.CleanupKinds, string(k)) {
+		// The stored run keeps some kinds' counters only (the blob
+		// kinds'); the others' are in the stored report.
+		if !filehub.CleanupRunCounts(string(k)) {
 			continue
 		}
 		run.Counts[string(k)] = filehub.CleanupCounts{Scanned: kr.Scanned, Found: kr.Found, Deleted: kr.Deleted, Bytes: kr.BytesFreed}
@@ -164,4 +171,10 @@ func reportFromRun(run *filehub.CleanupRun) *Report {
 		r.Kinds[Kind(k)] = &KindReport{Scanned: c.Scanned, Found: c.Found, Deleted: c.Deleted, BytesFreed: c.Bytes, Targets: []Target{}}
 	}
 	return r
+}
+
+// kindNames lists the kinds for an error message: "a, b or c".
+func kindNames() string {
+	names := filehub.CleanupKinds
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }

@@ -181,7 +181,7 @@ func (d *scanData) open(tb testing.TB) *cleanup.Service {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s, err := cleanup.New(meta, blobs, cleanup.Config{
+	s, err := cleanup.New(context.Background(), meta, blobs, cleanup.Config{
 		Now:        func() time.Time { return time.Now().Add(48 * time.Hour) },
 		Logger:     discard,
 		Registerer: prometheus.NewRegistry(),

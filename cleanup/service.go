@@ -32,10 +32,10 @@ type Service struct {
 }
 
 // New returns a Service on meta, which must implement filehub.CleanupStore
-// (EINVALID otherwise), and blobs. It reads the stored settings once, so
-// that TrashGrace is right from the start; if that fails it returns the
-// store's error.
-func New(meta filehub.MetaStore, blobs filehub.BlobStore, cfg Config) (*Service, error) {
+// (EINVALID otherwise), and blobs. It reads the stored settings once, with
+// ctx, so that TrashGrace is right from the start; if that fails it returns
+// the store's error.
+func New(ctx context.Context, meta filehub.MetaStore, blobs filehub.BlobStore, cfg Config) (*Service, error) {
 	store, ok := meta.(filehub.CleanupStore)
 	if !ok {
 		return nil, filehub.Errorf(filehub.EINVALID, "the metadata store (%T) does not support cleanup", meta)
@@ -54,7 +54,7 @@ func New(meta filehub.MetaStore, blobs filehub.BlobStore, cfg Config) (*Service,
 	}
 	def := s.defaultSettings()
 	s.current.Store(&def)
-	if _, err := s.Settings(context.Background()); err != nil {
+	if _, err := s.Settings(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -35,7 +35,7 @@ func TestStress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := cleanup.New(e.meta, e.blobs, cleanup.Config{
+	svc, err := cleanup.New(t.Context(), e.meta, e.blobs, cleanup.Config{
 		TrashGrace: time.Millisecond, BlobGrace: time.Millisecond,
 		Interval: 5 * time.Millisecond, Jitter: -1,
 		MaxDeleteFraction: 2, // no cap: deleting most blobs is the point here

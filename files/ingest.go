@@ -121,7 +121,7 @@ func (s *Service) upload(ctx context.Context, body io.Reader, name, ownerKeyID s
 	if err != nil {
 		return nil, received, err
 	}
-	defer staged.Close()
+	defer staged.Close(ctx)
 
 	h := sha256.New()
 	total, err := p.run(ctx, body, staged, h, n, eof)

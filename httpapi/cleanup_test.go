@@ -34,7 +34,7 @@ func (e *env) plantOrphan(content string) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer st.Close()
+	defer st.Close(ctx)
 	if _, err := io.WriteString(st, content); err != nil {
 		e.t.Fatal(err)
 	}

@@ -120,7 +120,7 @@ func newEnv(t testing.TB, cfg envConfig) *env {
 	if cfg.cleanup != nil {
 		cc := *cfg.cleanup
 		cc.Registerer, cc.Logger = reg, logger
-		if cs, err = cleanup.New(meta, store, cc); err != nil {
+		if cs, err = cleanup.New(t.Context(), meta, store, cc); err != nil {
 			t.Fatalf("cleanup.New: %v", err)
 		}
 		hc.Cleanup = cs

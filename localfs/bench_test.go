@@ -57,7 +57,7 @@ func BenchmarkCommit(b *testing.B) {
 				if err := st.Commit(ctx, sum); err != nil {
 					b.Fatal(err)
 				}
-				if err := st.Close(); err != nil {
+				if err := st.Close(ctx); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()

@@ -126,7 +126,7 @@ func TestRemoveStaleTemp(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { b.Close() })
+		t.Cleanup(func() { b.Close(context.Background()) })
 		if _, err := b.Write([]byte("partial")); err != nil {
 			t.Fatal(err)
 		}
@@ -202,7 +202,7 @@ func TestWriteDiskFull(t *testing.T) {
 	if err := b.Commit(ctx, sum); err == nil {
 		t.Error("Commit after a failed Write succeeded")
 	}
-	if err := b.Close(); err != nil {
+	if err := b.Close(t.Context()); err != nil {
 		t.Errorf("Close: %v", err)
 	}
 	if _, err := s.Stat(ctx, sum); !errors.Is(err, filehub.ErrNotFound) {
@@ -339,7 +339,7 @@ func TestCommitCanceled(t *testing.T) {
 func TestWriteAfterClose(t *testing.T) {
 	s := mustOpen(t, t.TempDir(), localfs.Config{})
 	b := mustStage(t, s, []byte("x"))
-	if err := b.Close(); err != nil {
+	if err := b.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Write([]byte("y")); err == nil {
@@ -465,10 +465,10 @@ func TestWalkTempAndRemoveTemp(t *testing.T) {
 		t.Fatalf("WalkTemp saw sizes %v, want 3 and 5", sizes)
 	}
 
-	if err := s.RemoveTemp(sizes[3]); err != nil {
+	if err := s.RemoveTemp(t.Context(), sizes[3]); err != nil {
 		t.Fatalf("RemoveTemp: %v", err)
 	}
-	if err := s.RemoveTemp(sizes[3]); err != nil {
+	if err := s.RemoveTemp(t.Context(), sizes[3]); err != nil {
 		t.Errorf("RemoveTemp of a missing file = %v, want nil", err)
 	}
 	if got := dirNames(t, filepath.Join(dir, "tmp")); !slices.Equal(got, []string{sizes[5]}) {
@@ -484,7 +484,7 @@ func TestWalkTempAndRemoveTemp(t *testing.T) {
 	for _, name := range []string{
 		"", ".", "..", "../blobs", "../blobs/" + sum[:2] + "/" + sum, "a/b", `a\b`, "/etc/passwd", "x\x00y",
 	} {
-		if err := s.RemoveTemp(name); filehub.ErrorCode(err) != filehub.EINVALID {
+		if err := s.RemoveTemp(t.Context(), name); filehub.ErrorCode(err) != filehub.EINVALID {
 			t.Errorf("RemoveTemp(%q) = %v, want EINVALID", name, err)
 		}
 	}
@@ -525,7 +525,7 @@ func mustStage(t *testing.T, s *localfs.Store, data []byte) filehub.StagedBlob {
 	if err != nil {
 		t.Fatalf("Stage: %v", err)
 	}
-	t.Cleanup(func() { b.Close() })
+	t.Cleanup(func() { b.Close(context.Background()) })
 	if _, err := b.Write(data); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
@@ -540,7 +540,7 @@ func mustCommit(t *testing.T, s *localfs.Store, data []byte) string {
 	if err := b.Commit(t.Context(), sum); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
-	if err := b.Close(); err != nil {
+	if err := b.Close(t.Context()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	return sum

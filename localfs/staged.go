@@ -216,8 +216,9 @@ func (b *staged) copyInto(path string) error {
 }
 
 // Close closes and removes the staged file; a committed object is kept.
-// Close is idempotent.
-func (b *staged) Close() error {
+// Close is idempotent. It does not block on anything but the local disk, so
+// it ignores ctx.
+func (b *staged) Close(context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.f == nil {

@@ -142,10 +142,15 @@ func (s *Store) WalkTemp(ctx context.Context, fn func(name string, modTime time.
 // as passed by WalkTemp; anything else (empty, "." or "..", containing a
 // path separator or NUL) returns EINVALID. Removing a missing file is not an
 // error. A staged blob whose file was removed can no longer be committed.
-func (s *Store) RemoveTemp(name string) error {
+// Removing one file does not wait on anything but the local disk; ctx is
+// checked before it.
+func (s *Store) RemoveTemp(ctx context.Context, name string) error {
 	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`+"\x00") ||
 		filepath.Base(name) != name {
 		return filehub.Errorf(filehub.EINVALID, "invalid temp file name %q", name)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	if err := os.Remove(filepath.Join(s.tmpDir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("localfs: remove temp: %w", err)

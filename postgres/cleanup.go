@@ -58,8 +58,8 @@ func insertAudit(ctx context.Context, tx pgx.Tx, a filehub.AuditEntry) error {
 	if a.Actor == "" {
 		a.Actor = filehub.ActorSystem
 	}
-	if a.Action == "" || a.TargetKind == "" {
-		return filehub.Errorf(filehub.EINVALID, "audit entry needs an action and a target kind")
+	if err := a.Validate(); err != nil {
+		return err
 	}
 	var run *int64
 	if a.RunID != 0 {
@@ -73,7 +73,7 @@ func insertAudit(ctx context.Context, tx pgx.Tx, a filehub.AuditEntry) error {
 }
 
 // ListExpiredTrash returns soft-deleted files due for purging; see
-// filehub.CleanupStore. A limit of 0 or less means all.
+// filehub.TrashPurger. A limit of 0 or less means all.
 func (db *DB) ListExpiredTrash(ctx context.Context, before time.Time, limit int) ([]*filehub.File, error) {
 	if db.closed.Load() {
 		return nil, errClosed
@@ -101,7 +101,7 @@ func (db *DB) ListExpiredTrash(ctx context.Context, before time.Time, limit int)
 }
 
 // PurgeExpiredFile purges a file whose trash grace has expired; see
-// filehub.CleanupStore.
+// filehub.TrashPurger.
 func (db *DB) PurgeExpiredFile(ctx context.Context, id string, at time.Time, audit filehub.AuditEntry) (*filehub.File, error) {
 	return db.purge(ctx, id,
 		`DELETE FROM files WHERE id = $1 AND deleted_at IS NOT NULL AND purge_after <= $2 RETURNING `+fileColumns,
@@ -120,7 +120,7 @@ func (db *DB) PurgeExpiredFile(ctx context.Context, id string, at time.Time, aud
 }
 
 // ListBlobs returns a page of blob records in SHA256 order; see
-// filehub.CleanupStore. A limit of 0 or less means 1000; there is no upper
+// filehub.BlobSweeper. A limit of 0 or less means 1000; there is no upper
 // cap, so scans can take large pages. Sums compare bytewise (the column is COLLATE "C"),
 // the order of the blob store's listing.
 func (db *DB) ListBlobs(ctx context.Context, after string, limit int) ([]*filehub.Blob, error) {
@@ -129,7 +129,7 @@ func (db *DB) ListBlobs(ctx context.Context, after string, limit int) ([]*filehu
 }
 
 // ListUnreferencedBlobs returns a page of blobs unreferenced since before;
-// see filehub.CleanupStore.
+// see filehub.BlobSweeper.
 func (db *DB) ListUnreferencedBlobs(ctx context.Context, before time.Time, after string, limit int) ([]*filehub.Blob, error) {
 	return db.listBlobs(ctx, `SELECT `+blobColumns+` FROM blobs
 		WHERE unreferenced_since IS NOT NULL AND unreferenced_since <= $1 AND ref_count = 0 AND sha256 > $2
@@ -170,7 +170,7 @@ func (db *DB) CountBlobs(ctx context.Context) (int64, error) {
 }
 
 // MarkBlobs marks unreferenced blobs for the sweep; see
-// filehub.CleanupStore. One statement: the condition is re-checked on each
+// filehub.BlobSweeper. One statement: the condition is re-checked on each
 // row after its lock is taken, so a blob referenced meanwhile is skipped.
 func (db *DB) MarkBlobs(ctx context.Context, sums []string, at time.Time) (int64, error) {
 	var marked int64
@@ -187,7 +187,7 @@ func (db *DB) MarkBlobs(ctx context.Context, sums []string, at time.Time) (int64
 }
 
 // SweepBlob deletes a marked, still unreferenced blob and its object; see
-// filehub.CleanupStore. It takes the content's advisory lock, then re-checks
+// filehub.BlobSweeper. It takes the content's advisory lock, then re-checks
 // and deletes the record and calls del, all in one transaction that holds
 // the lock (and the record's row lock) until it ends: a concurrent
 // CreateFile of the same content, in any process, waits for the lock and
@@ -234,7 +234,7 @@ func (db *DB) SweepBlob(ctx context.Context, sum string, before time.Time, del f
 }
 
 // DeleteOrphanObject deletes an object that has no blob record; see
-// filehub.CleanupStore. A row lock cannot guard a record that does not
+// filehub.BlobSweeper. A row lock cannot guard a record that does not
 // exist, so the check and del run under the content's advisory lock: an
 // upload that records the same content either commits first (the check
 // sees its record and the object is kept) or waits for the lock and then
@@ -271,7 +271,7 @@ func (db *DB) DeleteOrphanObject(ctx context.Context, sum string, del func(ctx c
 }
 
 // SetBlobMissing records a blob's object as missing (or back); see
-// filehub.CleanupStore.
+// filehub.BlobSweeper.
 func (db *DB) SetBlobMissing(ctx context.Context, sum string, at time.Time, audit filehub.AuditEntry) (changed bool, err error) {
 	err = db.tx(ctx, "flag missing object", func(tx pgx.Tx) error {
 		changed = false
@@ -327,7 +327,7 @@ func (db *DB) AppendAudit(ctx context.Context, entries ...filehub.AuditEntry) er
 	})
 }
 
-// ListAudit returns audit entries in ID order; see filehub.CleanupStore. A
+// ListAudit returns audit entries in ID order; see filehub.AuditLog. A
 // limit of 0 or less means 100, above 1000 is 1000.
 func (db *DB) ListAudit(ctx context.Context, filter filehub.AuditFilter) ([]*filehub.AuditEntry, error) {
 	if db.closed.Load() {
@@ -379,8 +379,8 @@ func (db *DB) ListAudit(ctx context.Context, filter filehub.AuditFilter) ([]*fil
 
 // AppendEvent records e in the event log and sets its ID.
 func (db *DB) AppendEvent(ctx context.Context, e *filehub.Event) error {
-	if e == nil || e.Type == "" {
-		return filehub.Errorf(filehub.EINVALID, "event has no type")
+	if err := e.Validate(); err != nil {
+		return err
 	}
 	var file, run []byte
 	if e.File != nil {
@@ -417,6 +417,18 @@ func (db *DB) AppendEvent(ctx context.Context, e *filehub.Event) error {
 	return nil
 }
 
+// countedKinds are the kinds whose counters cleanup_runs has columns for,
+// in column order.
+var countedKinds = func() []string {
+	var kinds []string
+	for _, k := range filehub.CleanupKinds {
+		if filehub.CleanupRunCounts(k) {
+			kinds = append(kinds, k)
+		}
+	}
+	return kinds
+}()
+
 // runCounterColumns returns the counter columns of kind, in CleanupCounts
 // order.
 func runCounterColumns(kind string) []string {
@@ -426,7 +438,7 @@ func runCounterColumns(kind string) []string {
 // runColumns are the columns scanRun reads, in order.
 var runColumns = func() string {
 	cols := []string{"id", "trigger", "actor", "dry_run", "started_at", "finished_at", "status", "bytes_freed", "errors", "report"}
-	for _, k := range filehub.CleanupKinds {
+	for _, k := range countedKinds {
 		cols = append(cols, runCounterColumns(k)...)
 	}
 	return strings.Join(cols, ", ")
@@ -436,7 +448,7 @@ func scanRun(s scanner) (*filehub.CleanupRun, error) {
 	var (
 		r      filehub.CleanupRun
 		report *string
-		counts = make([]filehub.CleanupCounts, len(filehub.CleanupKinds))
+		counts = make([]filehub.CleanupCounts, len(countedKinds))
 	)
 	dest := []any{&r.ID, &r.Trigger, &r.Actor, &r.DryRun, &r.StartedAt, &r.FinishedAt, &r.Status, &r.BytesFreed, &r.Errors, &report}
 	for i := range counts {
@@ -452,23 +464,12 @@ func scanRun(s scanner) (*filehub.CleanupRun, error) {
 		r.Report = json.RawMessage(*report)
 	}
 	r.Counts = make(map[string]filehub.CleanupCounts)
-	for i, k := range filehub.CleanupKinds {
+	for i, k := range countedKinds {
 		if counts[i] != (filehub.CleanupCounts{}) {
 			r.Counts[k] = counts[i]
 		}
 	}
 	return &r, nil
-}
-
-// checkRunKinds returns EINVALID if run counts a kind the schema has no
-// columns for.
-func checkRunKinds(run *filehub.CleanupRun) error {
-	for _, k := range slices.Sorted(maps.Keys(run.Counts)) {
-		if !slices.Contains(filehub.CleanupKinds, k) {
-			return filehub.Errorf(filehub.EINVALID, "unknown cleanup kind %q", k)
-		}
-	}
-	return nil
 }
 
 // runValues returns the values of the mutable run columns in the order of
@@ -480,7 +481,7 @@ func runValues(run *filehub.CleanupRun) []any {
 		report = &s
 	}
 	v := []any{run.Status, run.FinishedAt, run.BytesFreed, run.Errors, report}
-	for _, k := range filehub.CleanupKinds {
+	for _, k := range countedKinds {
 		c := run.Counts[k]
 		v = append(v, c.Scanned, c.Found, c.Deleted, c.Bytes)
 	}
@@ -491,7 +492,7 @@ func runValues(run *filehub.CleanupRun) []any {
 // the next parameter.
 var setRunColumns, setRunIDParam = func() (string, string) {
 	cols := []string{"status", "finished_at", "bytes_freed", "errors", "report"}
-	for _, k := range filehub.CleanupKinds {
+	for _, k := range countedKinds {
 		cols = append(cols, runCounterColumns(k)...)
 	}
 	for i, c := range cols {
@@ -500,12 +501,9 @@ var setRunColumns, setRunIDParam = func() (string, string) {
 	return strings.Join(cols, ", "), fmt.Sprintf("$%d", len(cols)+1)
 }()
 
-// InsertRun records a new cleanup run; see filehub.CleanupStore.
+// InsertRun records a new cleanup run; see filehub.CleanupRunStore.
 func (db *DB) InsertRun(ctx context.Context, run *filehub.CleanupRun) error {
-	if run == nil || run.StartedAt.IsZero() || run.Trigger == "" || run.Status == "" {
-		return filehub.Errorf(filehub.EINVALID, "run needs a trigger, a status and a start time")
-	}
-	if err := checkRunKinds(run); err != nil {
+	if err := run.Validate(); err != nil {
 		return err
 	}
 	actor := run.Actor
@@ -534,9 +532,9 @@ func (db *DB) InsertRun(ctx context.Context, run *filehub.CleanupRun) error {
 	return nil
 }
 
-// FinishRun stores a run's final state; see filehub.CleanupStore.
+// FinishRun stores a run's final state; see filehub.CleanupRunStore.
 func (db *DB) FinishRun(ctx context.Context, run *filehub.CleanupRun) error {
-	if err := checkRunKinds(run); err != nil {
+	if err := run.Validate(); err != nil {
 		return err
 	}
 	return db.tx(ctx, "finish cleanup run", func(tx pgx.Tx) error {
@@ -612,7 +610,7 @@ func (db *DB) Settings(ctx context.Context) (map[string]string, error) {
 }
 
 // SetSettings stores cleanup settings and audits each; see
-// filehub.CleanupStore. Keys are written in sorted order, so concurrent
+// filehub.SettingsStore. Keys are written in sorted order, so concurrent
 // calls lock their rows in the same order.
 func (db *DB) SetSettings(ctx context.Context, kv map[string]string, actor string, at time.Time) error {
 	keys := slices.Sorted(maps.Keys(kv))
@@ -638,7 +636,7 @@ func (db *DB) SetSettings(ctx context.Context, kv map[string]string, actor strin
 	})
 }
 
-// AcquireLease takes or renews a lease; see filehub.CleanupStore. Leases
+// AcquireLease takes or renews a lease; see filehub.LeaseStore. Leases
 // are rows, so they hold across processes and connections: the upsert
 // takes the row's lock, and of two processes racing for a free or expired
 // lease the second re-evaluates the condition against the first's row and

@@ -76,10 +76,7 @@ type DB struct {
 	unreg   func()
 }
 
-var (
-	_ filehub.MetaStore    = (*DB)(nil)
-	_ filehub.CleanupStore = (*DB)(nil)
-)
+var _ filehub.MetaStore = (*DB)(nil)
 
 // Open connects to the PostgreSQL database at dsn (a postgres:// URL or a
 // key=value string, as libpq accepts), applies pending migrations unless

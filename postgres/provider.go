@@ -29,19 +29,12 @@ func scanMapping(s scanner) (*filehub.ProviderMapping, error) {
 	return &m, nil
 }
 
-func checkKey(k filehub.ProviderKey) error {
-	if !filehub.ValidSHA256(k.SHA256) || k.Provider == "" || k.Purpose == "" {
-		return filehub.Errorf(filehub.EINVALID, "a provider mapping needs a valid sha256, a provider and a purpose")
-	}
-	return nil
-}
-
 // ClaimProviderMapping claims a mapping for a push; see
 // filehub.ProviderStore. Of concurrent upserts of one key, the later ones
 // wait for the first's row lock and re-evaluate the WHERE against its row,
 // which is pending under another claim and fresh, so they update nothing.
 func (db *DB) ClaimProviderMapping(ctx context.Context, key filehub.ProviderKey, size int64, claimID string, now time.Time, ttl time.Duration) (m *filehub.ProviderMapping, claimed bool, err error) {
-	if err := checkKey(key); err != nil {
+	if err := key.Validate(); err != nil {
 		return nil, false, err
 	}
 	if claimID == "" || size < 0 {
@@ -78,7 +71,7 @@ func (db *DB) ClaimProviderMapping(ctx context.Context, key filehub.ProviderKey,
 // CompleteProviderMapping makes a claimed mapping ready; see
 // filehub.ProviderStore.
 func (db *DB) CompleteProviderMapping(ctx context.Context, key filehub.ProviderKey, claimID, providerFileID string, at time.Time) (*filehub.ProviderMapping, error) {
-	if err := checkKey(key); err != nil {
+	if err := key.Validate(); err != nil {
 		return nil, err
 	}
 	if claimID == "" || providerFileID == "" {

@@ -62,7 +62,7 @@ func BenchmarkStageCommit(b *testing.B) {
 				if err := st.Commit(ctx, sum); err != nil {
 					b.Fatal(err)
 				}
-				if err := st.Close(); err != nil {
+				if err := st.Close(ctx); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()

@@ -181,12 +181,12 @@ func stageCommit(t testing.TB, s *s3.Store, data []byte) string {
 	if err != nil {
 		t.Fatalf("Stage: %v", err)
 	}
-	defer b.Close()
+	defer b.Close(context.Background())
 	writeOdd(t, b, data)
 	if err := b.Commit(ctx, sum); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
-	if err := b.Close(); err != nil {
+	if err := b.Close(t.Context()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	return sum

@@ -101,7 +101,7 @@ func TestUnavailableAfterRetries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	defer b.Close(t.Context())
 	b.Write([]byte("data"))
 	if err := b.Commit(t.Context(), sumOf([]byte("data"))); filehub.ErrorCode(err) != filehub.EUNAVAILABLE {
 		t.Errorf("Commit = %v, want EUNAVAILABLE", err)
@@ -134,7 +134,7 @@ func TestStorageFull(t *testing.T) {
 			t.Errorf("%d %s: Commit = %v, want ESTORAGE", tc.status, tc.code, err)
 		}
 		ft.setFail(nil)
-		b.Close()
+		b.Close(t.Context())
 	}
 }
 

@@ -354,8 +354,10 @@ func (b *staged) copyMultipart(ctx context.Context, key string) (err error) {
 
 // Close stops a part upload in progress, aborts an unfinished multipart
 // upload and deletes the temp object; a committed object is kept. Close is
-// idempotent. Its requests are bounded by 30 seconds.
-func (b *staged) Close() error {
+// idempotent. Its requests carry ctx's values but not its cancellation (an
+// upload cut short by its client must still clean up) and are bounded by 30
+// seconds.
+func (b *staged) Close(ctx context.Context) error {
 	b.cancel() // first, so a Write waiting for a part upload returns
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -370,7 +372,7 @@ func (b *staged) Close() error {
 	}
 	b.releaseBuffers()
 
-	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	var errs []error
 	if b.uploadID != "" && !b.done {

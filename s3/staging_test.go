@@ -111,7 +111,7 @@ func TestStageMemoryBounded(t *testing.T) {
 		if err := b.Sync(); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.Close(); err != nil {
+		if err := b.Close(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		runtime.ReadMemStats(&after)
@@ -198,7 +198,7 @@ func TestCloseAbortsMultipart(t *testing.T) {
 		t.Fatalf("WalkTemp saw %q, want the one upload in progress", names)
 	}
 	f.takeRequests()
-	if err := b.Close(); err != nil {
+	if err := b.Close(t.Context()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	if reqs := f.takeRequests(); countRequests(reqs, "DELETE", "uploadId=") != 1 {
@@ -270,13 +270,13 @@ func TestWalkTempRemoveTemp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer bigStaged.Close()
+	defer bigStaged.Close(context.Background())
 	writeOdd(t, bigStaged, big)
 	smallStaged, err := s.Stage(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer smallStaged.Close()
+	defer smallStaged.Close(context.Background())
 	writeOdd(t, smallStaged, small)
 	if err := smallStaged.Sync(); err != nil {
 		t.Fatal(err)
@@ -296,10 +296,10 @@ func TestWalkTempRemoveTemp(t *testing.T) {
 		if size != int64(len(small)) && size%s3.MinPartSize != 0 {
 			t.Errorf("temp %s has size %d", name, size)
 		}
-		if err := s.RemoveTemp(name); err != nil {
+		if err := s.RemoveTemp(t.Context(), name); err != nil {
 			t.Fatalf("RemoveTemp(%s): %v", name, err)
 		}
-		if err := s.RemoveTemp(name); err != nil {
+		if err := s.RemoveTemp(t.Context(), name); err != nil {
 			t.Fatalf("second RemoveTemp(%s): %v", name, err)
 		}
 	}
@@ -312,15 +312,15 @@ func TestWalkTempRemoveTemp(t *testing.T) {
 		t.Error("Commit of a removed multipart upload succeeded")
 	}
 	for _, name := range []string{"", ".", "..", "a/b", `a\b`, "a\x00"} {
-		if err := s.RemoveTemp(name); filehub.ErrorCode(err) != filehub.EINVALID {
+		if err := s.RemoveTemp(t.Context(), name); filehub.ErrorCode(err) != filehub.EINVALID {
 			t.Errorf("RemoveTemp(%q) = %v, want EINVALID", name, err)
 		}
 	}
 	// Closing after the removal is fine.
-	if err := bigStaged.Close(); err != nil {
+	if err := bigStaged.Close(t.Context()); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	if err := smallStaged.Close(); err != nil {
+	if err := smallStaged.Close(t.Context()); err != nil {
 		t.Errorf("Close: %v", err)
 	}
 }

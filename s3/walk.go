@@ -133,12 +133,12 @@ func (s *Store) walkError(ctx context.Context, err error) error {
 // passed by WalkTemp; anything else (empty, "." or "..", containing a slash,
 // backslash or NUL) returns EINVALID. Removing a missing upload is not an
 // error. A staged blob whose upload was removed can no longer be committed.
-// Its requests are bounded by 30 seconds.
-func (s *Store) RemoveTemp(name string) error {
+// Its requests stop when ctx is done and are bounded by 30 seconds.
+func (s *Store) RemoveTemp(ctx context.Context, name string) error {
 	if !validTempName(name) {
 		return filehub.Errorf(filehub.EINVALID, "invalid temp file name %q", name)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	ctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 	defer cancel()
 	key := s.tmpPrefix() + name
 	uploads := s3.NewListMultipartUploadsPaginator(s.client, &s3.ListMultipartUploadsInput{Bucket: &s.bucket, Prefix: &key})

@@ -108,7 +108,7 @@ func (s *Server) open(ctx context.Context) error {
 	if err := s.openStores(ctx); err != nil {
 		return err
 	}
-	if err := s.buildServices(); err != nil {
+	if err := s.buildServices(ctx); err != nil {
 		return err
 	}
 	if err := s.bindListeners(); err != nil {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -17,7 +18,7 @@ import (
 // the cleanup service (which deletes provider copies and exports their
 // counts through the push service's metrics), and the file service (which
 // asks the cleanup service for the trash grace set at run time).
-func (s *Server) buildServices() error {
+func (s *Server) buildServices(ctx context.Context) error {
 	cfg := s.cfg
 	log := cfg.Logger
 	// The event hub reads new events as soon as this process commits
@@ -49,7 +50,7 @@ func (s *Server) buildServices() error {
 		log.Info("model providers", "providers", describeProviders(cfg.Providers))
 	}
 
-	cleaner, err := cleanup.New(s.meta, s.blobs, cleanup.Config{
+	cleaner, err := cleanup.New(ctx, s.meta, s.blobs, cleanup.Config{
 		Providers: func() []cleanup.Provider { return cleanupProvs },
 		// A run's listing of each account is the only count of its files:
 		// export it next to the account's quota.

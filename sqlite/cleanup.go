@@ -15,8 +15,17 @@ import (
 	"github.com/filehub/filehub/internal/paging"
 )
 
-// DB is also the cleanup service's store.
-var _ filehub.CleanupStore = (*DB)(nil)
+// DB is also the cleanup service's store: every capability of it.
+var (
+	_ filehub.AuditLog        = (*DB)(nil)
+	_ filehub.EventAppender   = (*DB)(nil)
+	_ filehub.CleanupRunStore = (*DB)(nil)
+	_ filehub.SettingsStore   = (*DB)(nil)
+	_ filehub.LeaseStore      = (*DB)(nil)
+	_ filehub.TrashPurger     = (*DB)(nil)
+	_ filehub.BlobSweeper     = (*DB)(nil)
+	_ filehub.CleanupStore    = (*DB)(nil)
+)
 
 // blobColumns are the columns scanBlob reads, in order.
 const blobColumns = `sha256, size, ref_count, created_at, unreferenced_since, marked_at, missing_since`
@@ -60,8 +69,8 @@ func insertAudit(ctx context.Context, tx *wtx, a filehub.AuditEntry) error {
 	if a.Actor == "" {
 		a.Actor = filehub.ActorSystem
 	}
-	if a.Action == "" || a.TargetKind == "" {
-		return filehub.Errorf(filehub.EINVALID, "audit entry needs an action and a target kind")
+	if err := a.Validate(); err != nil {
+		return err
 	}
 	run := sql.NullInt64{Int64: a.RunID, Valid: a.RunID != 0}
 	_, err := tx.exec(ctx, `INSERT INTO audit_log (time, actor, action, target_kind, target, bytes, reason, run_id)
@@ -71,7 +80,7 @@ func insertAudit(ctx context.Context, tx *wtx, a filehub.AuditEntry) error {
 }
 
 // ListExpiredTrash returns soft-deleted files due for purging; see
-// filehub.CleanupStore. A limit of 0 or less means all.
+// filehub.TrashPurger. A limit of 0 or less means all.
 func (db *DB) ListExpiredTrash(ctx context.Context, before time.Time, limit int) ([]*filehub.File, error) {
 	if db.closed.Load() {
 		return nil, errClosed
@@ -98,7 +107,7 @@ func (db *DB) ListExpiredTrash(ctx context.Context, before time.Time, limit int)
 }
 
 // PurgeExpiredFile purges a file whose trash grace has expired; see
-// filehub.CleanupStore.
+// filehub.TrashPurger.
 func (db *DB) PurgeExpiredFile(ctx context.Context, id string, at time.Time, audit filehub.AuditEntry) (*filehub.File, error) {
 	return db.purge(ctx, id,
 		`DELETE FROM files WHERE id = ? AND deleted_at IS NOT NULL AND purge_after <= ? RETURNING `+fileColumns,
@@ -118,14 +127,14 @@ func (db *DB) PurgeExpiredFile(ctx context.Context, id string, at time.Time, aud
 }
 
 // ListBlobs returns a page of blob records in SHA256 order; see
-// filehub.CleanupStore. A limit of 0 or less means 1000; there is no upper
+// filehub.BlobSweeper. A limit of 0 or less means 1000; there is no upper
 // cap, so scans can take large pages.
 func (db *DB) ListBlobs(ctx context.Context, after string, limit int) ([]*filehub.Blob, error) {
 	return db.listBlobs(ctx, `SELECT `+blobColumns+` FROM blobs WHERE sha256 > ? ORDER BY sha256 LIMIT ?`, after, limit)
 }
 
 // ListUnreferencedBlobs returns a page of blobs unreferenced since before;
-// see filehub.CleanupStore.
+// see filehub.BlobSweeper.
 //
 // INDEXED BY: left to itself, SQLite answers the query from the sum order
 // (the table's key) to spare a sort for the ORDER BY, and looks at every
@@ -172,7 +181,7 @@ func (db *DB) CountBlobs(ctx context.Context) (int64, error) {
 }
 
 // MarkBlobs marks unreferenced blobs for the sweep; see
-// filehub.CleanupStore.
+// filehub.BlobSweeper.
 func (db *DB) MarkBlobs(ctx context.Context, sums []string, at time.Time) (int64, error) {
 	var marked int64
 	err := db.write(ctx, "mark blobs", func(wctx context.Context, tx *wtx) error {
@@ -195,7 +204,7 @@ func (db *DB) MarkBlobs(ctx context.Context, sums []string, at time.Time) (int64
 }
 
 // SweepBlob deletes a marked, still unreferenced blob and its object; see
-// filehub.CleanupStore. del runs in the writer, inside the transaction that
+// filehub.BlobSweeper. del runs in the writer, inside the transaction that
 // deletes the record: a concurrent CreateFile of the same content runs
 // entirely before it (and the re-check sees its reference) or entirely
 // after it (and finds no record, so it inserts one and places the object
@@ -237,7 +246,7 @@ func (db *DB) SweepBlob(ctx context.Context, sum string, before time.Time, del f
 }
 
 // DeleteOrphanObject deletes an object that has no blob record; see
-// filehub.CleanupStore. The check and del run in the writer, so an upload
+// filehub.BlobSweeper. The check and del run in the writer, so an upload
 // that records the same content either commits first (and the object is
 // kept) or after (and its place callback re-creates the object).
 func (db *DB) DeleteOrphanObject(ctx context.Context, sum string, del func(ctx context.Context) error,
@@ -269,7 +278,7 @@ func (db *DB) DeleteOrphanObject(ctx context.Context, sum string, del func(ctx c
 }
 
 // SetBlobMissing records a blob's object as missing (or back); see
-// filehub.CleanupStore.
+// filehub.BlobSweeper.
 func (db *DB) SetBlobMissing(ctx context.Context, sum string, at time.Time, audit filehub.AuditEntry) (changed bool, err error) {
 	err = db.write(ctx, "flag missing object", func(wctx context.Context, tx *wtx) error {
 		changed = false
@@ -333,7 +342,7 @@ func (db *DB) AppendAudit(ctx context.Context, entries ...filehub.AuditEntry) er
 	})
 }
 
-// ListAudit returns audit entries in ID order; see filehub.CleanupStore. A
+// ListAudit returns audit entries in ID order; see filehub.AuditLog. A
 // limit of 0 or less means 100, above 1000 is 1000.
 func (db *DB) ListAudit(ctx context.Context, filter filehub.AuditFilter) ([]*filehub.AuditEntry, error) {
 	if db.closed.Load() {
@@ -382,8 +391,8 @@ func (db *DB) ListAudit(ctx context.Context, filter filehub.AuditFilter) ([]*fil
 
 // AppendEvent records e in the event log and sets its ID.
 func (db *DB) AppendEvent(ctx context.Context, e *filehub.Event) error {
-	if e == nil || e.Type == "" {
-		return filehub.Errorf(filehub.EINVALID, "event has no type")
+	if err := e.Validate(); err != nil {
+		return err
 	}
 	var file, run sql.NullString
 	if e.File != nil {
@@ -419,6 +428,18 @@ func (db *DB) AppendEvent(ctx context.Context, e *filehub.Event) error {
 	return nil
 }
 
+// countedKinds are the kinds whose counters cleanup_runs has columns for,
+// in column order.
+var countedKinds = func() []string {
+	var kinds []string
+	for _, k := range filehub.CleanupKinds {
+		if filehub.CleanupRunCounts(k) {
+			kinds = append(kinds, k)
+		}
+	}
+	return kinds
+}()
+
 // runCounterColumns returns the counter columns of kind, in CleanupCounts
 // order.
 func runCounterColumns(kind string) []string {
@@ -428,7 +449,7 @@ func runCounterColumns(kind string) []string {
 // runColumns are the columns scanRun reads, in order.
 var runColumns = func() string {
 	cols := []string{"id", "trigger", "actor", "dry_run", "started_at", "finished_at", "status", "bytes_freed", "errors", "report"}
-	for _, k := range filehub.CleanupKinds {
+	for _, k := range countedKinds {
 		cols = append(cols, runCounterColumns(k)...)
 	}
 	return strings.Join(cols, ", ")
@@ -440,7 +461,7 @@ func scanRun(s scanner) (*filehub.CleanupRun, error) {
 		started  int64
 		finished sql.NullInt64
 		report   sql.NullString
-		counts   = make([]filehub.CleanupCounts, len(filehub.CleanupKinds))
+		counts   = make([]filehub.CleanupCounts, len(countedKinds))
 	)
 	dest := []any{&r.ID, &r.Trigger, &r.Actor, &r.DryRun, &started, &finished, &r.Status, &r.BytesFreed, &r.Errors, &report}
 	for i := range counts {
@@ -456,23 +477,12 @@ func scanRun(s scanner) (*filehub.CleanupRun, error) {
 		r.Report = json.RawMessage(report.String)
 	}
 	r.Counts = make(map[string]filehub.CleanupCounts)
-	for i, k := range filehub.CleanupKinds {
+	for i, k := range countedKinds {
 		if counts[i] != (filehub.CleanupCounts{}) {
 			r.Counts[k] = counts[i]
 		}
 	}
 	return &r, nil
-}
-
-// checkRunKinds returns EINVALID if run counts a kind the schema has no
-// columns for.
-func checkRunKinds(run *filehub.CleanupRun) error {
-	for _, k := range slices.Sorted(maps.Keys(run.Counts)) {
-		if !slices.Contains(filehub.CleanupKinds, k) {
-			return filehub.Errorf(filehub.EINVALID, "unknown cleanup kind %q", k)
-		}
-	}
-	return nil
 }
 
 // runValues returns the values of the mutable run columns in the order of
@@ -483,7 +493,7 @@ func runValues(run *filehub.CleanupRun) []any {
 		report = sql.NullString{String: string(run.Report), Valid: true}
 	}
 	v := []any{run.Status, nullNanos(run.FinishedAt), run.BytesFreed, run.Errors, report}
-	for _, k := range filehub.CleanupKinds {
+	for _, k := range countedKinds {
 		c := run.Counts[k]
 		v = append(v, c.Scanned, c.Found, c.Deleted, c.Bytes)
 	}
@@ -492,7 +502,7 @@ func runValues(run *filehub.CleanupRun) []any {
 
 var setRunColumns = func() string {
 	cols := []string{"status = ?", "finished_at = ?", "bytes_freed = ?", "errors = ?", "report = ?"}
-	for _, k := range filehub.CleanupKinds {
+	for _, k := range countedKinds {
 		for _, c := range runCounterColumns(k) {
 			cols = append(cols, c+" = ?")
 		}
@@ -500,12 +510,9 @@ var setRunColumns = func() string {
 	return strings.Join(cols, ", ")
 }()
 
-// InsertRun records a new cleanup run; see filehub.CleanupStore.
+// InsertRun records a new cleanup run; see filehub.CleanupRunStore.
 func (db *DB) InsertRun(ctx context.Context, run *filehub.CleanupRun) error {
-	if run == nil || run.StartedAt.IsZero() || run.Trigger == "" || run.Status == "" {
-		return filehub.Errorf(filehub.EINVALID, "run needs a trigger, a status and a start time")
-	}
-	if err := checkRunKinds(run); err != nil {
+	if err := run.Validate(); err != nil {
 		return err
 	}
 	actor := run.Actor
@@ -534,9 +541,9 @@ func (db *DB) InsertRun(ctx context.Context, run *filehub.CleanupRun) error {
 	return nil
 }
 
-// FinishRun stores a run's final state; see filehub.CleanupStore.
+// FinishRun stores a run's final state; see filehub.CleanupRunStore.
 func (db *DB) FinishRun(ctx context.Context, run *filehub.CleanupRun) error {
-	if err := checkRunKinds(run); err != nil {
+	if err := run.Validate(); err != nil {
 		return err
 	}
 	return db.write(ctx, "finish cleanup run", func(wctx context.Context, tx *wtx) error {
@@ -614,7 +621,7 @@ func (db *DB) Settings(ctx context.Context) (map[string]string, error) {
 }
 
 // SetSettings stores cleanup settings and audits each; see
-// filehub.CleanupStore.
+// filehub.SettingsStore.
 func (db *DB) SetSettings(ctx context.Context, kv map[string]string, actor string, at time.Time) error {
 	return db.write(ctx, "set cleanup settings", func(wctx context.Context, tx *wtx) error {
 		for _, k := range slices.Sorted(maps.Keys(kv)) {
@@ -635,7 +642,7 @@ func (db *DB) SetSettings(ctx context.Context, kv map[string]string, actor strin
 	})
 }
 
-// AcquireLease takes or renews a lease; see filehub.CleanupStore. The
+// AcquireLease takes or renews a lease; see filehub.LeaseStore. The
 // upsert runs in the writer, and other processes' writers are excluded by
 // SQLite's write lock, so two holders can never both succeed.
 func (db *DB) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (ok bool, current string, err error) {

@@ -32,7 +32,7 @@ const fileColumns = `id, name, size, sha256, content_type, created_at, deleted_a
 // CreateFile returns EINVALID if f is incomplete or its size differs from the
 // size recorded for its blob, ECONFLICT if a file with f.ID exists.
 func (db *DB) CreateFile(ctx context.Context, f *filehub.File, place filehub.PlaceFunc) (deduplicated bool, err error) {
-	if err := validateFile(f); err != nil {
+	if err := f.Validate(); err != nil {
 		return false, err
 	}
 	snap := *f
@@ -95,28 +95,6 @@ func (db *DB) CreateFile(ctx context.Context, f *filehub.File, place filehub.Pla
 		return false, err
 	}
 	return deduplicated, nil
-}
-
-func validateFile(f *filehub.File) error {
-	switch {
-	case f == nil:
-		return filehub.Errorf(filehub.EINVALID, "no file given")
-	case f.ID == "":
-		return filehub.Errorf(filehub.EINVALID, "file has no ID")
-	case f.Name == "":
-		return filehub.Errorf(filehub.EINVALID, "file has no name")
-	case f.Size < 0:
-		return filehub.Errorf(filehub.EINVALID, "file size is negative")
-	case !filehub.ValidSHA256(f.SHA256):
-		return filehub.Errorf(filehub.EINVALID, "file has no valid SHA-256")
-	case f.ContentType == "":
-		return filehub.Errorf(filehub.EINVALID, "file has no content type")
-	case f.CreatedAt.IsZero():
-		return filehub.Errorf(filehub.EINVALID, "file has no creation time")
-	case f.OwnerKeyID == "":
-		return filehub.Errorf(filehub.EINVALID, "file has no owner key")
-	}
-	return nil
 }
 
 // FindFile returns the file with the given ID, soft-deleted or not. It

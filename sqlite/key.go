@@ -16,7 +16,7 @@ const keyColumns = `id, name, scopes, hash, created_at, revoked_at`
 // scope is unknown, and ECONFLICT if a key with the same ID, name or hash
 // exists.
 func (db *DB) CreateAPIKey(ctx context.Context, k *filehub.APIKey) error {
-	if err := validateKey(k); err != nil {
+	if err := k.Validate(); err != nil {
 		return err
 	}
 	scopes := make([]string, len(k.Scopes))
@@ -35,30 +35,6 @@ func (db *DB) CreateAPIKey(ctx context.Context, k *filehub.APIKey) error {
 		}
 		return nil
 	})
-}
-
-func validateKey(k *filehub.APIKey) error {
-	switch {
-	case k == nil:
-		return filehub.Errorf(filehub.EINVALID, "no API key given")
-	case k.ID == "":
-		return filehub.Errorf(filehub.EINVALID, "API key has no ID")
-	case k.Name == "":
-		return filehub.Errorf(filehub.EINVALID, "API key has no name")
-	case len(k.Scopes) == 0:
-		return filehub.Errorf(filehub.EINVALID, "API key has no scopes")
-	case k.CreatedAt.IsZero():
-		return filehub.Errorf(filehub.EINVALID, "API key has no creation time")
-	case len(k.Hash) == 0:
-		return filehub.Errorf(filehub.EINVALID, "API key has no hash")
-	}
-	for _, s := range k.Scopes {
-		// Scopes are stored comma-separated, so only known ones may pass.
-		if p, err := filehub.ParseScope(string(s)); err != nil || p != s {
-			return filehub.Errorf(filehub.EINVALID, "unknown scope %q", s)
-		}
-	}
-	return nil
 }
 
 // FindAPIKeyByHash returns the key with the given hash, revoked or not. It

@@ -35,19 +35,12 @@ func scanMapping(s scanner) (*filehub.ProviderMapping, error) {
 	return &m, nil
 }
 
-func checkKey(k filehub.ProviderKey) error {
-	if !filehub.ValidSHA256(k.SHA256) || k.Provider == "" || k.Purpose == "" {
-		return filehub.Errorf(filehub.EINVALID, "a provider mapping needs a valid sha256, a provider and a purpose")
-	}
-	return nil
-}
-
 // ClaimProviderMapping claims a mapping for a push; see
 // filehub.ProviderStore. The upsert runs in the single writer, and other
 // processes are excluded by SQLite's write lock, so of concurrent claims of
 // a free key exactly one inserts or takes over the row.
 func (db *DB) ClaimProviderMapping(ctx context.Context, key filehub.ProviderKey, size int64, claimID string, now time.Time, ttl time.Duration) (m *filehub.ProviderMapping, claimed bool, err error) {
-	if err := checkKey(key); err != nil {
+	if err := key.Validate(); err != nil {
 		return nil, false, err
 	}
 	if claimID == "" || size < 0 {
@@ -82,7 +75,7 @@ func (db *DB) ClaimProviderMapping(ctx context.Context, key filehub.ProviderKey,
 // CompleteProviderMapping makes a claimed mapping ready; see
 // filehub.ProviderStore.
 func (db *DB) CompleteProviderMapping(ctx context.Context, key filehub.ProviderKey, claimID, providerFileID string, at time.Time) (*filehub.ProviderMapping, error) {
-	if err := checkKey(key); err != nil {
+	if err := key.Validate(); err != nil {
 		return nil, err
 	}
 	if claimID == "" || providerFileID == "" {

@@ -142,7 +142,7 @@ func testBlobInvisibleBeforeCommit(t *testing.T, s filehub.BlobStore) {
 func testBlobCloseWithoutCommit(t *testing.T, s filehub.BlobStore) {
 	data := blobBytes(4, 5000)
 	b := mustStageBlob(t, s, data)
-	if err := b.Close(); err != nil {
+	if err := b.Close(t.Context()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	wantBlobNotFound(t, s, blobSum(data))
@@ -155,7 +155,7 @@ func testBlobCloseTwice(t *testing.T, s filehub.BlobStore) {
 		t.Fatalf("Commit: %v", err)
 	}
 	for i := range 2 {
-		if err := b.Close(); err != nil {
+		if err := b.Close(t.Context()); err != nil {
 			t.Fatalf("Close #%d: %v", i+1, err)
 		}
 	}
@@ -189,7 +189,7 @@ func testBlobCommitKeepsExisting(t *testing.T, s filehub.BlobStore) {
 	if err := other.Commit(t.Context(), sum); err != nil {
 		t.Fatalf("Commit over an existing object: %v", err)
 	}
-	if err := other.Close(); err != nil {
+	if err := other.Close(t.Context()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	if got := mustReadBlob(t, s, sum); !bytes.Equal(got, data) {
@@ -231,7 +231,7 @@ func testBlobCommitRecreatesDeleted(t *testing.T, s filehub.BlobStore) {
 func testBlobCommitAfterClose(t *testing.T, s filehub.BlobStore) {
 	data := blobBytes(11, 100)
 	b := mustStageBlob(t, s, data)
-	if err := b.Close(); err != nil {
+	if err := b.Close(t.Context()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	if err := b.Commit(t.Context(), blobSum(data)); err == nil {
@@ -332,7 +332,7 @@ func testBlobLarge(t *testing.T, s filehub.BlobStore) {
 	if err != nil {
 		t.Fatalf("Stage: %v", err)
 	}
-	defer b.Close()
+	defer b.Close(ctx)
 	// Odd-sized chunks, so no write is aligned to a page or a buffer.
 	for rest, chunk := data, 1; len(rest) > 0; chunk = chunk*7%65521 + 1 {
 		n := min(chunk, len(rest))
@@ -372,7 +372,7 @@ func mustStageBlob(t *testing.T, s filehub.BlobStore, data []byte) filehub.Stage
 	if err != nil {
 		t.Fatalf("Stage: %v", err)
 	}
-	t.Cleanup(func() { b.Close() })
+	t.Cleanup(func() { b.Close(context.Background()) })
 	if n, err := b.Write(data); err != nil || n != len(data) {
 		t.Fatalf("Write(%d bytes) = %d, %v", len(data), n, err)
 	}
@@ -397,7 +397,7 @@ func stageCommitBlob(ctx context.Context, s filehub.BlobStore, data []byte, sum 
 		return err
 	}
 	defer func() {
-		if cerr := b.Close(); err == nil {
+		if cerr := b.Close(ctx); err == nil {
 			err = cerr
 		}
 	}()

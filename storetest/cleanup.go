@@ -10,10 +10,13 @@ import (
 	"github.com/filehub/filehub"
 )
 
-// RunCleanupStore runs the filehub.CleanupStore conformance suite against
-// the stores returned by newStore (fresh and empty per subtest, as for
-// RunMetaStore). It fails at once if the store does not implement
-// CleanupStore.
+// RunCleanupStore runs the conformance suite of the cleanup capabilities
+// (filehub.AuditLog, EventAppender, CleanupRunStore, SettingsStore,
+// LeaseStore, TrashPurger and BlobSweeper, which make up
+// filehub.CleanupStore) against the stores returned by newStore (fresh and
+// empty per subtest, as for RunMetaStore). It fails at once if the store
+// does not implement CleanupStore. AuditOfFileChanges checks MetaStore's
+// own audit entries, read back through AuditLog.
 func RunCleanupStore(t *testing.T, newStore func(t *testing.T) filehub.MetaStore) {
 	t.Helper()
 	for _, tc := range []struct {

@@ -147,7 +147,7 @@ func openLocalCleanup(ctx context.Context, t storeTarget, env Env, exclusive boo
 	closers = append(closers, func() { stores.CloseBlobs(blobs) })
 	cfg.InstanceID = "cli:" + instanceID()
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	svc, err := cleanup.New(db, blobs, cfg)
+	svc, err := cleanup.New(ctx, db, blobs, cfg)
 	if err != nil {
 		release()
 		return nil, nil, err

@@ -48,7 +48,7 @@ func plantOrphan(t *testing.T, dataDir, content string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	defer st.Close(ctx)
 	if _, err := io.WriteString(st, content); err != nil {
 		t.Fatal(err)
 	}
