@@ -53,7 +53,6 @@ var wireTypes = []wireType{
 var untyped = map[string]string{
 	"CleanupSettingsPatch": "decoded into a map of setting names; each is checked by cleanup.UpdateSettings",
 	"JSONRPCMessage":       "MCP's JSON-RPC message, typed by the MCP SDK",
-	"McpProblem":           "written by mcpserver (branch i11-mcp) as a map",
 }
 
 // TestOpenAPISchemasMatchGoTypes checks each schema against its Go type in
