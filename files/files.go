@@ -107,6 +107,7 @@ func New(meta filehub.MetaStore, blobs filehub.BlobStore, cfg Config) (*Service,
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.registerHealth(cfg.Registerer)
 	return s, nil
 }
 

@@ -1,6 +1,14 @@
 package files
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"context"
+	"math"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/filehub/filehub"
+)
 
 // Upload results, the values of the "result" label of filehub_uploads_total.
 const (
@@ -60,4 +68,48 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.uploads, m.bytesReceived, m.duration, m.inFlight, m.dedupHits, m.dedupSaved)
 	}
 	return m
+}
+
+// healthProbeTimeout bounds the store checks a scrape triggers.
+const healthProbeTimeout = 5 * time.Second
+
+// registerHealth adds gauges evaluated at scrape time, for alerting
+// (deploy/prometheus/alerts.yml): readiness, the same check as GET /readyz,
+// and, when the blob store can tell, its free space and the floor below
+// which uploads are refused. A scrape costs a ping of each store and a
+// statfs; Prometheus scrapes every few seconds at most.
+func (s *Service) registerHealth(reg prometheus.Registerer) {
+	if reg == nil {
+		return
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "filehub", Name: "ready",
+		Help: "1 when the server can take uploads (both stores answer, free space above the floor), else 0: GET /readyz at scrape time.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), healthProbeTimeout)
+		defer cancel()
+		if s.Ready(ctx) != nil {
+			return 0
+		}
+		return 1
+	}))
+	fs, ok := s.blobs.(filehub.FreeSpacer)
+	if !ok {
+		return
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "filehub", Name: "storage_free_bytes",
+		Help: "Free space of the blob store's file system at scrape time (NaN if it cannot be read).",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), healthProbeTimeout)
+		defer cancel()
+		free, err := fs.FreeSpace(ctx)
+		if err != nil {
+			return math.NaN()
+		}
+		return float64(free)
+	}), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "filehub", Name: "storage_min_free_bytes",
+		Help: "The free-space floor: uploads are refused (507) and readiness fails below it; 0 when disabled.",
+	}, func() float64 { return float64(max(s.cfg.MinFreeSpace, 0)) }))
 }

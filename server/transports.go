@@ -11,6 +11,7 @@ import (
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/httpapi"
 	"github.com/filehub/filehub/providers"
+	"github.com/filehub/filehub/ui"
 	"github.com/filehub/filehub/wsserver"
 )
 
@@ -60,6 +61,7 @@ func (s *Server) buildTransports() (public, metrics *http.Server) {
 	// rather than behind its auth.
 	root := newRouteMux()
 	root.Handle("GET /v1/ws", s.ws)
+	root.Handle("GET "+ui.Prefix, ui.Handler()) // public static assets; the page sends its key on every call
 	root.Handle("/", handler)
 	s.routes = routesOf(root, handler)
 	public = handler.NewServer(cfg.Listen)
