@@ -22,6 +22,8 @@ import (
 // checks them against the assembled daemon.
 var besideRoutes = []string{
 	"GET /v1/ws", // wsserver: authenticates by itself, also in its hello frame
+	// ui: the dashboard's public static files (and ServeMux's redirect).
+	"GET /ui", "GET /ui/", "GET /ui/{file}", "GET /ui/js/{module}",
 }
 
 // documentedOps returns the document's operations as "METHOD /path"
