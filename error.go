@@ -22,6 +22,12 @@ const (
 	EUNAVAILABLE  = "unavailable"           // overloaded or a dependency is down (503)
 	ESTORAGE      = "insufficient_storage"  // disk (nearly) full (507)
 	EINTERNAL     = "internal"              // a bug or an unexpected failure (500)
+
+	// Codes of resumable uploads (tus).
+	EGONE         = "gone"                // an upload that expired (410)
+	EPRECONDITION = "precondition_failed" // unsupported protocol version (412)
+	ELOCKED       = "locked"              // another request holds the upload (423)
+	ECHECKSUM     = "checksum_mismatch"   // a chunk does not match its checksum (460)
 )
 
 // Error is filehub's error type. Code is one of the E* constants; Message is

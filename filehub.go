@@ -417,7 +417,8 @@ type AuditFilter struct {
 
 // Cleanup kinds: what a cleanup run looks for, each counted separately.
 // The provider kinds, KindProviderCopy and KindProviderOrphan, are declared
-// with the provider types (provider.go).
+// with the provider types (provider.go), KindExpiredUpload with the upload
+// types (upload.go).
 const (
 	KindTrash            = "trash"             // soft-deleted files past purge_after
 	KindOrphanObject     = "orphan_object"     // objects with no blob record
@@ -430,7 +431,7 @@ const (
 // It is the one list of kinds: the cleanup service, its API and the stores
 // read it.
 var CleanupKinds = []string{KindTrash, KindOrphanObject, KindUnreferencedBlob, KindMissingObject, KindStaleTemp,
-	KindProviderCopy, KindProviderOrphan}
+	KindExpiredUpload, KindProviderCopy, KindProviderOrphan}
 
 // CleanupRunCounts reports whether a stored CleanupRun keeps kind's
 // counters in Counts: true for the kinds the run store has counter columns

@@ -20,8 +20,8 @@ type CleanupRunRequest struct {
 	// Force lets the run exceed the safety cap.
 	Force bool `json:"force"`
 	// Only restricts the run to these kinds (trash, orphan_object,
-	// unreferenced_blob, missing_object, stale_temp, provider_copy,
-	// provider_orphan); empty means all.
+	// unreferenced_blob, missing_object, stale_temp, expired_upload,
+	// provider_copy, provider_orphan); empty means all.
 	Only []string `json:"only,omitempty"`
 	// ProviderOrphans is "report" (default) or "delete": what to do with
 	// provider files no mapping names.

@@ -33,7 +33,15 @@ var Errors = []ErrorInfo{
 	{filehub.EUNAVAILABLE, http.StatusServiceUnavailable, ""},
 	{filehub.ESTORAGE, http.StatusInsufficientStorage, ""},
 	{filehub.EINTERNAL, http.StatusInternalServerError, ""},
+	{filehub.EGONE, http.StatusGone, ""},
+	{filehub.EPRECONDITION, http.StatusPreconditionFailed, ""},
+	{filehub.ELOCKED, http.StatusLocked, ""},
+	{filehub.ECHECKSUM, StatusChecksumMismatch, "Checksum Mismatch"},
 }
+
+// StatusChecksumMismatch is tus's 460 Checksum Mismatch, which net/http
+// has no name for.
+const StatusChecksumMismatch = 460
 
 var (
 	byCode   = make(map[string]ErrorInfo, len(Errors))
@@ -69,16 +77,14 @@ func StatusCode(code string) int {
 
 // CodeForStatus maps an HTTP status back to a filehub code, for responses
 // that carry no problem document (an intermediary answered, or an old
-// server). Statuses outside the table map to their nearest meaning: 410
-// is not_found, 502 and 504 unavailable, any other 4xx invalid and any
-// other status internal.
+// server). Statuses outside the table map to their nearest meaning: 502
+// and 504 unavailable, any other 4xx invalid and any other status
+// internal.
 func CodeForStatus(status int) string {
 	if c, ok := byStatus[status]; ok {
 		return c
 	}
 	switch status {
-	case http.StatusGone:
-		return filehub.ENOTFOUND
 	case http.StatusBadGateway, http.StatusGatewayTimeout:
 		return filehub.EUNAVAILABLE
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/filehub/filehub"
 	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/internal/apitest"
 )
@@ -45,11 +46,6 @@ func rootErrorCodes(t *testing.T) []string {
 	return codes
 }
 
-// unreleasedCodes are the codes of the tus endpoint (branch i10-tus), which
-// the document describes before error.go has them. Once error.go declares
-// one, the test requires its removal from here, and checks its status.
-var unreleasedCodes = map[string]bool{"gone": true, "precondition_failed": true, "locked": true, "checksum_mismatch": true}
-
 // TestOpenAPIErrorCodes checks the document's error codes against the
 // root package's and the HTTP status table: the ErrorCode enum lists
 // exactly the codes of error.go, and each per-status problem schema pins
@@ -62,16 +58,7 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 		enum = append(enum, v.(string))
 	}
 	slices.Sort(enum)
-	var released []string
-	for _, c := range enum {
-		if !unreleasedCodes[c] {
-			released = append(released, c)
-		} else if slices.Contains(want, c) {
-			t.Errorf("code %s is in error.go now: remove it from unreleasedCodes", c)
-			released = append(released, c)
-		}
-	}
-	if !slices.Equal(released, want) {
+	if !slices.Equal(enum, want) {
 		t.Errorf("ErrorCode enum = %v, want the codes of error.go %v", enum, want)
 	}
 	pinned := map[string]bool{}
@@ -91,9 +78,6 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 			continue // invalid: 400, 405 and 426
 		}
 		status, _ := st.Value.Const.(float64)
-		if unreleasedCodes[code] && !slices.Contains(want, code) {
-			continue // the server has no status for it yet
-		}
 		if int(status) != api.StatusCode(code) {
 			t.Errorf("%s: status %v for code %s, the server sends %d", name, st.Value.Const, code, api.StatusCode(code))
 		}
@@ -102,5 +86,17 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 		if !pinned[code] {
 			t.Errorf("no problem schema pins code %s", code)
 		}
+	}
+}
+
+// TestOpenAPICleanupKinds checks the document's cleanup kinds against the
+// root package's one list of them.
+func TestOpenAPICleanupKinds(t *testing.T) {
+	var enum []string
+	for _, v := range apitest.Load(t).Doc.Components.Schemas["CleanupKind"].Value.Enum {
+		enum = append(enum, v.(string))
+	}
+	if !slices.Equal(enum, filehub.CleanupKinds) {
+		t.Errorf("CleanupKind enum = %v, want filehub.CleanupKinds %v", enum, filehub.CleanupKinds)
 	}
 }

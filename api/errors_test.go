@@ -73,15 +73,17 @@ func TestTableBothWays(t *testing.T) {
 		if got := api.CodeForStatus(e.Status); got != e.Code {
 			t.Errorf("CodeForStatus(%d) = %q, want %q", e.Status, got, e.Code)
 		}
-		if e.Title != http.StatusText(e.Status) {
-			t.Errorf("%q: title %q, want %q", e.Code, e.Title, http.StatusText(e.Status))
+		if want := http.StatusText(e.Status); e.Title != want && (want != "" || e.Title == "") {
+			// A status net/http has no text for (tus's 460) needs a
+			// title of its own.
+			t.Errorf("%q: title %q, want %q", e.Code, e.Title, want)
 		}
 	}
 	for _, tc := range []struct {
 		status int
 		code   string
 	}{
-		{http.StatusGone, filehub.ENOTFOUND},
+		{http.StatusGone, filehub.EGONE},
 		{http.StatusBadGateway, filehub.EUNAVAILABLE},
 		{http.StatusGatewayTimeout, filehub.EUNAVAILABLE},
 		{http.StatusTeapot, filehub.EINVALID},

@@ -135,8 +135,26 @@ func (s *Service) upload(ctx context.Context, body io.Reader, name, ownerKeyID s
 	sum := hex.EncodeToString(h.Sum(nil))
 
 	// The body is complete: finish even if the client hangs up now.
+	up, err := s.commit(ctx, staged, &filehub.File{
+		ID:          filehub.NewID("f_"),
+		Name:        name,
+		Size:        total,
+		SHA256:      sum,
+		ContentType: ct.name,
+		OwnerKeyID:  ownerKeyID,
+	})
+	return up, received, err
+}
+
+// commit commits a fully written, hashed staged blob as the object f.SHA256
+// (unless that content is already stored) and records f, which has every
+// field but CreatedAt set. It is the one commit path of every upload: the
+// HTTP API's, the WebSocket's and tus's (CommitStaged). It runs detached
+// from ctx's cancellation, bounded by commitTimeout.
+func (s *Service) commit(ctx context.Context, staged filehub.StagedBlob, f *filehub.File) (*Upload, error) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	defer cancel()
+	sum := f.SHA256
 
 	// Known content needs neither fsync nor link: the blob record exists,
 	// so its object does too, and CreateFile will only bump its count. If
@@ -144,28 +162,20 @@ func (s *Service) upload(ctx context.Context, body io.Reader, name, ownerKeyID s
 	// which commits the staged copy after all.
 	if _, err := s.meta.FindBlob(cctx, sum); err != nil {
 		if filehub.ErrorCode(err) != filehub.ENOTFOUND {
-			return nil, received, err
+			return nil, err
 		}
 		if err := staged.Commit(cctx, sum); err != nil {
-			return nil, received, err
+			return nil, err
 		}
 	}
-	f := &filehub.File{
-		ID:          filehub.NewID("f_"),
-		Name:        name,
-		Size:        total,
-		SHA256:      sum,
-		ContentType: ct.name,
-		CreatedAt:   s.now().UTC(),
-		OwnerKeyID:  ownerKeyID,
-	}
+	f.CreatedAt = s.now().UTC()
 	dedup, err := s.meta.CreateFile(cctx, f, func(ctx context.Context) error {
 		return staged.Commit(ctx, sum)
 	})
 	if err != nil {
-		return nil, received, err
+		return nil, err
 	}
-	return &Upload{File: f, Deduplicated: dedup}, received, nil
+	return &Upload{File: f, Deduplicated: dedup}, nil
 }
 
 func (s *Service) tooLarge() error {

@@ -33,6 +33,9 @@ type typePolicy struct {
 type contentType struct {
 	name    string   // stored as File.ContentType, e.g. "text/plain; charset=utf-8"
 	lineage []string // name without parameters, then its ancestors up to (not including) the root
+	// skipAllow checks the deny patterns only (a declared type, see
+	// CheckDeclaredType).
+	skipAllow bool
 }
 
 // sniff detects the content type of an upload from its first bytes.
@@ -62,7 +65,7 @@ func (p *typePolicy) check(ct contentType) error {
 			}
 		}
 	}
-	if len(p.allow) == 0 {
+	if len(p.allow) == 0 || ct.skipAllow {
 		return nil
 	}
 	for _, pat := range p.allow {

@@ -9,7 +9,7 @@ import (
 )
 
 // authorize authenticates r's bearer key (auth.Authenticator, shared with
-// the WebSocket server), checks that it grants scope and applies the key's
+// the WebSocket server), checks that it grants one of scopes and applies the key's
 // rate limit. On success the key is in the request's context
 // (APIKeyFromContext).
 //
@@ -17,7 +17,7 @@ import (
 // EFORBIDDEN when the key lacks scope; ERATELIMIT (with Retry-After set on w)
 // when the key or, after repeated failures, the client's address is over its
 // limit; EUNAVAILABLE when the key store cannot be reached.
-func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, scope filehub.Scope) error {
+func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, scopes ...filehub.Scope) error {
 	ctx := r.Context()
 	key, _, err := h.auth.Authenticate(ctx, auth.ClientAddr(r), auth.Bearer(r.Header.Get("Authorization")),
 		"missing or malformed Authorization header (want: Bearer <key>)")
@@ -28,8 +28,8 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, scope filehu
 		}
 		return err
 	}
-	if !key.Has(scope) {
-		return filehub.Errorf(filehub.EFORBIDDEN, "this key lacks the %q scope", scope)
+	if !hasAny(key, scopes) {
+		return filehub.Errorf(filehub.EFORBIDDEN, "this key lacks the %q scope", scopes[0])
 	}
 	info(ctx).key = key
 	info(ctx).log = info(ctx).log.With("key_id", key.ID)
@@ -45,4 +45,14 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, scope filehu
 		}
 	}
 	return nil
+}
+
+// hasAny reports whether key grants at least one of scopes.
+func hasAny(key *filehub.APIKey, scopes []filehub.Scope) bool {
+	for _, s := range scopes {
+		if key.Has(s) {
+			return true
+		}
+	}
+	return false
 }

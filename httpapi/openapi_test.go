@@ -24,6 +24,11 @@ var besideRoutes = []string{
 	"GET /v1/ws", // wsserver: authenticates by itself, also in its hello frame
 	// ui: the dashboard's public static files (and ServeMux's redirect).
 	"GET /ui", "GET /ui/", "GET /ui/{file}", "GET /ui/js/{module}",
+	// mcpserver: the MCP endpoint, authenticated by itself.
+	"POST /v1/mcp", "GET /v1/mcp", "DELETE /v1/mcp",
+	// tus, mounted on this handler with Mount (not in its route table).
+	"OPTIONS /v1/uploads/", "POST /v1/uploads/", "HEAD /v1/uploads/{upload_id}", "PATCH /v1/uploads/{upload_id}",
+	"POST /v1/uploads/{upload_id}", "DELETE /v1/uploads/{upload_id}",
 }
 
 // documentedOps returns the document's operations as "METHOD /path"

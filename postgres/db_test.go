@@ -25,3 +25,9 @@ func TestProviderStore(t *testing.T) {
 		return mustOpen(t, postgres.Config{})
 	})
 }
+
+func TestUploadStore(t *testing.T) {
+	storetest.RunUploadStore(t, func(t *testing.T) filehub.MetaStore {
+		return mustOpen(t, postgres.Config{})
+	})
+}

@@ -8,7 +8,9 @@ import (
 
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/files"
+	"github.com/filehub/filehub/mcpserver"
 	"github.com/filehub/filehub/openai"
+	"github.com/filehub/filehub/tus"
 	"github.com/filehub/filehub/wsserver"
 )
 
@@ -97,9 +99,29 @@ type Config struct {
 	// Default "<hostname>:<pid>".
 	InstanceID string
 
+	// The MCP endpoint /v1/mcp: the most content one upload_file call
+	// carries, the sessions open at once, how long an idle session lives
+	// and the tool calls per second per API key. Defaults: mcpserver's
+	// (16 MiB, 100, 30 minutes, 20); MCPRateLimit negative: no limit.
+	MCPMaxUpload   int64
+	MCPMaxSessions int
+	MCPIdleTimeout time.Duration
+	MCPRateLimit   float64
+	// Version is the version MCP clients are told. Default "dev".
+	Version string
+
 	// Providers are the model providers pushes and the cleanup reach.
 	// Default: none.
 	Providers []openai.Config
+
+	// Resumable uploads (tus, /v1/uploads/). TusExpiry is how long an
+	// unfinished upload may receive nothing before it expires (default
+	// tus.DefaultExpiry); MaxOpenUploads caps one key's unfinished uploads
+	// (default tus.DefaultMaxOpenUploads; negative: no cap); CORSOrigins
+	// are the origins browsers may upload from ("*": any; default none).
+	TusExpiry      time.Duration
+	MaxOpenUploads int
+	CORSOrigins    []string
 
 	// BootstrapKey is the secret of the admin key created when the
 	// metadata store has no API key yet. Default "": a new secret, which
@@ -148,9 +170,15 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.EventRetention, wsserver.DefaultEventRetention)
 	setDefault(&c.EventMaxCount, wsserver.DefaultEventMaxCount)
 	setDefault(&c.BlobGrace, cleanup.DefaultBlobGrace)
+	setDefault(&c.TusExpiry, tus.DefaultExpiry)
+	setDefault(&c.MaxOpenUploads, tus.DefaultMaxOpenUploads)
 	setDefault(&c.UploadExpiry, cleanup.DefaultUploadExpiry)
 	setDefault(&c.MaxDeleteFraction, cleanup.DefaultMaxDeleteFraction)
 	setDefault(&c.CleanupInterval, cleanup.DefaultInterval)
+	setDefault(&c.MCPMaxUpload, mcpserver.DefaultMaxUpload)
+	setDefault(&c.MCPMaxSessions, mcpserver.DefaultMaxSessions)
+	setDefault(&c.MCPIdleTimeout, mcpserver.DefaultSessionIdleTimeout)
+	setDefault(&c.MCPRateLimit, mcpserver.DefaultRateLimit)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -20,14 +20,16 @@ func (n *notifier) Notify() {
 	}
 }
 
-// forward wakes hub after each Notify until ctx ends.
-func (n *notifier) forward(ctx context.Context, hub interface{ Notify() }) error {
+// forward wakes the hubs after each Notify until ctx ends.
+func (n *notifier) forward(ctx context.Context, hubs ...interface{ Notify() }) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-n.c:
-			hub.Notify()
+			for _, h := range hubs {
+				h.Notify()
+			}
 		}
 	}
 }

@@ -29,8 +29,10 @@ import (
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/internal/stores"
+	"github.com/filehub/filehub/mcpserver"
 	"github.com/filehub/filehub/openai"
 	"github.com/filehub/filehub/providers"
+	"github.com/filehub/filehub/tus"
 	"github.com/filehub/filehub/wsserver"
 )
 
@@ -50,7 +52,10 @@ type Server struct {
 	cleaner   *cleanup.Service
 	files     *files.Service
 	ws        *wsserver.Server
-	routes    []string // what the API listener serves (Routes)
+	mcp       *mcpserver.Server
+	mcpLocal  *mcpserver.Local // the MCP server's backend, woken by the notifier
+	tus       *tus.Handler     // nil when the stores cannot keep resumable uploads
+	routes    []string         // what the API listener serves (Routes)
 	listeners []listener
 	bootstrap string // the generated bootstrap secret, if any
 
@@ -220,7 +225,8 @@ func (s *Server) Run(ctx context.Context) error {
 	wsCtx, wsStop := context.WithCancel(gctx)
 	defer wsStop()
 	group.Go(func() error { return s.ws.Run(wsCtx) })
-	group.Go(func() error { return s.notifier.forward(wsCtx, s.ws) })
+	group.Go(func() error { return s.notifier.forward(wsCtx, s.ws, s.mcpLocal) })
+	group.Go(func() error { return s.mcp.Run(wsCtx) })
 	cleanupCtx, cleanupStop := context.WithCancel(gctx)
 	defer cleanupStop()
 	if s.cfg.CleanupInterval > 0 {
@@ -258,6 +264,9 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) shutdownTransports() {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	// Open MCP sessions hold event streams that Shutdown would wait for:
+	// end them first (their clients reconnect elsewhere).
+	s.mcp.Close()
 	var wg sync.WaitGroup
 	// http.Server.Shutdown does not track hijacked connections: the
 	// WebSocket server tells its clients to reconnect (close code 4005)

@@ -9,6 +9,7 @@ import (
 	"github.com/filehub/filehub"
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/files"
+	"github.com/filehub/filehub/mcpserver"
 	"github.com/filehub/filehub/openai"
 	"github.com/filehub/filehub/providers"
 )
@@ -92,7 +93,20 @@ func (s *Server) buildServices(ctx context.Context) error {
 		return err
 	}
 	s.files = svc
-	return nil
+
+	// The MCP server's notifications come from the event log, like the
+	// WebSocket hub's; the notifier wakes both.
+	s.mcpLocal = mcpserver.NewLocal(svc, s.meta, s.pusher, cleaner)
+	s.mcp, err = mcpserver.New(s.mcpLocal, mcpserver.Config{
+		MaxUpload:          cfg.MCPMaxUpload,
+		MaxSessions:        cfg.MCPMaxSessions,
+		SessionIdleTimeout: cfg.MCPIdleTimeout,
+		RateLimit:          cfg.MCPRateLimit,
+		Version:            cfg.Version,
+		Logger:             log.With("component", "mcp"),
+		Registerer:         cfg.Registerer,
+	})
+	return err
 }
 
 // instanceID names this process as the holder of the cleanup lease, so an

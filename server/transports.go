@@ -10,6 +10,7 @@ import (
 	"github.com/filehub/filehub/auth"
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/httpapi"
+	"github.com/filehub/filehub/mcpserver"
 	"github.com/filehub/filehub/providers"
 	"github.com/filehub/filehub/ui"
 	"github.com/filehub/filehub/wsserver"
@@ -40,6 +41,7 @@ func (s *Server) buildTransports() (public, metrics *http.Server) {
 		Cleanup:             s.cleaner,
 		Providers:           s.pusher,
 	})
+	s.mountTus(handler)
 	s.ws = wsserver.New(s.files, s.meta, wsserver.Config{
 		Logger:            log.With("component", "ws"),
 		Registerer:        cfg.Registerer,
@@ -62,6 +64,9 @@ func (s *Server) buildTransports() (public, metrics *http.Server) {
 	root := newRouteMux()
 	root.Handle("GET /v1/ws", s.ws)
 	root.Handle("GET "+ui.Prefix, ui.Handler()) // public static assets; the page sends its key on every call
+	// MCP authenticates by itself too, with the same authenticator: its
+	// scope refusals are per tool, as tool errors.
+	root.Handle("/v1/mcp", s.mcp.HTTPHandler(mcpserver.FromAuthenticator(authn)))
 	root.Handle("/", handler)
 	s.routes = routesOf(root, handler)
 	public = handler.NewServer(cfg.Listen)

@@ -730,3 +730,9 @@ func TestProviderStore(t *testing.T) {
 		return mustOpen(t, tempPath(t), sqlite.Config{})
 	})
 }
+
+func TestUploadStore(t *testing.T) {
+	storetest.RunUploadStore(t, func(t *testing.T) filehub.MetaStore {
+		return mustOpen(t, tempPath(t), sqlite.Config{})
+	})
+}

@@ -22,7 +22,7 @@ func newCleanupRunCommand(env Env) *cobra.Command {
 		Short: "Run a cleanup now and print its report",
 		Long: `Run a cleanup now and print what was found, deleted and freed per kind, and
 every target. Kinds: trash, orphan_object, unreferenced_blob, missing_object,
-stale_temp.
+stale_temp, expired_upload.
 
 --dry-run reports exactly what a run would do and changes nothing. A run
 that would delete more than the safety cap (max_delete_fraction of all

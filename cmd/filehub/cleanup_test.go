@@ -82,6 +82,16 @@ func uploadFile(t *testing.T, env map[string]string, name, content string) uploa
 	return up
 }
 
+// runFinished reports whether cleanup run id has ended, whatever its status.
+func runFinished(t *testing.T, env map[string]string, id int64) bool {
+	t.Helper()
+	r := CLI(t, env, nil, "cleanup", "report", "--run", fmt.Sprint(id), "--format", "json")
+	if r.Code != main.ExitOK {
+		return false
+	}
+	return mustReport(t, r.Stdout).Status != filehub.RunRunning
+}
+
 func mustReport(t *testing.T, out string) *cleanup.Report {
 	t.Helper()
 	var r cleanup.Report
@@ -399,10 +409,25 @@ func TestCleanupScheduler(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	r := MustCLI(t, env, "audit", "--json", "--action", filehub.AuditObjectDeleted)
+	// The object is deleted inside the transaction that appends its audit
+	// entry, so the entry may commit just after the object is gone.
+	var r Result
+	for {
+		r = MustCLI(t, env, "audit", "--json", "--action", filehub.AuditObjectDeleted)
+		if strings.TrimSpace(r.Stdout) != "" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	var a filehub.AuditEntry
 	if err := json.Unmarshal([]byte(r.Stdout), &a); err != nil || a.Actor != filehub.ActorSystem || a.Target != orphan {
 		t.Fatalf("audit = %q, %v; want the orphan deleted by system", r.Stdout, err)
+	}
+	for !runFinished(t, env, a.RunID) {
+		if time.Now().After(deadline) {
+			t.Fatalf("run %d did not finish", a.RunID)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	run := mustReport(t, MustCLI(t, env, "cleanup", "report", "--run", fmt.Sprint(a.RunID), "--format", "json").Stdout)
 	if run.Trigger != "schedule" {

@@ -49,6 +49,20 @@ func (f *clientFlags) newClient() (*client.Client, func(), error) {
 	return c, tr.CloseIdleConnections, nil
 }
 
+// newTusUploader returns the resumable uploader of "filehub upload" and a
+// function that releases its connections.
+func (f *clientFlags) newTusUploader(c *client.Client) (*tusUploader, func()) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = 5 * time.Minute
+	return &tusUploader{
+		server: strings.TrimRight(strings.TrimSpace(f.server), "/"),
+		key:    strings.TrimSpace(f.key),
+		hc:     &http.Client{Transport: tr},
+		c:      c,
+		onSent: func(int64) {},
+	}, tr.CloseIdleConnections
+}
+
 // isTerminal reports whether w is a terminal, where progress bars and
 // tables for people make sense.
 func isTerminal(w any) bool {

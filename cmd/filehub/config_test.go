@@ -138,6 +138,13 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		"FILEHUB_CLEANUP_INTERVAL":           "0",
 		"FILEHUB_DB":                         "postgres://filehub@db:5432/filehub",
 		"FILEHUB_BLOBS":                      "s3://bucket?region=eu-west-1",
+		"FILEHUB_MCP_MAX_UPLOAD":             "1MiB",
+		"FILEHUB_MCP_MAX_SESSIONS":           "12",
+		"FILEHUB_MCP_SESSION_IDLE_TIMEOUT":   "13m",
+		"FILEHUB_MCP_RATE_LIMIT":             "-1",
+		"FILEHUB_TUS_EXPIRY":                 "12h",
+		"FILEHUB_MAX_OPEN_UPLOADS":           "13",
+		"FILEHUB_CORS_ORIGINS":               "https://a.example,https://b.example",
 	}
 	cfg, code, stderr := parseServe(t, env)
 	if code != ExitOK {
@@ -153,6 +160,8 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		WSSessionTTL: 3 * time.Minute, WSPingInterval: 7 * time.Second, WSPongTimeout: 8 * time.Second,
 		WSMaxConnsPerKey: 9, WSMaxMessageSize: 64 << 10, EventRetention: 48 * time.Hour, EventMaxCount: 1000,
 		BlobGrace: 10 * time.Hour, UploadExpiry: 11 * time.Hour, MaxDeleteFraction: 0.25, CleanupInterval: 0,
+		MCPMaxUpload: 1 << 20, MCPMaxSessions: 12, MCPIdleTimeout: 13 * time.Minute, MCPRateLimit: -1,
+		TusExpiry: 12 * time.Hour, MaxOpenUploads: 13, CORSOrigins: []string{"https://a.example", "https://b.example"},
 		LogLevel: "debug", LogFormat: "json",
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -416,18 +425,21 @@ func TestServerConfig(t *testing.T) {
 	}
 	if sc.Listen != def.Listen || sc.DataDir != def.DataDir || sc.RateLimit != def.RateLimit ||
 		sc.MinFreeSpace != def.MinFreeSpace || sc.CleanupInterval != def.CleanupInterval ||
+		sc.MCPMaxUpload != def.MCPMaxUpload || sc.MCPMaxSessions != def.MCPMaxSessions ||
+		sc.MCPIdleTimeout != def.MCPIdleTimeout || sc.MCPRateLimit != def.MCPRateLimit ||
 		!reflect.DeepEqual(sc.DenyTypes, def.DenyTypes) {
 		t.Errorf("defaults changed on the way: %+v", sc)
 	}
 
 	off := DefaultServeConfig()
 	off.RateLimit, off.MinFreeSpace, off.CleanupInterval, off.DenyTypes = 0, 0, 0, nil
+	off.MCPRateLimit = 0
 	sc, err = off.ServerConfig(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sc.RateLimit >= 0 || sc.MinFreeSpace >= 0 || sc.CleanupInterval >= 0 {
-		t.Errorf("0 on the command line must switch off: rate %v, free %v, interval %v", sc.RateLimit, sc.MinFreeSpace, sc.CleanupInterval)
+	if sc.RateLimit >= 0 || sc.MinFreeSpace >= 0 || sc.CleanupInterval >= 0 || sc.MCPRateLimit >= 0 {
+		t.Errorf("0 on the command line must switch off: rate %v, free %v, interval %v, MCP rate %v", sc.RateLimit, sc.MinFreeSpace, sc.CleanupInterval, sc.MCPRateLimit)
 	}
 	if sc.DenyTypes == nil || len(sc.DenyTypes) != 0 {
 		t.Errorf("no deny types on the command line: DenyTypes %#v, want empty, not nil (the default)", sc.DenyTypes)

@@ -15,7 +15,9 @@ import (
 
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/files"
+	"github.com/filehub/filehub/mcpserver"
 	"github.com/filehub/filehub/server"
+	"github.com/filehub/filehub/tus"
 	"github.com/filehub/filehub/wsserver"
 )
 
@@ -58,9 +60,20 @@ type ServeConfig struct {
 	MaxDeleteFraction float64
 	CleanupInterval   time.Duration // 0 disables the scheduler
 
+	// The MCP endpoint /v1/mcp (see mcp.go).
+	MCPMaxUpload   int64
+	MCPMaxSessions int
+	MCPIdleTimeout time.Duration
+	MCPRateLimit   float64 // tool calls/s per key; 0 disables
+
 	// Providers are the config file's provider settings (see
 	// readProviderFile); FILEHUB_PROVIDER_* variables override them.
 	Providers map[string]map[string]string
+
+	// Resumable uploads (tus, at /v1/uploads/).
+	TusExpiry      time.Duration
+	MaxOpenUploads int // 0 disables the cap
+	CORSOrigins    []string
 
 	LogLevel  string
 	LogFormat string
@@ -92,6 +105,12 @@ func DefaultServeConfig() ServeConfig {
 		UploadExpiry:         cleanup.DefaultUploadExpiry,
 		MaxDeleteFraction:    cleanup.DefaultMaxDeleteFraction,
 		CleanupInterval:      cleanup.DefaultInterval,
+		MCPMaxUpload:         mcpserver.DefaultMaxUpload,
+		MCPMaxSessions:       mcpserver.DefaultMaxSessions,
+		MCPIdleTimeout:       mcpserver.DefaultSessionIdleTimeout,
+		MCPRateLimit:         mcpserver.DefaultRateLimit,
+		TusExpiry:            tus.DefaultExpiry,
+		MaxOpenUploads:       tus.DefaultMaxOpenUploads,
 		LogLevel:             "info",
 		LogFormat:            "text",
 	}
@@ -129,6 +148,12 @@ func bindServeFlags(fs interface {
 	fs.IntVar(&c.WSMaxConnsPerKey, "ws-max-connections-per-key", c.WSMaxConnsPerKey, "WebSocket connections one API key may hold at once; more get 429")
 	fs.DurationVar(&c.EventRetention, "event-retention", c.EventRetention, "events younger than this are kept in the event log (subscribers can replay them)")
 	fs.IntVar(&c.EventMaxCount, "event-max-count", c.EventMaxCount, "the event log keeps at most this many events (the newest)")
+	fs.IntVar(&c.MCPMaxSessions, "mcp-max-sessions", c.MCPMaxSessions, "MCP sessions open at once on /v1/mcp; more are refused with 503")
+	fs.DurationVar(&c.MCPIdleTimeout, "mcp-session-idle-timeout", c.MCPIdleTimeout, "close an MCP session that sends nothing for this long")
+	fs.Float64Var(&c.MCPRateLimit, "mcp-rate-limit", c.MCPRateLimit, "MCP tool calls per second allowed per API key; 0: no limit")
+	fs.DurationVar(&c.TusExpiry, "tus-expiry", c.TusExpiry, "a resumable (tus) upload that receives nothing for this long expires (410, then removed)")
+	fs.IntVar(&c.MaxOpenUploads, "max-open-uploads", c.MaxOpenUploads, "unfinished resumable uploads one API key may have; more get 429; 0: no cap")
+	fs.StringSliceVar(&c.CORSOrigins, "cors-origins", c.CORSOrigins, "origins browsers may upload from with tus (e.g. https://app.example.com, or *); empty: none")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 }
@@ -138,6 +163,7 @@ func newServeCommand(env Env) *cobra.Command {
 	maxUpload := byteSize(cfg.MaxUploadSize)
 	minFree := byteSize(cfg.MinFreeSpace)
 	wsMaxMsg := byteSize(cfg.WSMaxMessageSize)
+	mcpMaxUpload := byteSize(cfg.MCPMaxUpload)
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the filehub server",
@@ -159,6 +185,7 @@ once.`,
 			cfg.MaxUploadSize = int64(maxUpload)
 			cfg.MinFreeSpace = int64(minFree)
 			cfg.WSMaxMessageSize = int64(wsMaxMsg)
+			cfg.MCPMaxUpload = int64(mcpMaxUpload)
 			provs, err := readProviderFile(configPath(cmd, env.Getenv))
 			if err != nil {
 				return err
@@ -176,6 +203,7 @@ once.`,
 	fs.Var(&maxUpload, "max-upload-size", "largest file accepted (e.g. 512MiB, 1GiB, 10MB)")
 	fs.Var(&minFree, "min-free-space", "refuse uploads (507) and report not ready when free disk space is below this; 0: no floor")
 	fs.Var(&wsMaxMsg, "ws-max-message-size", "largest WebSocket message accepted; larger ones close the connection (1009)")
+	fs.Var(&mcpMaxUpload, "mcp-max-upload", "largest content one MCP upload_file call may carry (e.g. 16MiB)")
 	fs.SortFlags = true
 	configurable(fs,
 		"data-dir", "db", "blobs", "listen", "metrics-listen", "max-upload-size", "min-free-space", "trash-grace",
@@ -183,7 +211,9 @@ once.`,
 		"upload-stall-timeout", "shutdown-timeout", "log-level", "log-format",
 		"ws-session-ttl", "ws-ping-interval", "ws-pong-timeout", "ws-max-connections-per-key",
 		"ws-max-message-size", "event-retention", "event-max-count",
-		"blob-grace", "upload-expiry", "max-delete-fraction", "cleanup-interval")
+		"blob-grace", "upload-expiry", "max-delete-fraction", "cleanup-interval",
+		"mcp-max-upload", "mcp-max-sessions", "mcp-session-idle-timeout", "mcp-rate-limit",
+		"tus-expiry", "max-open-uploads", "cors-origins")
 	return cmd
 }
 
@@ -282,6 +312,14 @@ func (c ServeConfig) ServerConfig(environ []string) (server.Config, error) {
 		MaxDeleteFraction:    c.MaxDeleteFraction,
 		CleanupInterval:      c.CleanupInterval,
 		Providers:            provs,
+		MCPMaxUpload:         c.MCPMaxUpload,
+		MCPMaxSessions:       c.MCPMaxSessions,
+		MCPIdleTimeout:       c.MCPIdleTimeout,
+		MCPRateLimit:         c.MCPRateLimit,
+		Version:              buildVersion(),
+		TusExpiry:            c.TusExpiry,
+		MaxOpenUploads:       c.MaxOpenUploads,
+		CORSOrigins:          c.CORSOrigins,
 	}
 	// On the command line 0 switches these off; in server.Config it means
 	// the default.
@@ -291,8 +329,14 @@ func (c ServeConfig) ServerConfig(environ []string) (server.Config, error) {
 	if c.RateLimit == 0 {
 		sc.RateLimit = -1
 	}
+	if c.MCPRateLimit == 0 {
+		sc.MCPRateLimit = -1
+	}
 	if c.CleanupInterval == 0 {
 		sc.CleanupInterval = -1
+	}
+	if c.MaxOpenUploads == 0 {
+		sc.MaxOpenUploads = -1
 	}
 	if sc.DenyTypes == nil {
 		sc.DenyTypes = []string{} // nil would mean files' defaults; the user asked for none

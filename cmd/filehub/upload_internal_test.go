@@ -41,7 +41,7 @@ func TestUploadProgress(t *testing.T) {
 	var stderr bytes.Buffer
 	cmd := &cobra.Command{}
 	cmd.SetContext(context.Background())
-	up, err := uploadOne(cmd, c, Env{Stderr: &stderr}, path, "", true)
+	up, err := uploadOne(cmd, c, Env{Stderr: &stderr}, path, "", true, &tusUploader{}, resumeAuto)
 	if err != nil {
 		t.Fatal(err)
 	}

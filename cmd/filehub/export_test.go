@@ -1,0 +1,4 @@
+package main
+
+// StatePath is statePath, for the resumable upload tests.
+var StatePath = statePath
