@@ -72,6 +72,11 @@ var (
 	ErrConflict    = &Error{Code: ECONFLICT}
 	ErrUnavailable = &Error{Code: EUNAVAILABLE}
 	ErrStorageFull = &Error{Code: ESTORAGE}
+
+	// ErrLeaseLost is the cause of every error of a fenced step whose
+	// lease tenure is no longer current (see LeaseStore); the error's code
+	// is ECONFLICT. Test with errors.Is.
+	ErrLeaseLost = errors.New("lease lost")
 )
 
 // ErrorCode returns the code of the first *Error in err's chain, EINTERNAL for

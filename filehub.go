@@ -15,6 +15,7 @@ package filehub
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -236,7 +237,8 @@ type MetaStore interface {
 
 	// CreateAPIKey stores k (ID, Name, Scopes, CreatedAt and Hash must be
 	// set). Returns EINVALID if k is incomplete (APIKey.Validate),
-	// ECONFLICT if the ID or hash exists.
+	// ECONFLICT if the ID, name or hash exists (names identify keys for
+	// RevokeAPIKey, so the store enforces their uniqueness, not callers).
 	CreateAPIKey(ctx context.Context, k *APIKey) error
 	// FindAPIKeyByHash returns the key with the given hash, revoked or not.
 	// Returns ENOTFOUND if there is none.
@@ -549,16 +551,67 @@ type SettingsStore interface {
 // LeaseStore keeps named leases, which make a job exclusive across
 // processes sharing the store. Of any number of concurrent acquisitions of
 // a free lease exactly one succeeds.
+//
+// Each tenure of a lease has a generation, which grows whenever the lease
+// passes to another holder or is taken again after it expired or was
+// released; renewals keep it. The Fence that AcquireLease returns names the
+// tenure, and the destructive methods of TrashPurger and BlobSweeper, and
+// Fenced, check inside their own transaction that it is still current: a
+// holder that stalled past its TTL (a long scan, a GC pause, provider
+// retries) while another took the lease cannot act on its stale plan. They
+// return ErrLeaseLost (code ECONFLICT) when it is not, and EINVALID for a
+// zero Fence.
 type LeaseStore interface {
 	// AcquireLease takes or renews the lease name for holder until
-	// now+ttl. It succeeds (true) if the lease is free, expired at now, or
-	// already held by holder; otherwise it returns false and the current
-	// holder. Returns EINVALID if name or holder is empty.
-	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (ok bool, current string, err error)
+	// now+ttl. It succeeds (ok) if the lease is free, expired at now, or
+	// already held by holder, and returns the fence of holder's tenure;
+	// otherwise ok is false and the fence names the current holder and
+	// generation. Returns EINVALID if name or holder is empty.
+	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (f Fence, ok bool, err error)
+
+	// RenewLease extends the tenure f until now+ttl if it is still
+	// current (same holder and generation: nobody else took the lease in
+	// between, even if it expired). Returns ErrLeaseLost otherwise.
+	RenewLease(ctx context.Context, f Fence, now time.Time, ttl time.Duration) error
 
 	// ReleaseLease gives the lease up if holder holds it; otherwise it does
-	// nothing (and returns nil).
+	// nothing (and returns nil). The generation is kept, so a later tenure
+	// has a larger one.
 	ReleaseLease(ctx context.Context, name, holder string) error
+
+	// Fenced calls fn inside a writing transaction in which it has checked
+	// that f is current, and keeps the lease from passing to another
+	// holder until fn returns: for destructive steps outside the
+	// metadata (a provider file, a temp file) that still must not run once
+	// the lease has moved on. fn must not use the store. Returns
+	// ErrLeaseLost (fn not called) or fn's error unchanged.
+	Fenced(ctx context.Context, f Fence, fn func(ctx context.Context) error) error
+}
+
+// Fence names one tenure of a lease: its holder and generation.
+type Fence struct {
+	Name       string
+	Holder     string
+	Generation int64
+}
+
+// IsZero reports whether f names no tenure.
+func (f Fence) IsZero() bool { return f.Name == "" || f.Holder == "" }
+
+// CheckFenceArg returns EINVALID for a zero fence; the stores call it
+// before checking a fence against the lease table.
+func CheckFenceArg(f Fence) error {
+	if f.IsZero() {
+		return Errorf(EINVALID, "a fence (lease name, holder and generation) is required")
+	}
+	return nil
+}
+
+// LeaseLostError returns the error of a fenced step whose tenure f is no
+// longer current: code ECONFLICT, and errors.Is(err, ErrLeaseLost).
+func LeaseLostError(f Fence) error {
+	return &Error{Code: ECONFLICT, Err: ErrLeaseLost,
+		Message: fmt.Sprintf("the %s lease (generation %d) is no longer held by %s", f.Name, f.Generation, f.Holder)}
 }
 
 // TrashPurger finds and purges soft-deleted files whose trash grace has
@@ -572,10 +625,11 @@ type TrashPurger interface {
 	// PurgeExpiredFile purges the file like MetaStore.PurgeFile, but only
 	// if it is still soft-deleted with purge_after at or before `at`, and
 	// appends audit (its TargetKind, Target and Bytes filled in) in the
-	// same transaction. The blob's UnreferencedSince becomes `at` if its
-	// count drops to zero. Returns ENOTFOUND if there is no such file,
-	// ECONFLICT if it was restored or its purge time is later.
-	PurgeExpiredFile(ctx context.Context, id string, at time.Time, audit AuditEntry) (*File, error)
+	// same transaction, if the fence f is current (see LeaseStore). The
+	// blob's UnreferencedSince becomes `at` if its count drops to zero.
+	// Returns ErrLeaseLost if f is not current, ENOTFOUND if there is no
+	// such file, ECONFLICT if it was restored or its purge time is later.
+	PurgeExpiredFile(ctx context.Context, f Fence, id string, at time.Time, audit AuditEntry) (*File, error)
 }
 
 // BlobSweeper is the reference scan of the blob records and the deletions
@@ -609,15 +663,18 @@ type BlobSweeper interface {
 	// audit (TargetKind, Target and Bytes filled in); if del fails nothing
 	// changes and its error is returned unchanged. swept is false, with a
 	// nil error, when the blob no longer qualifies (revived, unmarked, or
-	// gone).
-	SweepBlob(ctx context.Context, sum string, before time.Time, del func(ctx context.Context) error, audit AuditEntry) (swept bool, err error)
+	// gone). It checks the fence f in the same transaction first and
+	// returns ErrLeaseLost (del not called) if f is not current.
+	SweepBlob(ctx context.Context, f Fence, sum string, before time.Time, del func(ctx context.Context) error, audit AuditEntry) (swept bool, err error)
 
 	// DeleteOrphanObject calls del (which deletes the object sum) inside a
 	// writing transaction in which it has checked that no blob record sum
 	// exists, and appends audit (TargetKind and Target filled in). deleted
 	// is false, with a nil error, if a record exists (a concurrent upload
-	// committed it); del's error is returned unchanged.
-	DeleteOrphanObject(ctx context.Context, sum string, del func(ctx context.Context) error, audit AuditEntry) (deleted bool, err error)
+	// committed it); del's error is returned unchanged. It checks the
+	// fence f in the same transaction first and returns ErrLeaseLost (del
+	// not called) if f is not current.
+	DeleteOrphanObject(ctx context.Context, f Fence, sum string, del func(ctx context.Context) error, audit AuditEntry) (deleted bool, err error)
 
 	// SetBlobMissing records that the object of blob sum is missing (at
 	// is the time) or present again (a zero at), flags or unflags every
@@ -669,4 +726,45 @@ type TempCleaner interface {
 	// error. Returns EINVALID for a name WalkTemp cannot have reported
 	// (never a path).
 	RemoveTemp(ctx context.Context, name string) error
+}
+
+// AuditRefCountRepaired is the audit action of `filehub check --repair`
+// setting a blob's reference count to the number of files pointing at it.
+const AuditRefCountRepaired = "blob.refcount_repaired"
+
+// FileRef is one file record as the consistency check sees it.
+type FileRef struct {
+	ID      string `json:"id"`
+	Size    int64  `json:"size"`
+	Deleted bool   `json:"deleted,omitempty"`
+}
+
+// BlobRefs is a blob record and the file records (live or soft-deleted)
+// that point at it.
+type BlobRefs struct {
+	Blob
+	Files []FileRef
+}
+
+// Checker is an optional capability of a MetaStore: the reads and the one
+// repair of `filehub check`. Files cannot point at a missing blob record
+// (both stores enforce it with a foreign key), so a blob-ordered scan sees
+// every file.
+type Checker interface {
+	// ListBlobRefs returns up to limit blob records with SHA256 > after,
+	// in SHA256 order, each with every file record whose SHA256 is the
+	// blob's (in ID order). Each page is read in one snapshot, so a
+	// record's RefCount and its Files agree unless the store is
+	// inconsistent. A limit of 0 or less means 1000.
+	ListBlobRefs(ctx context.Context, after string, limit int) ([]*BlobRefs, error)
+
+	// RepairRefCount sets blob sum's reference count to the number of file
+	// records pointing at it, inside the store's serialized writer (so a
+	// concurrent upload or purge is counted exactly once). When the count
+	// changes it also sets UnreferencedSince to at (new count 0, if not
+	// already set) or clears it and MarkedAt (new count above 0), and
+	// appends audit (TargetKind, Target and Bytes filled in) in the same
+	// transaction. It returns the counts before and after. Returns
+	// ENOTFOUND if there is no blob record sum.
+	RepairRefCount(ctx context.Context, sum string, at time.Time, audit AuditEntry) (before, after int64, err error)
 }

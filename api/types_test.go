@@ -47,6 +47,9 @@ var wireTypes = []wireType{
 	{schema: "AuditEntry", typ: typeOf[filehub.AuditEntry]()},
 	{schema: "AuditPage", typ: typeOf[api.AuditPage]()},
 	{schema: "Problem", typ: typeOf[api.Problem]()},
+	{schema: "CheckRequest", typ: typeOf[api.CheckRequest](), request: true},
+	{schema: "CheckReport", typ: typeOf[api.CheckReport]()},
+	{schema: "CheckProblem", typ: typeOf[api.CheckProblem]()},
 }
 
 // untyped are the object schemas with no Go type of their own, and why.

@@ -2,9 +2,12 @@
 // every surface of the API: the HTTP API (Authorization header), the
 // WebSocket server (the header at the upgrade, or the token in hello), and
 // whatever comes next. It owns the one limiter of failed authentications,
-// so that guessing keys is equally slow on every surface: a client address
-// that keeps presenting bad keys is refused before its keys are even
-// looked up.
+// so that failing clients are treated alike on every surface. A valid key
+// is never refused by it: only failures are counted, per client address
+// (seen through Config.TrustedProxies), and an address over its budget is
+// answered 429 for its further failures; a bad key it repeats is refused
+// without a store lookup. See docs/decisions.md ("Fair authentication
+// limits") for why a valid key is always checked.
 //
 // The daemon builds one Authenticator and hands it to each transport.
 package auth
@@ -13,9 +16,9 @@ import (
 	"context"
 	"errors"
 	"math"
-	"net"
-	"net/http"
+	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/filehub/filehub"
@@ -32,6 +35,7 @@ type KeyStore interface {
 const (
 	DefaultFailureLimit = 10
 	DefaultMaxLimiters  = 10000
+	DefaultMaxBadKeys   = 10000
 )
 
 // Config configures an Authenticator. The zero value is ready to use.
@@ -46,6 +50,14 @@ type Config struct {
 	// MaxLimiters bounds the number of per-address limiters kept in
 	// memory. Default 10000.
 	MaxLimiters int
+	// TrustedProxies are the reverse proxies whose Forwarded or
+	// X-Forwarded-For header names the client (see ClientAddr). Default
+	// none: the peer address is the client.
+	TrustedProxies []netip.Prefix
+	// MaxBadKeys bounds the remembered hashes of keys that failed, which
+	// an address over its budget is refused without a lookup. Default
+	// 10000.
+	MaxBadKeys int
 }
 
 // Authenticator checks bearer secrets against a KeyStore. It is safe for
@@ -53,6 +65,14 @@ type Config struct {
 type Authenticator struct {
 	keys     KeyStore
 	failures *Limiters // nil when disabled
+	proxies  []netip.Prefix
+
+	// bad holds hashes of keys that failed recently (unknown, revoked),
+	// at most maxBad, the oldest forgotten first.
+	mu     sync.Mutex
+	bad    map[string]struct{}
+	badQ   []string
+	maxBad int
 }
 
 // New returns an Authenticator that looks keys up in keys.
@@ -66,7 +86,10 @@ func New(keys KeyStore, cfg Config) *Authenticator {
 	if cfg.MaxLimiters <= 0 {
 		cfg.MaxLimiters = DefaultMaxLimiters
 	}
-	a := &Authenticator{keys: keys}
+	if cfg.MaxBadKeys <= 0 {
+		cfg.MaxBadKeys = DefaultMaxBadKeys
+	}
+	a := &Authenticator{keys: keys, proxies: cfg.TrustedProxies, bad: make(map[string]struct{}), maxBad: cfg.MaxBadKeys}
 	if cfg.FailureLimit > 0 {
 		a.failures = NewLimiters(cfg.FailureLimit, cfg.FailureBurst, cfg.MaxLimiters)
 	}
@@ -82,57 +105,103 @@ const Missing = "missing or malformed credentials"
 // look the key up again later), for a client at address addr (ClientAddr).
 // missing is the message when secret is empty ("" for Missing).
 //
-// Errors: EUNAUTHORIZED for an empty, unknown or revoked key; ERATELIMIT
-// when addr has failed too often (RetryAfter says for how long); and
-// EUNAVAILABLE when the key store cannot tell. Each EUNAUTHORIZED is
-// charged to addr. Scopes are the caller's to check (APIKey.Has).
+// A valid key is always accepted, whatever addr's failures: the limiter
+// counts failures only, and refuses failures only. Errors: EUNAUTHORIZED
+// for an empty, unknown or revoked key; ERATELIMIT instead when addr is
+// over its failure budget (RetryAfter says for how long; a bad key already
+// seen is then refused without a store lookup); and EUNAVAILABLE when the
+// key store cannot tell (never charged). Scopes are the caller's to check
+// (APIKey.Has).
 func (a *Authenticator) Authenticate(ctx context.Context, addr, secret, missing string) (*filehub.APIKey, []byte, error) {
-	// Addresses whose keys work are never charged, so a valid key is only
-	// refused here if someone at the same address has been failing at more
-	// than the sustained limit.
-	if a.failures != nil {
-		if lim := a.failures.Peek(addr); lim != nil && lim.Tokens() < 1 {
-			d := time.Second
-			if l := lim.Limit(); l > 0 {
-				d = time.Duration(float64(time.Second) / float64(l))
-			}
-			return nil, nil, filehub.WrapError(filehub.ERATELIMIT, "too many failed authentication attempts; retry later", &retryError{d})
+	var hash []byte
+	if secret != "" {
+		hash = filehub.HashAPIKey(secret)
+	}
+	if a.failures != nil && (secret == "" || a.knownBad(hash)) {
+		// A failure for certain: refuse it cheaply if addr is over budget.
+		if err := a.overBudget(addr); err != nil {
+			return nil, nil, err
 		}
 	}
-	key, hash, err := a.lookup(ctx, secret, missing)
-	if err != nil {
-		if filehub.ErrorCode(err) == filehub.EUNAUTHORIZED && a.failures != nil {
-			a.failures.Get(addr).Allow()
-		}
+	key, err := a.lookup(ctx, hash, missing)
+	if err == nil {
+		return key, hash, nil
+	}
+	if filehub.ErrorCode(err) != filehub.EUNAUTHORIZED || a.failures == nil {
 		return nil, nil, err
 	}
-	return key, hash, nil
+	if hash != nil {
+		a.rememberBad(hash)
+	}
+	if !a.failures.Get(addr).Allow() {
+		return nil, nil, a.refusal(addr)
+	}
+	return nil, nil, err
 }
 
-func (a *Authenticator) lookup(ctx context.Context, secret, missing string) (*filehub.APIKey, []byte, error) {
-	if secret == "" {
+// overBudget returns the ERATELIMIT refusal if addr has no failure left.
+func (a *Authenticator) overBudget(addr string) error {
+	if lim := a.failures.Peek(addr); lim != nil && lim.Tokens() < 1 {
+		return a.refusal(addr)
+	}
+	return nil
+}
+
+func (a *Authenticator) refusal(addr string) error {
+	d := time.Second
+	if lim := a.failures.Peek(addr); lim != nil && lim.Limit() > 0 {
+		d = time.Duration(float64(time.Second) / float64(lim.Limit()))
+	}
+	return filehub.WrapError(filehub.ERATELIMIT, "too many failed authentication attempts; retry later", &retryError{d})
+}
+
+func (a *Authenticator) knownBad(hash []byte) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.bad[string(hash)]
+	return ok
+}
+
+// rememberBad records a hash that failed. A key created later under that
+// hash is impossible in practice (256-bit secrets); a revoked key stays
+// revoked.
+func (a *Authenticator) rememberBad(hash []byte) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.bad[string(hash)]; ok {
+		return
+	}
+	if len(a.badQ) >= a.maxBad {
+		delete(a.bad, a.badQ[0])
+		a.badQ = a.badQ[1:]
+	}
+	a.bad[string(hash)] = struct{}{}
+	a.badQ = append(a.badQ, string(hash))
+}
+
+func (a *Authenticator) lookup(ctx context.Context, hash []byte, missing string) (*filehub.APIKey, error) {
+	if hash == nil {
 		if missing == "" {
 			missing = Missing
 		}
-		return nil, nil, filehub.Errorf(filehub.EUNAUTHORIZED, "%s", missing)
+		return nil, filehub.Errorf(filehub.EUNAUTHORIZED, "%s", missing)
 	}
-	hash := filehub.HashAPIKey(secret)
 	key, err := a.keys.FindAPIKeyByHash(ctx, hash)
 	switch filehub.ErrorCode(err) {
 	case "":
 	case filehub.ENOTFOUND:
-		return nil, nil, filehub.Errorf(filehub.EUNAUTHORIZED, "unknown API key")
+		return nil, filehub.Errorf(filehub.EUNAUTHORIZED, "unknown API key")
 	case filehub.EUNAVAILABLE:
-		return nil, nil, err
+		return nil, err
 	default:
 		// Whatever went wrong, it was not the client's key: answer
 		// unavailable so that it retries instead of discarding a good key.
-		return nil, nil, filehub.WrapError(filehub.EUNAVAILABLE, "cannot check the API key right now", err)
+		return nil, filehub.WrapError(filehub.EUNAVAILABLE, "cannot check the API key right now", err)
 	}
 	if key.RevokedAt != nil {
-		return nil, nil, filehub.Errorf(filehub.EUNAUTHORIZED, "API key has been revoked")
+		return nil, filehub.Errorf(filehub.EUNAUTHORIZED, "API key has been revoked")
 	}
-	return key, hash, nil
+	return key, nil
 }
 
 // Bearer returns the secret of an "Authorization: Bearer <key>" header
@@ -143,18 +212,6 @@ func Bearer(header string) string {
 		return ""
 	}
 	return strings.TrimSpace(secret)
-}
-
-// ClientAddr is the address failed authentications are charged to: the
-// peer's IP. Forwarding headers are deliberately ignored: they are trivially
-// forged, and trusting them would let an attacker pick a fresh address per
-// attempt.
-func ClientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // retryError is the cause of a rate-limited authentication.

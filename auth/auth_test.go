@@ -3,6 +3,8 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"net/http/httptest"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -67,8 +69,10 @@ func TestAuthenticate(t *testing.T) {
 	}
 }
 
-// After the burst of failures an address is refused, even with a good key,
-// while other addresses are not; store outages are not charged.
+// After the burst of failures an address's further failures are refused
+// with 429, a bad key it repeats without a lookup; a valid key from the
+// same address is still accepted, and other addresses are not affected;
+// store outages are not charged.
 func TestFailureLimit(t *testing.T) {
 	ks := newKeys(map[string]*filehub.APIKey{"good": {ID: "k_good"}})
 	// A limit slow enough that no token comes back during the test.
@@ -86,19 +90,117 @@ func TestFailureLimit(t *testing.T) {
 			t.Fatalf("failure %d: %v, want unauthorized", i, err)
 		}
 	}
-	_, _, err := a.Authenticate(ctx, "1.2.3.4", "good", "")
-	if filehub.ErrorCode(err) != filehub.ERATELIMIT {
-		t.Fatalf("after the burst: %v, want rate_limited", err)
+	for _, secret := range []string{"bad", "another bad", ""} {
+		_, _, err := a.Authenticate(ctx, "1.2.3.4", secret, "")
+		if filehub.ErrorCode(err) != filehub.ERATELIMIT {
+			t.Fatalf("failure %q after the burst: %v, want rate_limited", secret, err)
+		}
+		if n := auth.RetryAfter(err); n < 1 {
+			t.Errorf("RetryAfter = %d, want >= 1", n)
+		}
 	}
-	if n := auth.RetryAfter(err); n < 1 {
-		t.Errorf("RetryAfter = %d, want >= 1", n)
+	if key, _, err := a.Authenticate(ctx, "1.2.3.4", "good", ""); err != nil || key.ID != "k_good" {
+		t.Errorf("valid key from the failing address: %v, %v; want accepted", key, err)
 	}
-	if _, _, err := a.Authenticate(ctx, "5.6.7.8", "good", ""); err != nil {
-		t.Errorf("another address: %v", err)
+	if _, _, err := a.Authenticate(ctx, "5.6.7.8", "bad", ""); filehub.ErrorCode(err) != filehub.EUNAUTHORIZED {
+		t.Errorf("another address: %v, want unauthorized (its own budget)", err)
 	}
 	if n := auth.RetryAfter(filehub.Errorf(filehub.ERATELIMIT, "x")); n != 0 {
 		t.Errorf("RetryAfter of another error = %d, want 0", n)
 	}
+}
+
+// A bad key repeated by an address over its budget costs no store lookup.
+func TestRepeatedBadKeyNotLookedUp(t *testing.T) {
+	ks := &countingKeys{keys: newKeys(nil)}
+	a := auth.New(ks, auth.Config{FailureLimit: 0.001, FailureBurst: 2})
+	for range 10 {
+		a.Authenticate(context.Background(), "1.2.3.4", "wrong", "")
+	}
+	if ks.n != 2 { // the two of the burst; then over budget and known bad
+		t.Errorf("store lookups for one bad key repeated 10 times: %d, want 2", ks.n)
+	}
+}
+
+type countingKeys struct {
+	*keys
+	n int
+}
+
+func (k *countingKeys) FindAPIKeyByHash(ctx context.Context, hash []byte) (*filehub.APIKey, error) {
+	k.n++
+	return k.keys.FindAPIKeyByHash(ctx, hash)
+}
+
+func TestClientAddr(t *testing.T) {
+	proxies, err := auth.ParseTrustedProxies([]string{"10.0.0.0/8", "::1", " "})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := auth.New(newKeys(nil), auth.Config{TrustedProxies: proxies})
+	none := auth.New(newKeys(nil), auth.Config{})
+	for _, tc := range []struct {
+		name, remote string
+		hdr          map[string][]string
+		want, direct string
+	}{
+		{"no proxy", "203.0.113.5:1234", nil, "203.0.113.5", "203.0.113.5"},
+		{"untrusted peer's header ignored", "203.0.113.5:1234",
+			map[string][]string{"X-Forwarded-For": {"198.51.100.1"}}, "203.0.113.5", "203.0.113.5"},
+		{"trusted proxy", "10.1.2.3:80",
+			map[string][]string{"X-Forwarded-For": {"198.51.100.1"}}, "198.51.100.1", "10.1.2.3"},
+		{"forged left entries ignored", "10.1.2.3:80",
+			map[string][]string{"X-Forwarded-For": {"1.1.1.1, 2.2.2.2", "198.51.100.1"}}, "198.51.100.1", "10.1.2.3"},
+		{"chain of trusted proxies", "10.1.2.3:80",
+			map[string][]string{"X-Forwarded-For": {"198.51.100.1, 10.9.9.9"}}, "198.51.100.1", "10.1.2.3"},
+		{"Forwarded wins", "[::1]:80",
+			map[string][]string{"Forwarded": {`for=192.0.2.60;proto=http, for="[2001:db8::17]:4711"`},
+				"X-Forwarded-For": {"198.51.100.1"}}, "2001:db8::17", "::1"},
+		{"unknown hop: charged to the proxy", "10.1.2.3:80",
+			map[string][]string{"Forwarded": {"for=unknown"}}, "10.1.2.3", "10.1.2.3"},
+		{"trusted proxy without header", "10.1.2.3:80", nil, "10.1.2.3", "10.1.2.3"},
+		{"mapped IPv4 peer", "[::ffff:10.1.2.3]:80",
+			map[string][]string{"X-Forwarded-For": {"198.51.100.1"}}, "198.51.100.1", "10.1.2.3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tc.remote
+			for k, vs := range tc.hdr {
+				for _, v := range vs {
+					r.Header.Add(k, v)
+				}
+			}
+			if got := a.ClientAddr(r); got != tc.want {
+				t.Errorf("ClientAddr with trusted proxies = %q, want %q", got, tc.want)
+			}
+			if got := none.ClientAddr(r); got != tc.direct {
+				t.Errorf("ClientAddr without trusted proxies = %q, want %q", got, tc.direct)
+			}
+		})
+	}
+	if _, err := auth.ParseTrustedProxies([]string{"10.0.0.0/8", "nope"}); filehub.ErrorCode(err) != filehub.EINVALID {
+		t.Errorf("ParseTrustedProxies(bad) = %v, want invalid", err)
+	}
+}
+
+// FuzzClientAddr: any forwarding headers from a trusted peer give an
+// address (never a forged non-address, never a panic).
+func FuzzClientAddr(f *testing.F) {
+	f.Add("198.51.100.1, 10.0.0.1", `for="[2001:db8::1]:80";by=x`)
+	f.Add("", "for=unknown")
+	proxies, _ := auth.ParseTrustedProxies([]string{"10.0.0.0/8"})
+	a := auth.New(newKeys(nil), auth.Config{TrustedProxies: proxies})
+	f.Fuzz(func(t *testing.T, xff, fwd string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = "10.0.0.1:80"
+		r.Header.Set("X-Forwarded-For", xff)
+		if fwd != "" {
+			r.Header.Set("Forwarded", fwd)
+		}
+		if _, err := netip.ParseAddr(a.ClientAddr(r)); err != nil {
+			t.Errorf("ClientAddr = %q, not an address", a.ClientAddr(r))
+		}
+	})
 }
 
 func TestBearer(t *testing.T) {

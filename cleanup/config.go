@@ -50,9 +50,13 @@ type Config struct {
 	// Interval/10; negative means none.
 	Jitter time.Duration
 	// LeaseTTL is how long the cleanup lease is held without renewal; a
-	// run renews it at every phase. A process that dies holding it blocks
-	// other runs for at most this long. Default 10 minutes.
+	// run renews it in the background (RenewEvery) and at every phase. A
+	// process that dies holding it blocks other runs for at most this
+	// long. Default 10 minutes.
 	LeaseTTL time.Duration
+	// RenewEvery is how often a run renews its lease while it lasts.
+	// Default LeaseTTL/3, so that two renewals can fail before it expires.
+	RenewEvery time.Duration
 	// InstanceID names this process as the lease holder. Default: random.
 	InstanceID string
 
@@ -131,6 +135,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.LeaseTTL <= 0 {
 		c.LeaseTTL = DefaultLeaseTTL
+	}
+	if c.RenewEvery <= 0 {
+		c.RenewEvery = c.LeaseTTL / 3
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -243,7 +243,9 @@ func (e *env) dump() string {
 	}
 	rows.Close()
 	for _, tbl := range tables {
-		if tbl == "cleanup_runs" || tbl == "sqlite_sequence" {
+		// A dry run is recorded, and its tenure of the lease too: a
+		// released lease keeps its row so that generations only grow.
+		if tbl == "cleanup_runs" || tbl == "sqlite_sequence" || tbl == "leases" {
 			continue
 		}
 		rows, err := db.Query(`SELECT * FROM "` + tbl + `" ORDER BY 1`)

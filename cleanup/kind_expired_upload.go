@@ -61,7 +61,9 @@ func (k *expiredUploadKind) apply(ctx context.Context, x *execution, _ string, k
 		// The bytes first: a crash in between leaves a record whose
 		// bytes are gone (404 on the next PATCH, removed by the next
 		// run), never bytes without a record.
-		err := k.stager.RemoveResumable(ctx, u.ID)
+		// Fenced like every destructive step: a run that lost the
+		// cleanup lease removes nothing.
+		err := x.s.store.Fenced(ctx, x.fence, func(ctx context.Context) error { return k.stager.RemoveResumable(ctx, u.ID) })
 		if err == nil {
 			if err = k.uploads.DeleteUpload(ctx, u.ID); filehub.ErrorCode(err) == filehub.ENOTFOUND {
 				err = nil // terminated by its client meanwhile

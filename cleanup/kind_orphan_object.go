@@ -50,7 +50,7 @@ func (k *orphanObjectKind) apply(ctx context.Context, x *execution, _ string, kr
 		}
 		a := x.audit(filehub.AuditObjectDeleted, "object without a blob record, older than the blob grace")
 		a.Bytes = o.Size
-		deleted, err := x.s.store.DeleteOrphanObject(ctx, o.SHA256, func(ctx context.Context) error {
+		deleted, err := x.s.store.DeleteOrphanObject(ctx, x.fence, o.SHA256, func(ctx context.Context) error {
 			return x.s.blobs.Delete(ctx, o.SHA256)
 		}, a)
 		switch {

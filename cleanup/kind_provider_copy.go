@@ -97,7 +97,8 @@ func (k *providerCopyKind) deleteCopy(ctx context.Context, x *execution, kr *Kin
 	// The provider first, then the mapping: a crash in between leaves a
 	// mapping to a deleted file, which the next run deletes again (404
 	// counts as deleted) — not a provider file nothing knows about.
-	if err := c.p.Delete(ctx, id); err != nil && !errors.Is(err, filehub.ErrNotFound) {
+	err := x.s.store.Fenced(ctx, x.fence, func(ctx context.Context) error { return c.p.Delete(ctx, id) })
+	if err != nil && !errors.Is(err, filehub.ErrNotFound) {
 		return x.fail(ctx, kr, t, filehub.TargetProvider, target, err)
 	}
 	if _, err := k.ps.DeleteProviderMapping(ctx, c.m); err != nil {

@@ -119,7 +119,8 @@ func handleOrphan(ctx context.Context, x *execution, kr *KindReport, o providerO
 		x.done(kr, t, false)
 		return nil
 	}
-	if err := o.p.Delete(ctx, id); err != nil && !errors.Is(err, filehub.ErrNotFound) {
+	err := x.s.store.Fenced(ctx, x.fence, func(ctx context.Context) error { return o.p.Delete(ctx, id) })
+	if err != nil && !errors.Is(err, filehub.ErrNotFound) {
 		return x.fail(ctx, kr, t, filehub.TargetProvider, target, err)
 	}
 	x.done(kr, t, false)

@@ -62,7 +62,8 @@ func (k *staleTempKind) apply(ctx context.Context, x *execution, _ string, kr *K
 			x.done(kr, t, true)
 			continue
 		}
-		if err := k.tc.RemoveTemp(ctx, f.name); err != nil {
+		err := x.s.store.Fenced(ctx, x.fence, func(ctx context.Context) error { return k.tc.RemoveTemp(ctx, f.name) })
+		if err != nil {
 			if err := x.fail(ctx, kr, t, filehub.TargetTemp, f.name, err); err != nil {
 				return err
 			}

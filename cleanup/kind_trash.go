@@ -2,6 +2,7 @@ package cleanup
 
 import (
 	"context"
+	"errors"
 
 	"github.com/filehub/filehub"
 )
@@ -38,8 +39,11 @@ func (k *trashKind) apply(ctx context.Context, x *execution, _ string, kr *KindR
 			x.done(kr, t, false)
 			continue
 		}
-		_, err := x.s.store.PurgeExpiredFile(ctx, f.ID, x.now,
+		_, err := x.s.store.PurgeExpiredFile(ctx, x.fence, f.ID, x.now,
 			x.audit(filehub.AuditFilePurged, "trash grace expired"))
+		if errors.Is(err, filehub.ErrLeaseLost) {
+			return err // code ECONFLICT too, but no skip: the run must stop
+		}
 		switch filehub.ErrorCode(err) {
 		case "":
 			x.changed = true

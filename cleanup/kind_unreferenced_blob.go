@@ -91,7 +91,7 @@ func (k *unreferencedBlobKind) sweep(ctx context.Context, x *execution, kr *Kind
 			x.done(kr, t, true)
 			continue
 		}
-		swept, err := x.s.store.SweepBlob(ctx, b.SHA256, cutoff, func(ctx context.Context) error {
+		swept, err := x.s.store.SweepBlob(ctx, x.fence, b.SHA256, cutoff, func(ctx context.Context) error {
 			return x.s.blobs.Delete(ctx, b.SHA256)
 		}, x.audit(filehub.AuditBlobSwept, "unreferenced for longer than the blob grace"))
 		switch {

@@ -2,6 +2,7 @@ package cleanup
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -17,6 +18,9 @@ type execution struct {
 	st   Settings
 	now  time.Time
 	log  *slog.Logger
+	// fence is the run's tenure of the lease; every destructive step
+	// passes it to the store, which refuses once another run took over.
+	fence filehub.Fence
 
 	kinds   []kind
 	refused bool // the safety cap tripped
@@ -31,6 +35,9 @@ type execution struct {
 
 // phase is the checkpoint before each phase: the crash hook, ctx, and a
 // renewal of the lease (a run that lost it stops: another may be running).
+// The renewal keeps the run's tenure; it never takes the lease anew, so a
+// run that stalled while another ran and released the lease stops rather
+// than acting on its stale plan.
 func (x *execution) phase(ctx context.Context, name string) error {
 	if h := x.s.cfg.BeforePhase; h != nil {
 		if err := h(name); err != nil {
@@ -40,14 +47,7 @@ func (x *execution) phase(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ok, holder, err := x.s.store.AcquireLease(ctx, leaseName, x.s.id, x.s.cfg.Now(), x.s.cfg.LeaseTTL)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return filehub.Errorf(filehub.ECONFLICT, "the cleanup lease was lost to %s", holder)
-	}
-	return nil
+	return x.s.store.RenewLease(ctx, x.fence, x.s.cfg.Now(), x.s.cfg.LeaseTTL)
 }
 
 func (x *execution) run(ctx context.Context) error {
@@ -227,7 +227,7 @@ func (x *execution) skip(ctx context.Context, kr *KindReport, t Target, kind, ta
 // fail records a failed action; the run goes on with the next item unless
 // ctx is done or the store is unavailable, which fail returns.
 func (x *execution) fail(ctx context.Context, kr *KindReport, t Target, kind, target string, err error) error {
-	if ctx.Err() != nil || filehub.ErrorCode(err) == filehub.EUNAVAILABLE {
+	if ctx.Err() != nil || filehub.ErrorCode(err) == filehub.EUNAVAILABLE || errors.Is(err, filehub.ErrLeaseLost) {
 		return err
 	}
 	x.r.Errors++

@@ -117,13 +117,17 @@ func (s *Service) Run(ctx context.Context, opts RunOptions) (*Report, error) {
 	}
 	start := time.Now()
 	now := s.cfg.Now()
-	ok, holder, err := s.store.AcquireLease(ctx, leaseName, s.id, now, s.cfg.LeaseTTL)
+	// The holder names this run, not only this process: two runs of one
+	// process (the schedule and an API call) are two tenures, and a
+	// renewal by one never extends the other's.
+	holder := s.id + "/" + filehub.NewID("run_")
+	fence, ok, err := s.store.AcquireLease(ctx, leaseName, holder, now, s.cfg.LeaseTTL)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		s.metrics.runs.WithLabelValues(resultConflict).Inc()
-		return nil, filehub.Errorf(filehub.ECONFLICT, "a cleanup is already running (held by %s)", holder)
+		return nil, filehub.Errorf(filehub.ECONFLICT, "a cleanup is already running (held by %s)", fence.Holder)
 	}
 	crashed := false
 	defer func() {
@@ -134,7 +138,7 @@ func (s *Service) Run(ctx context.Context, opts RunOptions) (*Report, error) {
 		// the lease to expire.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if err := s.store.ReleaseLease(rctx, leaseName, s.id); err != nil {
+		if err := s.store.ReleaseLease(rctx, leaseName, holder); err != nil {
 			s.log.Warn("cleanup: release lease", "err", err)
 		}
 	}()
@@ -156,8 +160,8 @@ func (s *Service) Run(ctx context.Context, opts RunOptions) (*Report, error) {
 	log.InfoContext(ctx, "cleanup: run started", "actor", r.Actor, "force", opts.Force, "only", opts.Only)
 	s.event(ctx, filehub.EventCleanupStarted, r)
 
-	x := &execution{s: s, r: r, opts: opts, st: st, now: now, log: log}
-	runErr := x.run(ctx)
+	x := &execution{s: s, r: r, opts: opts, st: st, now: now, log: log, fence: fence}
+	runErr := s.runRenewing(ctx, x)
 	var ce *crashError
 	if errors.As(runErr, &ce) {
 		crashed = true
@@ -202,6 +206,50 @@ func (s *Service) Run(ctx context.Context, opts RunOptions) (*Report, error) {
 		"errors", r.Errors, "err", runErr)
 	s.event(fctx, filehub.EventCleanupFinished, r)
 	return r, runErr
+}
+
+// runRenewing runs x while renewing its lease every Config.RenewEvery, so
+// that a phase longer than the lease's TTL (an S3 scan, provider retries)
+// keeps it. If a renewal finds the lease taken by another run, the run's
+// context is cancelled and runRenewing returns the ErrLeaseLost error; the
+// fence of each destructive step is what guarantees that nothing is
+// deleted in between, the renewal only stops the run early.
+func (s *Service) runRenewing(ctx context.Context, x *execution) error {
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(s.cfg.RenewEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-rctx.Done():
+				return
+			case <-t.C:
+			}
+			err := s.store.RenewLease(rctx, x.fence, s.cfg.Now(), s.cfg.LeaseTTL)
+			switch {
+			case errors.Is(err, filehub.ErrLeaseLost):
+				x.log.ErrorContext(ctx, "cleanup: lease lost; stopping the run", "err", err)
+				cancel(err)
+				return
+			case err != nil && rctx.Err() == nil:
+				// The next renewal may succeed; meanwhile the fences hold.
+				x.log.WarnContext(ctx, "cleanup: renew lease", "err", err)
+			}
+		}
+	}()
+	err := x.run(rctx)
+	close(stop)
+	<-done
+	if cause := context.Cause(rctx); errors.Is(cause, filehub.ErrLeaseLost) && ctx.Err() == nil {
+		return cause
+	}
+	return err
 }
 
 // finish stores r's final state.

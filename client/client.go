@@ -16,6 +16,8 @@ package client
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -65,6 +67,30 @@ func WithHTTPClient(hc *http.Client) Option {
 			c.hc = hc
 		}
 	}
+}
+
+// WithTLSConfig makes the Client talk to an https:// server with cfg (for
+// example RootCAs holding a private CA, see CertPool), on a transport of
+// its own cloned from http.DefaultTransport. It replaces an earlier
+// WithHTTPClient; give the TLS settings to that client's transport
+// instead if you need both.
+func WithTLSConfig(cfg *tls.Config) Option {
+	return func(c *Client) {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = cfg
+		c.hc = &http.Client{Transport: tr}
+	}
+}
+
+// CertPool returns a pool of the PEM certificates in pemCerts (a private
+// CA's certificate file), for tls.Config.RootCAs. Returns EINVALID if it
+// holds no certificate.
+func CertPool(pemCerts []byte) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemCerts) {
+		return nil, filehub.Errorf(filehub.EINVALID, "no PEM certificate found")
+	}
+	return pool, nil
 }
 
 // WithUserAgent sets the User-Agent header of every request.

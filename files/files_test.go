@@ -564,3 +564,45 @@ func TestChangedIsCalledAfterEachCommittedChange(t *testing.T) {
 func elfHeader() []byte {
 	return []byte("\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00")
 }
+
+// TestUploadRecreatesMissingObject: content whose object has gone missing
+// (its record and files still there) is stored again by the next upload
+// of the same content, instead of being answered "deduplicated" and
+// thrown away; the files flagged content_missing are unflagged.
+func TestUploadRecreatesMissingObject(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, files.Config{}, nil)
+	content := randomBytes(100<<10, 7)
+	first, err := e.svc.Upload(ctx, bytes.NewReader(content), "a.bin", "k_owner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := filepath.Join(e.dir, "blobs", first.SHA256[:2], first.SHA256)
+	if err := os.Remove(obj); err != nil {
+		t.Fatal(err)
+	}
+	// As the cleanup service would find it.
+	if _, err := e.meta.SetBlobMissing(ctx, first.SHA256, time.Now(), filehub.AuditEntry{Action: filehub.AuditObjectMissing}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.svc.Upload(ctx, bytes.NewReader(content), "b.bin", "k_owner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Deduplicated {
+		t.Errorf("second upload %+v: want deduplicated (the record existed)", again)
+	}
+	if onDisk, err := os.ReadFile(obj); err != nil || !bytes.Equal(onDisk, content) {
+		t.Fatalf("object after the re-upload: %v (equal %v)", err, bytes.Equal(onDisk, content))
+	}
+	if got := e.download(t, first.ID); !bytes.Equal(got, content) {
+		t.Error("the first file's content differs after the re-upload")
+	}
+	if f, err := e.meta.FindFile(ctx, first.ID); err != nil || f.ContentMissing {
+		t.Errorf("first file after the re-upload = %+v, %v; want content_missing cleared", f, err)
+	}
+	if b, err := e.meta.FindBlob(ctx, first.SHA256); err != nil || b.MissingSince != nil || b.RefCount != 2 {
+		t.Errorf("blob after the re-upload = %+v, %v; want present, 2 references", b, err)
+	}
+	e.assertDirEmpty(t, "tmp")
+}

@@ -156,14 +156,27 @@ func (s *Service) commit(ctx context.Context, staged filehub.StagedBlob, f *file
 	defer cancel()
 	sum := f.SHA256
 
-	// Known content needs neither fsync nor link: the blob record exists,
-	// so its object does too, and CreateFile will only bump its count. If
-	// the record vanishes before CreateFile runs, CreateFile calls place,
-	// which commits the staged copy after all.
-	if _, err := s.meta.FindBlob(cctx, sum); err != nil {
-		if filehub.ErrorCode(err) != filehub.ENOTFOUND {
+	// Unknown content is committed before its record (step 2 of the
+	// upload commit protocol). Known content needs neither fsync nor link
+	// while its object is there, but the object may have gone missing (a
+	// lost disk, a bad restore), and this upload is then the one copy that
+	// can repair it: one stat (a HEAD on S3) tells. If the record vanishes
+	// before CreateFile runs, CreateFile calls place, which commits the
+	// staged copy after all.
+	commit, flagged := true, false
+	known, err := s.meta.FindBlob(cctx, sum)
+	switch {
+	case err == nil:
+		flagged = known.MissingSince != nil
+		_, err := s.blobs.Stat(cctx, sum)
+		if err != nil && filehub.ErrorCode(err) != filehub.ENOTFOUND {
 			return nil, err
 		}
+		commit = err != nil
+	case filehub.ErrorCode(err) != filehub.ENOTFOUND:
+		return nil, err
+	}
+	if commit {
 		if err := staged.Commit(cctx, sum); err != nil {
 			return nil, err
 		}
@@ -175,7 +188,26 @@ func (s *Service) commit(ctx context.Context, staged filehub.StagedBlob, f *file
 	if err != nil {
 		return nil, err
 	}
+	if flagged {
+		s.objectFound(cctx, sum)
+	}
 	return &Upload{File: f, Deduplicated: dedup}, nil
+}
+
+// objectFound clears the missing flag of a blob whose object an upload
+// has just re-created, so that its files are served again at once rather
+// than after the next cleanup run (whose missing_object kind would clear
+// it too; a failure here is only logged for that reason).
+func (s *Service) objectFound(ctx context.Context, sum string) {
+	sw, ok := s.meta.(filehub.BlobSweeper)
+	if !ok {
+		return
+	}
+	audit := filehub.AuditEntry{Action: filehub.AuditObjectFound, Actor: filehub.ActorFromContext(ctx),
+		Reason: "the same content was uploaded again"}
+	if _, err := sw.SetBlobMissing(ctx, sum, time.Time{}, audit); err != nil {
+		s.log.Warn("clear missing flag after re-upload", "sha256", sum, "err", err)
+	}
 }
 
 func (s *Service) tooLarge() error {

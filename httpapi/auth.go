@@ -19,7 +19,7 @@ import (
 // limit; EUNAVAILABLE when the key store cannot be reached.
 func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, scopes ...filehub.Scope) error {
 	ctx := r.Context()
-	key, _, err := h.auth.Authenticate(ctx, auth.ClientAddr(r), auth.Bearer(r.Header.Get("Authorization")),
+	key, _, err := h.auth.Authenticate(ctx, h.auth.ClientAddr(r), auth.Bearer(r.Header.Get("Authorization")),
 		"missing or malformed Authorization header (want: Bearer <key>)")
 	if err != nil {
 		if n := auth.RetryAfter(err); n > 0 {

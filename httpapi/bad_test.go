@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/auth"
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/httpapi"
 )
@@ -343,31 +345,78 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
-// TestAuthFailureLimit: an address that keeps failing authentication is
-// refused with 429 before its keys are checked.
+// TestAuthFailureLimit: an address that keeps failing authentication gets
+// 429 for its further failures; a valid key from it is still accepted
+// (issue 15: never refuse a valid key because of failures).
 func TestAuthFailureLimit(t *testing.T) {
 	e := newEnv(t, envConfig{http: httpapi.Config{AuthFailureLimit: 0.01, AuthFailureBurst: 3}})
 	bad := http.Header{"Authorization": {"Bearer fhk_guess"}}
-	for i := range 3 {
+	for range 3 {
 		resp, body := e.do("GET", "/v1/files", "", nil, bad)
 		wantProblem(t, resp, body, http.StatusUnauthorized, filehub.EUNAUTHORIZED)
-		_ = i
 	}
 	resp, body := e.do("GET", "/v1/files", "", nil, bad)
 	wantProblem(t, resp, body, http.StatusTooManyRequests, filehub.ERATELIMIT)
 	if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 {
 		t.Errorf("Retry-After = %q", resp.Header.Get("Retry-After"))
 	}
-	// Even a right guess is not checked now: that is what stops guessing.
-	resp, body = e.do("GET", "/v1/files", keyRead, nil, nil)
-	wantProblem(t, resp, body, http.StatusTooManyRequests, filehub.ERATELIMIT)
-	if got := e.counter("filehub_http_rate_limited_total", map[string]string{"reason": "auth"}); got != 2 {
-		t.Errorf("rate_limited_total{auth} = %v, want 2", got)
+	if resp, _ := e.do("GET", "/v1/files", keyRead, nil, nil); resp.StatusCode != 200 {
+		t.Errorf("valid key from the failing address: %d, want 200", resp.StatusCode)
+	}
+	if got := e.counter("filehub_http_rate_limited_total", map[string]string{"reason": "auth"}); got != 1 {
+		t.Errorf("rate_limited_total{auth} = %v, want 1", got)
 	}
 	// /healthz needs no key and is never limited.
 	if resp, _ := e.do("GET", "/healthz", "", nil, nil); resp.StatusCode != 200 {
 		t.Errorf("healthz = %d", resp.StatusCode)
 	}
+}
+
+// lateKeys is a KeyStore whose store is set after the env exists.
+type lateKeys struct{ ks auth.KeyStore }
+
+func (l *lateKeys) FindAPIKeyByHash(ctx context.Context, hash []byte) (*filehub.APIKey, error) {
+	return l.ks.FindAPIKeyByHash(ctx, hash)
+}
+
+// TestAuthFailureLimitBehindProxy: behind a trusted reverse proxy, every
+// client arrives from the proxy's address. One client with a bad key
+// exhausts its own budget (by its forwarded address) and nobody else's: a
+// valid key through the same proxy gets 200, and a second failing client
+// still gets 401, not 429. A client that forges X-Forwarded-For cannot pick
+// a fresh budget: the proxy appends the address it saw.
+func TestAuthFailureLimitBehindProxy(t *testing.T) {
+	proxies, err := auth.ParseTrustedProxies([]string{"127.0.0.1/32", "::1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := &lateKeys{}
+	a := auth.New(ks, auth.Config{FailureLimit: 0.01, FailureBurst: 3, TrustedProxies: proxies})
+	e := newEnv(t, envConfig{http: httpapi.Config{Auth: a}})
+	ks.ks = e.meta
+	via := func(client, key string) http.Header {
+		h := http.Header{"X-Forwarded-For": {client}}
+		if key != "" {
+			h.Set("Authorization", "Bearer "+key)
+		}
+		return h
+	}
+	for i := range 6 {
+		// The forged first entry changes every time; the proxy's own
+		// entry (the last) does not.
+		resp, _ := e.do("GET", "/v1/files", "", nil, via(fmt.Sprintf("10.9.9.%d, 203.0.113.7", i), "fhk_wrong"))
+		resp.Body.Close()
+	}
+	resp, body := e.do("GET", "/v1/files", "", nil, via("203.0.113.7", "fhk_wrong"))
+	wantProblem(t, resp, body, http.StatusTooManyRequests, filehub.ERATELIMIT)
+	if resp, body := e.do("GET", "/v1/files", "", nil, via("198.51.100.2", e.keys[keyRead])); resp.StatusCode != 200 {
+		t.Errorf("valid key behind the proxy: %d %s, want 200", resp.StatusCode, body)
+	}
+	if resp, _ := e.do("GET", "/v1/files", "", nil, via("203.0.113.7", e.keys[keyRead])); resp.StatusCode != 200 {
+		t.Errorf("valid key from the failing client itself: %d, want 200", resp.StatusCode)
+	}
+	resp, body = e.do("GET", "/v1/files", "", nil, via("198.51.100.3", "fhk_other"))
+	wantProblem(t, resp, body, http.StatusUnauthorized, filehub.EUNAUTHORIZED)
 }
 
 // TestAuthStoreDown: a key store outage is 503, not 401, so clients retry

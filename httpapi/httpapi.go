@@ -75,8 +75,9 @@ type Config struct {
 	Auth *auth.Authenticator
 	// AuthFailureLimit is the sustained number of failed authentications
 	// per second accepted from one client IP address; beyond it (after
-	// AuthFailureBurst) the address gets 429 without its keys being
-	// checked. Default 10; negative disables the limit.
+	// AuthFailureBurst) the address's further failures get 429 (a valid
+	// key is always accepted; see package auth). Default 10; negative
+	// disables the limit.
 	AuthFailureLimit float64
 	// AuthFailureBurst defaults to 2 × AuthFailureLimit.
 	AuthFailureBurst int
@@ -109,6 +110,10 @@ type Config struct {
 	// Nil: those routes exist but answer 404 (not_found) with a problem
 	// saying that the server has no cleanup service.
 	Cleanup Cleanup
+
+	// Check serves POST /v1/check (admin scope), the consistency check.
+	// Nil: the route answers 404 (not_found).
+	Check Checker
 
 	// Providers serves POST /v1/files/{id}/providers/{name} (write
 	// scope). Nil: the route answers 404 (not_found, unknown provider).
@@ -239,6 +244,7 @@ var routes = []Route{
 	{"GET", "/v1/cleanup/config", filehub.ScopeAdmin, (*Handler).cleanupConfig, nil},
 	{"PATCH", "/v1/cleanup/config", filehub.ScopeAdmin, (*Handler).cleanupConfigPatch, nil},
 	{"GET", "/v1/audit", filehub.ScopeAdmin, (*Handler).audit, nil},
+	{"POST", "/v1/check", filehub.ScopeAdmin, (*Handler).check, nil},
 	{"GET", "/v1/openapi.json", "", (*Handler).openapiJSON, nil},
 	{"GET", "/v1/openapi.yaml", "", (*Handler).openapiYAML, nil},
 }

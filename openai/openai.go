@@ -47,12 +47,16 @@ type Preset struct {
 //   - kimi: Moonshot AI, https://api.moonshot.cn/v1, purpose file-extract,
 //     at most 1,000 files of 100 MB each per account.
 //   - glm: Z.ai (Zhipu), https://open.bigmodel.cn/api/paas/v4, purpose
-//     file, 50 MB per file and about 100 files for file-extract.
+//     file-extract: 50 MB per file (images 5 MB), 100 files in all.
+//   - qwen: Alibaba Cloud Model Studio (DashScope), OpenAI-compatible mode,
+//     https://dashscope.aliyuncs.com/compatible-mode/v1, purpose
+//     file-extract: 150 MB per file, 10,000 files per account.
 //   - openai: OpenAI, https://api.openai.com/v1, purpose assistants,
 //     512 MB per file, no file count limit.
 var Presets = map[string]Preset{
 	"kimi":   {BaseURL: "https://api.moonshot.cn/v1", Purpose: "file-extract", MaxFileSize: 100 << 20, FileQuota: 1000},
-	"glm":    {BaseURL: "https://open.bigmodel.cn/api/paas/v4", Purpose: "file", MaxFileSize: 50 << 20, FileQuota: 100},
+	"glm":    {BaseURL: "https://open.bigmodel.cn/api/paas/v4", Purpose: "file-extract", MaxFileSize: 50 << 20, FileQuota: 100},
+	"qwen":   {BaseURL: "https://dashscope.aliyuncs.com/compatible-mode/v1", Purpose: "file-extract", MaxFileSize: 150 << 20, FileQuota: 10000},
 	"openai": {BaseURL: "https://api.openai.com/v1", Purpose: "assistants", MaxFileSize: 512 << 20},
 }
 

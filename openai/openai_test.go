@@ -327,7 +327,8 @@ func TestPresets(t *testing.T) {
 		quota               int
 	}{
 		{"kimi", "https://api.moonshot.cn/v1", "file-extract", 100 << 20, 1000},
-		{"glm", "https://open.bigmodel.cn/api/paas/v4", "file", 50 << 20, 100},
+		{"glm", "https://open.bigmodel.cn/api/paas/v4", "file-extract", 50 << 20, 100},
+		{"qwen", "https://dashscope.aliyuncs.com/compatible-mode/v1", "file-extract", 150 << 20, 10000},
 		{"openai", "https://api.openai.com/v1", "assistants", 512 << 20, 0},
 		{"other", "", "", 0, 0},
 	} {
@@ -389,5 +390,27 @@ func TestUploadMemoryDoesNotGrowWithSize(t *testing.T) {
 	t.Logf("allocated %d bytes for 1 MiB, %d bytes for 64 MiB", small, large)
 	if large > 4<<20 {
 		t.Fatalf("a 64 MiB upload allocated %d bytes; memory grows with file size", large)
+	}
+}
+
+// TestPresetsMatchProviders uploads with every preset's purpose to a
+// stand-in that accepts only the purposes its provider documents: a preset
+// with a purpose its provider does not list (glm's "file" did) fails here.
+func TestPresetsMatchProviders(t *testing.T) {
+	for name, p := range openai.Presets {
+		t.Run(name, func(t *testing.T) {
+			fp := fakeprovider.NewFor(t, testKey, name)
+			c, _ := newClient(t, fp, func(c *openai.Config) {
+				*c = openai.ConfigFor(name)
+				c.BaseURL, c.APIKey, c.Timeout = fp.URL, testKey, time.Minute
+			})
+			content := []byte("preset check")
+			if _, err := c.Upload(t.Context(), "a.txt", p.Purpose, int64(len(content)), opener(content)); err != nil {
+				t.Fatalf("upload with preset %s's purpose %q: %v", name, p.Purpose, err)
+			}
+			if _, err := c.Upload(t.Context(), "a.txt", "file", int64(len(content)), opener(content)); filehub.ErrorCode(err) == "" {
+				t.Errorf("the stand-in for %s accepted the undocumented purpose \"file\"", name)
+			}
+		})
 	}
 }

@@ -102,8 +102,11 @@ func (db *DB) ListExpiredTrash(ctx context.Context, before time.Time, limit int)
 
 // PurgeExpiredFile purges a file whose trash grace has expired; see
 // filehub.TrashPurger.
-func (db *DB) PurgeExpiredFile(ctx context.Context, id string, at time.Time, audit filehub.AuditEntry) (*filehub.File, error) {
-	return db.purge(ctx, id,
+func (db *DB) PurgeExpiredFile(ctx context.Context, f filehub.Fence, id string, at time.Time, audit filehub.AuditEntry) (*filehub.File, error) {
+	if err := filehub.CheckFenceArg(f); err != nil {
+		return nil, err
+	}
+	return db.purge(ctx, &f, id,
 		`DELETE FROM files WHERE id = $1 AND deleted_at IS NOT NULL AND purge_after <= $2 RETURNING `+fileColumns,
 		[]any{id, at}, at, audit,
 		func(ctx context.Context, tx pgx.Tx) error {
@@ -196,10 +199,16 @@ func (db *DB) MarkBlobs(ctx context.Context, sums []string, at time.Time) (int64
 // again from its staged copy). If del succeeds but the commit fails, the
 // record stays without its object; the next CreateFile of the content
 // revives it and, being a revival, calls place.
-func (db *DB) SweepBlob(ctx context.Context, sum string, before time.Time, del func(ctx context.Context) error,
+func (db *DB) SweepBlob(ctx context.Context, f filehub.Fence, sum string, before time.Time, del func(ctx context.Context) error,
 	audit filehub.AuditEntry) (swept bool, err error) {
+	if err := filehub.CheckFenceArg(f); err != nil {
+		return false, err
+	}
 	err = db.tx(ctx, "sweep blob", func(tx pgx.Tx) error {
 		swept = false
+		if err := checkFence(ctx, tx, f); err != nil {
+			return err
+		}
 		if err := lockContent(ctx, tx, sum); err != nil {
 			return err
 		}
@@ -239,10 +248,16 @@ func (db *DB) SweepBlob(ctx context.Context, sum string, before time.Time, del f
 // upload that records the same content either commits first (the check
 // sees its record and the object is kept) or waits for the lock and then
 // finds no record, inserts one and re-creates the object with place.
-func (db *DB) DeleteOrphanObject(ctx context.Context, sum string, del func(ctx context.Context) error,
+func (db *DB) DeleteOrphanObject(ctx context.Context, f filehub.Fence, sum string, del func(ctx context.Context) error,
 	audit filehub.AuditEntry) (deleted bool, err error) {
+	if err := filehub.CheckFenceArg(f); err != nil {
+		return false, err
+	}
 	err = db.tx(ctx, "delete orphan object", func(tx pgx.Tx) error {
 		deleted = false
+		if err := checkFence(ctx, tx, f); err != nil {
+			return err
+		}
 		if err := lockContent(ctx, tx, sum); err != nil {
 			return err
 		}
@@ -641,19 +656,24 @@ func (db *DB) SetSettings(ctx context.Context, kv map[string]string, actor strin
 // takes the row's lock, and of two processes racing for a free or expired
 // lease the second re-evaluates the condition against the first's row and
 // fails. now comes from the caller, so the processes' clocks must agree to
-// within the lease's TTL.
-func (db *DB) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (ok bool, current string, err error) {
+// within the lease's TTL. The upsert also waits for the share locks of
+// fenced steps (checkFence), so a tenure never changes under one.
+func (db *DB) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (f filehub.Fence, ok bool, err error) {
 	if name == "" || holder == "" {
-		return false, "", filehub.Errorf(filehub.EINVALID, "lease name and holder are required")
+		return filehub.Fence{}, false, filehub.Errorf(filehub.EINVALID, "lease name and holder are required")
 	}
+	f.Name = name
 	err = db.tx(ctx, "acquire lease", func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
-			ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+		err := tx.QueryRow(ctx, `INSERT INTO leases (name, holder, expires_at, generation) VALUES ($1, $2, $3, 1)
+			ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at,
+			  generation = CASE WHEN leases.holder = excluded.holder AND leases.expires_at > $4
+			    THEN leases.generation ELSE leases.generation + 1 END
 			  WHERE leases.holder = excluded.holder OR leases.expires_at <= $4
-			RETURNING holder`, name, holder, now.Add(ttl), now).Scan(&current)
+			RETURNING holder, generation`, name, holder, now.Add(ttl), now).Scan(&f.Holder, &f.Generation)
 		if errNoRows(err) {
 			ok = false
-			return mapError(ctx, "read lease", tx.QueryRow(ctx, `SELECT holder FROM leases WHERE name = $1`, name).Scan(&current))
+			err := tx.QueryRow(ctx, `SELECT holder, generation FROM leases WHERE name = $1`, name).Scan(&f.Holder, &f.Generation)
+			return mapError(ctx, "read lease", err)
 		}
 		if err != nil {
 			return mapError(ctx, "acquire lease", err)
@@ -662,15 +682,63 @@ func (db *DB) AcquireLease(ctx context.Context, name, holder string, now time.Ti
 		return nil
 	})
 	if err != nil {
-		return false, "", err
+		return filehub.Fence{}, false, err
 	}
-	return ok, current, nil
+	return f, ok, nil
 }
 
-// ReleaseLease gives up a lease held by holder.
+// RenewLease extends a current tenure; see filehub.LeaseStore.
+func (db *DB) RenewLease(ctx context.Context, f filehub.Fence, now time.Time, ttl time.Duration) error {
+	if err := filehub.CheckFenceArg(f); err != nil {
+		return err
+	}
+	return db.tx(ctx, "renew lease", func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE leases SET expires_at = $1 WHERE name = $2 AND holder = $3 AND generation = $4`,
+			now.Add(ttl), f.Name, f.Holder, f.Generation)
+		if err != nil {
+			return mapError(ctx, "renew lease", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return filehub.LeaseLostError(f)
+		}
+		return nil
+	})
+}
+
+// ReleaseLease gives up a lease held by holder. The row stays, expired and
+// without a holder, so that the generation keeps growing.
 func (db *DB) ReleaseLease(ctx context.Context, name, holder string) error {
 	return db.tx(ctx, "release lease", func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `DELETE FROM leases WHERE name = $1 AND holder = $2`, name, holder)
+		_, err := tx.Exec(ctx, `UPDATE leases SET holder = '', expires_at = 'epoch' WHERE name = $1 AND holder = $2`, name, holder)
 		return mapError(ctx, "release lease", err)
 	})
+}
+
+// Fenced calls fn in a transaction holding a share lock of the current
+// tenure's lease row; see filehub.LeaseStore.
+func (db *DB) Fenced(ctx context.Context, f filehub.Fence, fn func(ctx context.Context) error) error {
+	if err := filehub.CheckFenceArg(f); err != nil {
+		return err
+	}
+	return db.tx(ctx, "fenced step", func(tx pgx.Tx) error {
+		if err := checkFence(ctx, tx, f); err != nil {
+			return err
+		}
+		return fn(ctx)
+	})
+}
+
+// checkFence returns ErrLeaseLost unless f is the current tenure of its
+// lease, and otherwise share-locks the lease row until the transaction
+// ends: an acquisition by another holder (an upsert of the row) waits for
+// the step to commit or roll back, so no other run starts in the middle of
+// it.
+func checkFence(ctx context.Context, tx pgx.Tx, f filehub.Fence) error {
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM leases WHERE name = $1 AND holder = $2 AND generation = $3 FOR SHARE`,
+		f.Name, f.Holder, f.Generation).Scan(&one)
+	if errNoRows(err) {
+		return filehub.LeaseLostError(f)
+	}
+	return mapError(ctx, "check lease", err)
 }

@@ -188,7 +188,11 @@ func TestSweepBlocksCreate(t *testing.T) {
 		}
 		created <- err
 	}()
-	swept, err := a.SweepBlob(ctx, f.SHA256, time.Now().Add(time.Hour), func(context.Context) error {
+	fence, ok, err := a.AcquireLease(ctx, "cleanup", "a", time.Now(), time.Hour)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	swept, err := a.SweepBlob(ctx, fence, f.SHA256, time.Now().Add(time.Hour), func(context.Context) error {
 		close(inDel)
 		select {
 		case err := <-created:
@@ -328,5 +332,85 @@ func TestCanceledContext(t *testing.T) {
 	}
 	if _, err := db.FindFile(ctx, "f_x"); !errors.Is(err, context.Canceled) {
 		t.Errorf("FindFile(canceled) = %v, want context.Canceled", err)
+	}
+}
+
+// TestFencedStepBlocksTakeover checks the PostgreSQL side of fencing: while
+// a fenced step of one process runs (its lease expired meanwhile), another
+// process's AcquireLease waits on the lease row instead of starting a run
+// in the middle of the step; once the step commits, it takes the lease with
+// a new generation, and the first process's fence is refused from then on.
+func TestFencedStepBlocksTakeover(t *testing.T) {
+	schema := freshSchema(t)
+	a := mustOpen(t, postgres.Config{Schema: schema})
+	b := mustOpen(t, postgres.Config{Schema: schema})
+	ctx := t.Context()
+	now := time.Now()
+	fa, ok, err := a.AcquireLease(ctx, "cleanup", "a", now, time.Minute)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	type acquired struct {
+		f   filehub.Fence
+		ok  bool
+		err error
+	}
+	took := make(chan acquired, 1)
+	err = a.Fenced(ctx, fa, func(ctx context.Context) error {
+		go func() {
+			// a's lease has expired by b's clock.
+			f, ok, err := b.AcquireLease(ctx, "cleanup", "b", now.Add(time.Hour), time.Minute)
+			took <- acquired{f, ok, err}
+		}()
+		// Wait until b's acquisition is blocked on a lock (not merely
+		// slow), then check it has not returned.
+		waitFor(t, func() bool { return leaseWaiters(t) > 0 })
+		select {
+		case got := <-took:
+			return fmt.Errorf("AcquireLease returned during a fenced step: %+v", got)
+		default:
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := <-took
+	if got.err != nil || !got.ok || got.f.Generation <= fa.Generation {
+		t.Fatalf("AcquireLease after the step = %+v; want b with a larger generation than %d", got, fa.Generation)
+	}
+	if err := a.Fenced(ctx, fa, func(context.Context) error { return nil }); !errors.Is(err, filehub.ErrLeaseLost) {
+		t.Errorf("Fenced with a's fence after b took the lease = %v, want ErrLeaseLost", err)
+	}
+}
+
+// leaseWaiters returns the number of backends of the test database waiting
+// for a lock in an upsert of a lease.
+func leaseWaiters(t *testing.T) int {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), testDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	err = conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND wait_event_type = 'Lock'
+		  AND query LIKE '%INSERT INTO leases%'`).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// waitFor polls cond until it holds, failing the test after 10 seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

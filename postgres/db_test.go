@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/filehub/filehub"
@@ -29,5 +30,15 @@ func TestProviderStore(t *testing.T) {
 func TestUploadStore(t *testing.T) {
 	storetest.RunUploadStore(t, func(t *testing.T) filehub.MetaStore {
 		return mustOpen(t, postgres.Config{})
+	})
+}
+
+func TestChecker(t *testing.T) {
+	storetest.RunChecker(t, func(t *testing.T) (filehub.MetaStore, storetest.SetRefCount) {
+		schema := freshSchema(t)
+		db := mustOpen(t, postgres.Config{Schema: schema})
+		return db, func(t *testing.T, sum string, n int64) {
+			adminExec(t, fmt.Sprintf(`UPDATE %s.blobs SET ref_count = %d WHERE sha256 = '%s'`, schema, n, sum))
+		}
 	})
 }

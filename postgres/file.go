@@ -232,7 +232,7 @@ func (db *DB) RestoreFile(ctx context.Context, id string) (*filehub.File, error)
 func (db *DB) PurgeFile(ctx context.Context, id string) (*filehub.File, error) {
 	now := time.Now()
 	audit := fileAudit(ctx, filehub.AuditFilePurged, nil, now)
-	return db.purge(ctx, id, `DELETE FROM files WHERE id = $1 RETURNING `+fileColumns, []any{id}, now, audit,
+	return db.purge(ctx, nil, id, `DELETE FROM files WHERE id = $1 RETURNING `+fileColumns, []any{id}, now, audit,
 		func(context.Context, pgx.Tx) error { return filehub.Errorf(filehub.ENOTFOUND, "file %s not found", id) })
 }
 
@@ -244,10 +244,15 @@ func (db *DB) PurgeFile(ctx context.Context, id string) (*filehub.File, error) {
 // The content lock is taken before the file row is touched, so purge locks
 // in the same order as SetBlobMissing (content, blob, files) and the two
 // cannot deadlock.
-func (db *DB) purge(ctx context.Context, id, del string, args []any, at time.Time, audit filehub.AuditEntry,
+func (db *DB) purge(ctx context.Context, fence *filehub.Fence, id, del string, args []any, at time.Time, audit filehub.AuditEntry,
 	notFound func(ctx context.Context, tx pgx.Tx) error) (*filehub.File, error) {
 	var f *filehub.File
 	err := db.tx(ctx, "purge file", func(tx pgx.Tx) error {
+		if fence != nil {
+			if err := checkFence(ctx, tx, *fence); err != nil {
+				return err
+			}
+		}
 		var sum string
 		err := tx.QueryRow(ctx, `SELECT sha256 FROM files WHERE id = $1`, id).Scan(&sum)
 		if errNoRows(err) {

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
+	"github.com/filehub/filehub/internal/citest"
 	"github.com/filehub/filehub/postgres"
 )
 
@@ -31,14 +32,15 @@ var (
 
 // testDSN returns the DSN of the test server. With FILEHUB_TEST_POSTGRES
 // set, an unreachable server fails the test (CI must not skip silently);
-// unset, the default server is tried outside CI, and the test is skipped if
-// none answers.
+// unset, the test fails in CI (CI set to a true value), and elsewhere the
+// default server is tried and the test skipped if none answers.
 func testDSN(tb testing.TB) string {
 	tb.Helper()
 	dsnOnce.Do(func() {
 		dsn, set := os.LookupEnv("FILEHUB_TEST_POSTGRES")
 		if !set || dsn == "" {
-			if os.Getenv("CI") != "" {
+			if citest.InCI() {
+				dsnErr = fmt.Errorf("CI is set but FILEHUB_TEST_POSTGRES is not: the PostgreSQL tests must run in CI, not skip")
 				return
 			}
 			if reachable(defaultDSN) == nil {

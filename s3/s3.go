@@ -23,7 +23,13 @@
 // the SDK's small per-request overhead. The first buffer grows by doubling up
 // to PartSize, so a small upload holds only about twice its size (staging
 // 64 MiB with 5 MiB parts allocates 19 MiB in all, no more than staging
-// 16 MiB; see TestStageMemoryBounded). Content
+// 16 MiB; see TestStageMemoryBounded). Across staged blobs, part buffers
+// come from one budget (Config.BufferMemory, default 256 MiB): a staged
+// blob reserves a part at its first Write, waiting while the budget is
+// spent, and takes a second (to upload in the background while the next
+// part fills) only if there is room, so memory is bounded by configuration
+// rather than by the number of concurrent uploads (TestBufferBudget).
+// Content
 // that never fills a part is sent with one PutObject at Sync or Commit; S3
 // requires every part but the last to be at least 5 MiB, hence the minimum
 // PartSize.
@@ -85,6 +91,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -95,6 +102,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"golang.org/x/sync/semaphore"
 
 	"github.com/filehub/filehub"
 )
@@ -115,6 +124,9 @@ const (
 	MinPartSize = 5 << 20
 	// DefaultPartSize is the part size when Config.PartSize is 0.
 	DefaultPartSize = 8 << 20
+	// DefaultBufferMemory is the budget of part buffers when
+	// Config.BufferMemory is 0.
+	DefaultBufferMemory = 256 << 20
 	// maxPartSize is S3's maximum size of one part.
 	maxPartSize = 5 << 30
 	// maxCopySize is the largest object one CopyObject may copy; larger
@@ -152,6 +164,16 @@ type Config struct {
 	// above 5 GiB.
 	PartSize int64
 
+	// BufferMemory is the most bytes of part buffers that all the staged
+	// blobs of this Store hold at once. A staged blob reserves one part
+	// (PartSize) at its first Write, waiting there while the budget is
+	// spent, and a second part for uploading in the background only if
+	// the budget has room (otherwise its parts go up one at a time). So
+	// memory is bounded by configuration, not by the number of uploads.
+	// Default 256 MiB (DefaultBufferMemory); at least PartSize (Open
+	// returns EINVALID otherwise); negative: no budget.
+	BufferMemory int64
+
 	// MaxAttempts is how often a request is tried in all, the first try
 	// included, when it fails with a retryable error. Default: 5.
 	MaxAttempts int
@@ -180,6 +202,11 @@ type Store struct {
 	// bufs recycles full-size part buffers between staged blobs, so that
 	// steady uploading does not allocate a part buffer per part.
 	bufs sync.Pool
+
+	// budget holds Config.BufferMemory bytes; nil without a budget.
+	// reserved counts the bytes taken from it (for BufferMemoryInUse).
+	budget   *semaphore.Weighted
+	reserved atomic.Int64
 
 	// copyThreshold is maxCopySize, lowered only by tests.
 	copyThreshold int64
@@ -295,6 +322,13 @@ func Open(ctx context.Context, rawURL string, cfg Config) (*Store, error) {
 	if partSize < MinPartSize || partSize > maxPartSize {
 		return nil, filehub.Errorf(filehub.EINVALID, "s3: part size %d outside [%d, %d]", partSize, MinPartSize, int64(maxPartSize))
 	}
+	bufMem := cfg.BufferMemory
+	if bufMem == 0 {
+		bufMem = DefaultBufferMemory
+	}
+	if bufMem > 0 && bufMem < partSize {
+		return nil, filehub.Errorf(filehub.EINVALID, "s3: buffer memory %d is less than one part (%d)", bufMem, partSize)
+	}
 	if cfg.MaxAttempts < 0 || cfg.MaxBackoff < 0 {
 		return nil, filehub.Errorf(filehub.EINVALID, "s3: negative MaxAttempts or MaxBackoff")
 	}
@@ -320,6 +354,9 @@ func Open(ctx context.Context, rawURL string, cfg Config) (*Store, error) {
 	}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if bufMem > 0 {
+		s.budget = semaphore.NewWeighted(bufMem)
 	}
 	opts := []func(*config.LoadOptions) error{
 		config.WithRetryer(func() aws.Retryer {
@@ -386,6 +423,10 @@ func Open(ctx context.Context, rawURL string, cfg Config) (*Store, error) {
 
 // Close releases idle connections of the store's own HTTP transport. The
 // store must not be used afterwards.
+// BufferMemoryInUse returns the bytes of part buffers the staged blobs
+// hold now (reserved from Config.BufferMemory).
+func (s *Store) BufferMemoryInUse() int64 { return s.reserved.Load() }
+
 func (s *Store) Close() error {
 	if s.ownTransport != nil {
 		s.ownTransport.CloseIdleConnections()

@@ -55,6 +55,7 @@ type staged struct {
 	closed   bool
 	err      error  // sticky: a failed part upload spoils the content
 	copied   string // sum of the last successful Commit
+	reserved int64  // bytes taken from the store's budget: 0, 1 or 2 parts
 }
 
 // pending is a part upload running in the background.
@@ -87,6 +88,12 @@ func (b *staged) Write(p []byte) (int, error) {
 		return 0, b.err
 	case b.sealed:
 		return 0, errSealed
+	}
+	if b.reserved == 0 && len(p) > 0 {
+		if err := b.s.reserve(b.partCtx, b.s.partSize); err != nil {
+			return 0, err
+		}
+		b.reserved = b.s.partSize
 	}
 	written := 0
 	for len(p) > 0 {
@@ -122,7 +129,9 @@ func (b *staged) grow(need int) {
 }
 
 // flushLocked starts the background upload of the full buffer cur, after
-// waiting for the previous one, and gives cur the spare buffer.
+// waiting for the previous one, and gives cur the spare buffer. Without
+// room in the budget for a second buffer it uploads the part before it
+// returns, and cur is reused.
 func (b *staged) flushLocked() error {
 	if err := b.waitLocked(b.partCtx); err != nil {
 		return err
@@ -134,6 +143,20 @@ func (b *staged) flushLocked() error {
 			return b.err
 		}
 		b.uploadID = aws.ToString(out.UploadId)
+	}
+	if b.spare == nil && b.reserved < 2*b.s.partSize {
+		if !b.s.tryReserve(b.s.partSize) {
+			num := int32(len(b.parts) + 1)
+			etag, err := b.uploadPart(b.partCtx, num, b.cur)
+			if err != nil {
+				b.err = err
+				return err
+			}
+			b.parts = append(b.parts, types.CompletedPart{ETag: &etag, PartNumber: aws.Int32(num)})
+			b.cur = b.cur[:0]
+			return nil
+		}
+		b.reserved += b.s.partSize
 	}
 	p := &pending{done: make(chan struct{}), num: int32(len(b.parts) + 1), buf: b.cur}
 	b.pending = p
@@ -391,11 +414,45 @@ func (b *staged) Close(ctx context.Context) error {
 	return nil
 }
 
-// releaseBuffers hands the part buffers back to the store's pool.
+// releaseBuffers hands the part buffers back to the store's pool and
+// their reservation back to the budget.
 func (b *staged) releaseBuffers() {
 	b.s.putBuf(b.cur)
 	b.s.putBuf(b.spare)
 	b.cur, b.spare = nil, nil
+	b.s.unreserve(b.reserved)
+	b.reserved = 0
+}
+
+// reserve takes n bytes from the budget, waiting until they are free or
+// ctx is done (EUNAVAILABLE then).
+func (s *Store) reserve(ctx context.Context, n int64) error {
+	if s.budget != nil {
+		if err := s.budget.Acquire(ctx, n); err != nil {
+			return filehub.WrapError(filehub.EUNAVAILABLE, "s3: waiting for upload buffer memory", err)
+		}
+	}
+	s.reserved.Add(n)
+	return nil
+}
+
+// tryReserve takes n bytes from the budget if they are free now.
+func (s *Store) tryReserve(n int64) bool {
+	if s.budget != nil && !s.budget.TryAcquire(n) {
+		return false
+	}
+	s.reserved.Add(n)
+	return true
+}
+
+func (s *Store) unreserve(n int64) {
+	if n == 0 {
+		return
+	}
+	if s.budget != nil {
+		s.budget.Release(n)
+	}
+	s.reserved.Add(-n)
 }
 
 // abort aborts the multipart upload id of key; an upload that no longer

@@ -2,6 +2,7 @@ package server
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -10,6 +11,7 @@ import (
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/mcpserver"
 	"github.com/filehub/filehub/openai"
+	"github.com/filehub/filehub/s3"
 	"github.com/filehub/filehub/tus"
 	"github.com/filehub/filehub/wsserver"
 )
@@ -37,6 +39,12 @@ type Config struct {
 	// a second listener, and /metrics is then not offered on Listen.
 	// Default "": /metrics is served on Listen to admin or metrics keys.
 	MetricsListen string
+	// TLSCertFile and TLSKeyFile, both set, serve Listen over TLS (HTTPS,
+	// HTTP/2 and wss://) with this PEM certificate chain and key, re-read
+	// whenever either file changes. Default "": plain HTTP (behind a
+	// TLS-terminating proxy).
+	TLSCertFile string
+	TLSKeyFile  string
 
 	// MaxUploadSize is the largest file accepted, in bytes. Default
 	// files.DefaultMaxUploadSize.
@@ -84,6 +92,33 @@ type Config struct {
 	// wsserver.DefaultEventRetention and DefaultEventMaxCount.
 	EventRetention time.Duration
 	EventMaxCount  int
+	// WSMaxSessionsPerKey bounds the WebSocket sessions of one key,
+	// connected or awaiting a resume (429 beyond). Default
+	// wsserver.DefaultMaxSessionsPerKey (256).
+	WSMaxSessionsPerKey int
+	// WSResultCacheBytes and WSResultCacheTotalBytes bound the request
+	// results kept for re-sent WebSocket requests, per session and over
+	// all sessions. Defaults wsserver.DefaultResultCacheBytes (4 MiB) and
+	// DefaultResultCacheTotal (256 MiB).
+	WSResultCacheBytes      int64
+	WSResultCacheTotalBytes int64
+	// WSMaxPendingHellos bounds the WebSocket connections upgraded
+	// without a key that have not sent hello (503 beyond), and
+	// WSAnonHelloTimeout is their hello timeout. Defaults
+	// wsserver.DefaultMaxPendingHellos (256) and DefaultAnonHelloTimeout
+	// (3s).
+	WSMaxPendingHellos int
+	WSAnonHelloTimeout time.Duration
+
+	// TrustedProxies are the reverse proxies whose Forwarded or
+	// X-Forwarded-For header names the client that failed
+	// authentications are charged to. Default none: the peer address.
+	TrustedProxies []netip.Prefix
+
+	// S3BufferMemory is the budget of part buffers of all uploads to an
+	// S3 bucket (s3.Config.BufferMemory). Default s3.DefaultBufferMemory
+	// (256 MiB); negative: no budget.
+	S3BufferMemory int64
 
 	// The cleanup service's defaults; settings stored at run time
 	// ("filehub cleanup config set") win over them. Defaults: those of
@@ -169,6 +204,12 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.WSMaxMessageSize, wsserver.DefaultMaxMessageBytes)
 	setDefault(&c.EventRetention, wsserver.DefaultEventRetention)
 	setDefault(&c.EventMaxCount, wsserver.DefaultEventMaxCount)
+	setDefault(&c.WSMaxSessionsPerKey, wsserver.DefaultMaxSessionsPerKey)
+	setDefault(&c.WSResultCacheBytes, wsserver.DefaultResultCacheBytes)
+	setDefault(&c.WSResultCacheTotalBytes, wsserver.DefaultResultCacheTotal)
+	setDefault(&c.WSMaxPendingHellos, wsserver.DefaultMaxPendingHellos)
+	setDefault(&c.WSAnonHelloTimeout, wsserver.DefaultAnonHelloTimeout)
+	setDefault(&c.S3BufferMemory, s3.DefaultBufferMemory)
 	setDefault(&c.BlobGrace, cleanup.DefaultBlobGrace)
 	setDefault(&c.TusExpiry, tus.DefaultExpiry)
 	setDefault(&c.MaxOpenUploads, tus.DefaultMaxOpenUploads)

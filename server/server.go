@@ -13,6 +13,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -160,6 +161,7 @@ func (s *Server) openStores(ctx context.Context) error {
 		// care of abandoned uploads there.
 		RemoveStaleTemp: target.LocalBlobs(),
 		Logger:          cfg.Logger.With("component", target.BlobKind()),
+		S3BufferMemory:  cfg.S3BufferMemory,
 	})
 	if err != nil {
 		return err
@@ -184,6 +186,20 @@ func (s *Server) bindListeners() error {
 	api, metrics := s.buildTransports()
 	if err := s.bind("api", s.cfg.Listen, api); err != nil {
 		return err
+	}
+	if s.cfg.TLSCertFile != "" || s.cfg.TLSKeyFile != "" {
+		if s.cfg.TLSCertFile == "" || s.cfg.TLSKeyFile == "" {
+			return errors.New("TLS needs both a certificate and a key file")
+		}
+		certs, err := newCertReloader(s.cfg.TLSCertFile, s.cfg.TLSKeyFile, s.cfg.Logger)
+		if err != nil {
+			return err
+		}
+		// Serve on a TLS listener enables HTTP/2 by itself when the
+		// config offers "h2".
+		l := &s.listeners[len(s.listeners)-1]
+		l.srv.TLSConfig = certs.tlsConfig()
+		l.ln = tls.NewListener(l.ln, l.srv.TLSConfig)
 	}
 	if metrics != nil {
 		if err := s.bind("metrics", s.cfg.MetricsListen, metrics); err != nil {

@@ -3,11 +3,13 @@ package server
 import (
 	"context"
 	"log/slog"
+	"math"
 	"net/http"
 	"time"
 
 	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/auth"
+	"github.com/filehub/filehub/check"
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/httpapi"
 	"github.com/filehub/filehub/mcpserver"
@@ -25,7 +27,7 @@ func (s *Server) buildTransports() (public, metrics *http.Server) {
 	cfg := s.cfg
 	log := cfg.Logger
 	// One authenticator: HTTP and WebSocket share its failure limiter.
-	authn := auth.New(s.meta, auth.Config{})
+	authn := auth.New(s.meta, auth.Config{TrustedProxies: cfg.TrustedProxies})
 	handler := httpapi.New(s.files, s.meta, httpapi.Config{
 		Logger:               log.With("component", "http"),
 		Registerer:           cfg.Registerer,
@@ -39,6 +41,7 @@ func (s *Server) buildTransports() (public, metrics *http.Server) {
 		// the public one at all.
 		DisableMetricsRoute: cfg.MetricsListen != "",
 		Cleanup:             s.cleaner,
+		Check:               check.New(s.meta, s.blobs, check.Config{Logger: log.With("component", "check")}),
 		Providers:           s.pusher,
 	})
 	s.mountTus(handler)
@@ -56,6 +59,15 @@ func (s *Server) buildTransports() (public, metrics *http.Server) {
 		EventMaxCount:     cfg.EventMaxCount,
 		Cleanup:           cleanup.WireRunner{Service: s.cleaner, Trigger: "websocket"},
 		Providers:         wsPusher{s.pusher},
+
+		// Issue 15's bounds. wsserver counts in int; over 2 GiB of
+		// cached results is no sensible setting, and the clamp keeps
+		// 32-bit builds right.
+		MaxSessionsPerKey:     cfg.WSMaxSessionsPerKey,
+		MaxPendingHellos:      cfg.WSMaxPendingHellos,
+		AnonHelloTimeout:      cfg.WSAnonHelloTimeout,
+		ResultCacheBytes:      int(min(cfg.WSResultCacheBytes, math.MaxInt32)),
+		ResultCacheTotalBytes: int(min(cfg.WSResultCacheTotalBytes, math.MaxInt32)),
 	})
 
 	// The WebSocket endpoint authenticates by itself (a browser can only

@@ -108,8 +108,11 @@ func (db *DB) ListExpiredTrash(ctx context.Context, before time.Time, limit int)
 
 // PurgeExpiredFile purges a file whose trash grace has expired; see
 // filehub.TrashPurger.
-func (db *DB) PurgeExpiredFile(ctx context.Context, id string, at time.Time, audit filehub.AuditEntry) (*filehub.File, error) {
-	return db.purge(ctx, id,
+func (db *DB) PurgeExpiredFile(ctx context.Context, f filehub.Fence, id string, at time.Time, audit filehub.AuditEntry) (*filehub.File, error) {
+	if err := filehub.CheckFenceArg(f); err != nil {
+		return nil, err
+	}
+	return db.purge(ctx, &f, id,
 		`DELETE FROM files WHERE id = ? AND deleted_at IS NOT NULL AND purge_after <= ? RETURNING `+fileColumns,
 		[]any{id, nanos(at)}, at, audit,
 		func(wctx context.Context, tx *wtx) error {
@@ -211,10 +214,16 @@ func (db *DB) MarkBlobs(ctx context.Context, sums []string, at time.Time) (int64
 // again from its staged copy). If del succeeds but the commit fails, the
 // record stays without its object; the next CreateFile of the content
 // revives it and, being a revival, calls place.
-func (db *DB) SweepBlob(ctx context.Context, sum string, before time.Time, del func(ctx context.Context) error,
+func (db *DB) SweepBlob(ctx context.Context, f filehub.Fence, sum string, before time.Time, del func(ctx context.Context) error,
 	audit filehub.AuditEntry) (swept bool, err error) {
+	if err := filehub.CheckFenceArg(f); err != nil {
+		return false, err
+	}
 	err = db.write(ctx, "sweep blob", func(wctx context.Context, tx *wtx) error {
 		swept = false
+		if err := checkFence(wctx, tx, f); err != nil {
+			return err
+		}
 		var size int64
 		err := tx.queryRow(wctx, `SELECT size FROM blobs WHERE sha256 = ? AND ref_count = 0
 			AND marked_at IS NOT NULL AND unreferenced_since IS NOT NULL AND unreferenced_since <= ?`,
@@ -249,10 +258,16 @@ func (db *DB) SweepBlob(ctx context.Context, sum string, before time.Time, del f
 // filehub.BlobSweeper. The check and del run in the writer, so an upload
 // that records the same content either commits first (and the object is
 // kept) or after (and its place callback re-creates the object).
-func (db *DB) DeleteOrphanObject(ctx context.Context, sum string, del func(ctx context.Context) error,
+func (db *DB) DeleteOrphanObject(ctx context.Context, f filehub.Fence, sum string, del func(ctx context.Context) error,
 	audit filehub.AuditEntry) (deleted bool, err error) {
+	if err := filehub.CheckFenceArg(f); err != nil {
+		return false, err
+	}
 	err = db.write(ctx, "delete orphan object", func(wctx context.Context, tx *wtx) error {
 		deleted = false
+		if err := checkFence(wctx, tx, f); err != nil {
+			return err
+		}
 		var n int
 		if err := tx.queryRow(wctx, `SELECT count(*) FROM blobs WHERE sha256 = ?`, sum).Scan(&n); err != nil {
 			return mapError(wctx, "delete orphan object", err)
@@ -644,19 +659,24 @@ func (db *DB) SetSettings(ctx context.Context, kv map[string]string, actor strin
 
 // AcquireLease takes or renews a lease; see filehub.LeaseStore. The
 // upsert runs in the writer, and other processes' writers are excluded by
-// SQLite's write lock, so two holders can never both succeed.
-func (db *DB) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (ok bool, current string, err error) {
+// SQLite's write lock, so two holders can never both succeed. The
+// generation grows unless the holder renews an unexpired tenure of its own.
+func (db *DB) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (f filehub.Fence, ok bool, err error) {
 	if name == "" || holder == "" {
-		return false, "", filehub.Errorf(filehub.EINVALID, "lease name and holder are required")
+		return filehub.Fence{}, false, filehub.Errorf(filehub.EINVALID, "lease name and holder are required")
 	}
+	f.Name = name
 	err = db.write(ctx, "acquire lease", func(wctx context.Context, tx *wtx) error {
-		err := tx.queryRow(wctx, `INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
-			ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+		err := tx.queryRow(wctx, `INSERT INTO leases (name, holder, expires_at, generation) VALUES (?, ?, ?, 1)
+			ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at,
+			  generation = CASE WHEN leases.holder = excluded.holder AND leases.expires_at > ?
+			    THEN leases.generation ELSE leases.generation + 1 END
 			  WHERE leases.holder = excluded.holder OR leases.expires_at <= ?
-			RETURNING holder`, name, holder, nanos(now.Add(ttl)), nanos(now)).Scan(&current)
+			RETURNING holder, generation`, name, holder, nanos(now.Add(ttl)), nanos(now), nanos(now)).Scan(&f.Holder, &f.Generation)
 		if errors.Is(err, sql.ErrNoRows) {
 			ok = false
-			return mapError(wctx, "read lease", tx.queryRow(wctx, `SELECT holder FROM leases WHERE name = ?`, name).Scan(&current))
+			err := tx.queryRow(wctx, `SELECT holder, generation FROM leases WHERE name = ?`, name).Scan(&f.Holder, &f.Generation)
+			return mapError(wctx, "read lease", err)
 		}
 		if err != nil {
 			return mapError(wctx, "acquire lease", err)
@@ -665,15 +685,68 @@ func (db *DB) AcquireLease(ctx context.Context, name, holder string, now time.Ti
 		return nil
 	})
 	if err != nil {
-		return false, "", err
+		return filehub.Fence{}, false, err
 	}
-	return ok, current, nil
+	return f, ok, nil
 }
 
-// ReleaseLease gives up a lease held by holder.
+// RenewLease extends a current tenure; see filehub.LeaseStore.
+func (db *DB) RenewLease(ctx context.Context, f filehub.Fence, now time.Time, ttl time.Duration) error {
+	if err := filehub.CheckFenceArg(f); err != nil {
+		return err
+	}
+	return db.write(ctx, "renew lease", func(wctx context.Context, tx *wtx) error {
+		res, err := tx.exec(wctx, `UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND generation = ?`,
+			nanos(now.Add(ttl)), f.Name, f.Holder, f.Generation)
+		if err != nil {
+			return mapError(wctx, "renew lease", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return mapError(wctx, "renew lease", err)
+		} else if n == 0 {
+			return filehub.LeaseLostError(f)
+		}
+		return nil
+	})
+}
+
+// ReleaseLease gives up a lease held by holder. The row stays, expired and
+// without a holder, so that the generation keeps growing.
 func (db *DB) ReleaseLease(ctx context.Context, name, holder string) error {
 	return db.write(ctx, "release lease", func(wctx context.Context, tx *wtx) error {
-		_, err := tx.exec(wctx, `DELETE FROM leases WHERE name = ? AND holder = ?`, name, holder)
+		_, err := tx.exec(wctx, `UPDATE leases SET holder = '', expires_at = 0 WHERE name = ? AND holder = ?`, name, holder)
 		return mapError(wctx, "release lease", err)
 	})
+}
+
+// Fenced calls fn in the writer once f is checked; see filehub.LeaseStore.
+// The writer is SQLite's only one, so no acquisition can run until fn
+// returns; the cost is that other writes wait for fn too, which is why the
+// cleanup service only fences single deletions with it.
+func (db *DB) Fenced(ctx context.Context, f filehub.Fence, fn func(ctx context.Context) error) error {
+	if err := filehub.CheckFenceArg(f); err != nil {
+		return err
+	}
+	return db.write(ctx, "fenced step", func(wctx context.Context, tx *wtx) error {
+		if err := checkFence(wctx, tx, f); err != nil {
+			return err
+		}
+		return fn(ctx)
+	})
+}
+
+// checkFence returns ErrLeaseLost unless f is the current tenure of its
+// lease. In the writer, nothing can change that before the transaction
+// ends.
+func checkFence(ctx context.Context, tx *wtx, f filehub.Fence) error {
+	var n int
+	err := tx.queryRow(ctx, `SELECT count(*) FROM leases WHERE name = ? AND holder = ? AND generation = ?`,
+		f.Name, f.Holder, f.Generation).Scan(&n)
+	if err != nil {
+		return mapError(ctx, "check lease", err)
+	}
+	if n == 0 {
+		return filehub.LeaseLostError(f)
+	}
+	return nil
 }

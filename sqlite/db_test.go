@@ -736,3 +736,14 @@ func TestUploadStore(t *testing.T) {
 		return mustOpen(t, tempPath(t), sqlite.Config{})
 	})
 }
+
+func TestChecker(t *testing.T) {
+	storetest.RunChecker(t, func(t *testing.T) (filehub.MetaStore, storetest.SetRefCount) {
+		db := mustOpen(t, tempPath(t), sqlite.Config{})
+		return db, func(t *testing.T, sum string, n int64) {
+			if _, err := rawDB(t, db.Path()).Exec(`UPDATE blobs SET ref_count = ? WHERE sha256 = ?`, n, sum); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}

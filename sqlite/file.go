@@ -232,18 +232,24 @@ func (db *DB) RestoreFile(ctx context.Context, id string) (*filehub.File, error)
 func (db *DB) PurgeFile(ctx context.Context, id string) (*filehub.File, error) {
 	now := time.Now()
 	audit := fileAudit(ctx, filehub.AuditFilePurged, nil, now)
-	return db.purge(ctx, id, `DELETE FROM files WHERE id = ? RETURNING `+fileColumns, []any{id}, now, audit,
+	return db.purge(ctx, nil, id, `DELETE FROM files WHERE id = ? RETURNING `+fileColumns, []any{id}, now, audit,
 		func(context.Context, *wtx) error { return filehub.Errorf(filehub.ENOTFOUND, "file %s not found", id) })
 }
 
 // purge runs del (a DELETE ... RETURNING fileColumns statement with args),
 // dereferences the file's blob (unreferenced since `at` when its count drops
 // to zero), appends audit for the file and records a file.purged event, in
-// one write request. notFound gives the error when del deletes nothing.
-func (db *DB) purge(ctx context.Context, id, del string, args []any, at time.Time, audit filehub.AuditEntry,
+// one write request. notFound gives the error when del deletes nothing. A
+// non-nil fence is checked first (the cleanup's purge of expired trash).
+func (db *DB) purge(ctx context.Context, fence *filehub.Fence, id, del string, args []any, at time.Time, audit filehub.AuditEntry,
 	notFound func(ctx context.Context, tx *wtx) error) (*filehub.File, error) {
 	var f *filehub.File
 	err := db.write(ctx, "purge file", func(wctx context.Context, tx *wtx) error {
+		if fence != nil {
+			if err := checkFence(wctx, tx, *fence); err != nil {
+				return err
+			}
+		}
 		var err error
 		f, err = scanFile(tx.queryRow(wctx, del, args...))
 		if errors.Is(err, sql.ErrNoRows) {

@@ -31,6 +31,8 @@ func RunCleanupStore(t *testing.T, newStore func(t *testing.T) filehub.MetaStore
 		{"Missing", testCleanupMissing},
 		{"Runs", testCleanupRuns},
 		{"SettingsAndLeases", testCleanupSettingsAndLeases},
+		{"LeaseGenerations", testCleanupLeaseGenerations},
+		{"Fence", testCleanupFence},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
@@ -41,6 +43,17 @@ func RunCleanupStore(t *testing.T, newStore func(t *testing.T) filehub.MetaStore
 			tc.fn(t, s, c)
 		})
 	}
+}
+
+// mustFence takes the lease "cleanup" for holder "storetest" and returns
+// its fence, for the fenced methods.
+func mustFence(t *testing.T, c filehub.CleanupStore) filehub.Fence {
+	t.Helper()
+	f, ok, err := c.AcquireLease(t.Context(), "cleanup", "storetest", time.Now(), time.Hour)
+	if err != nil || !ok {
+		t.Fatalf("AcquireLease = %+v, %v, %v", f, ok, err)
+	}
+	return f
 }
 
 func mustAudit(t *testing.T, c filehub.CleanupStore, f filehub.AuditFilter) []*filehub.AuditEntry {
@@ -96,6 +109,7 @@ func testCleanupAuditOfFileChanges(t *testing.T, s filehub.MetaStore, c filehub.
 
 func testCleanupPurgeExpired(t *testing.T, s filehub.MetaStore, c filehub.CleanupStore) {
 	ctx := t.Context()
+	fence := mustFence(t, c)
 	due, later, restored := metaFile("due", 0), metaFile("later", 1), metaFile("restored", 2)
 	for _, f := range []*filehub.File{due, later, restored} {
 		mustCreate(t, s, f)
@@ -117,14 +131,14 @@ func testCleanupPurgeExpired(t *testing.T, s filehub.MetaStore, c filehub.Cleanu
 		t.Fatal(err)
 	}
 	audit := filehub.AuditEntry{Time: now, Actor: filehub.ActorSystem, Action: filehub.AuditFilePurged, RunID: 7}
-	if _, err := c.PurgeExpiredFile(ctx, due.ID, now, audit); err != nil {
+	if _, err := c.PurgeExpiredFile(ctx, fence, due.ID, now, audit); err != nil {
 		t.Fatalf("PurgeExpiredFile(due): %v", err)
 	}
-	_, err = c.PurgeExpiredFile(ctx, restored.ID, now, audit)
+	_, err = c.PurgeExpiredFile(ctx, fence, restored.ID, now, audit)
 	wantCode(t, "PurgeExpiredFile(restored)", err, filehub.ECONFLICT)
-	_, err = c.PurgeExpiredFile(ctx, later.ID, now, audit)
+	_, err = c.PurgeExpiredFile(ctx, fence, later.ID, now, audit)
 	wantCode(t, "PurgeExpiredFile(not yet due)", err, filehub.ECONFLICT)
-	_, err = c.PurgeExpiredFile(ctx, due.ID, now, audit)
+	_, err = c.PurgeExpiredFile(ctx, fence, due.ID, now, audit)
 	wantCode(t, "PurgeExpiredFile(purged)", err, filehub.ENOTFOUND)
 	b := mustFindBlob(t, s, due.SHA256)
 	if b.RefCount != 0 || b.UnreferencedSince == nil || !b.UnreferencedSince.Equal(now) {
@@ -138,6 +152,7 @@ func testCleanupPurgeExpired(t *testing.T, s filehub.MetaStore, c filehub.Cleanu
 
 func testCleanupMarkAndSweep(t *testing.T, s filehub.MetaStore, c filehub.CleanupStore) {
 	ctx := t.Context()
+	fence := mustFence(t, c)
 	gone, revived, kept := metaFile("gone", 0), metaFile("revived", 1), metaFile("kept", 2)
 	for _, f := range []*filehub.File{gone, revived, kept} {
 		mustCreate(t, s, f)
@@ -174,7 +189,7 @@ func testCleanupMarkAndSweep(t *testing.T, s filehub.MetaStore, c filehub.Cleanu
 		wantSwept bool
 	}{{gone.SHA256, true}, {revived.SHA256, false}, {kept.SHA256, false}} {
 		deleted := false
-		swept, err := c.SweepBlob(ctx, tc.sum, future, func(context.Context) error { deleted = true; return nil },
+		swept, err := c.SweepBlob(ctx, fence, tc.sum, future, func(context.Context) error { deleted = true; return nil },
 			filehub.AuditEntry{Action: filehub.AuditBlobSwept, Actor: filehub.ActorSystem, Time: metaEpoch})
 		if err != nil || swept != tc.wantSwept || deleted != tc.wantSwept {
 			t.Errorf("SweepBlob(%s) = %v (del called %v), %v; want %v", tc.sum[:8], swept, deleted, err, tc.wantSwept)
@@ -195,6 +210,7 @@ func testCleanupMarkAndSweep(t *testing.T, s filehub.MetaStore, c filehub.Cleanu
 
 func testCleanupSweepDeleteFails(t *testing.T, s filehub.MetaStore, c filehub.CleanupStore) {
 	ctx := t.Context()
+	fence := mustFence(t, c)
 	f := metaFile("undeletable", 0)
 	mustCreate(t, s, f)
 	if _, err := s.PurgeFile(ctx, f.ID); err != nil {
@@ -204,7 +220,7 @@ func testCleanupSweepDeleteFails(t *testing.T, s filehub.MetaStore, c filehub.Cl
 		t.Fatal(err)
 	}
 	boom := errors.New("disk on fire")
-	swept, err := c.SweepBlob(ctx, f.SHA256, time.Now().Add(time.Hour), func(context.Context) error { return boom },
+	swept, err := c.SweepBlob(ctx, fence, f.SHA256, time.Now().Add(time.Hour), func(context.Context) error { return boom },
 		filehub.AuditEntry{Action: filehub.AuditBlobSwept, Actor: filehub.ActorSystem})
 	if !errors.Is(err, boom) || swept {
 		t.Errorf("SweepBlob with a failing delete = %v, %v; want the error", swept, err)
@@ -217,6 +233,7 @@ func testCleanupSweepDeleteFails(t *testing.T, s filehub.MetaStore, c filehub.Cl
 
 func testCleanupOrphanObject(t *testing.T, s filehub.MetaStore, c filehub.CleanupStore) {
 	ctx := t.Context()
+	fence := mustFence(t, c)
 	f := metaFile("recorded", 0)
 	mustCreate(t, s, f)
 	orphan := metaFile("orphan", 1).SHA256
@@ -225,7 +242,7 @@ func testCleanupOrphanObject(t *testing.T, s filehub.MetaStore, c filehub.Cleanu
 		want bool
 	}{{f.SHA256, false}, {orphan, true}} {
 		called := false
-		deleted, err := c.DeleteOrphanObject(ctx, tc.sum, func(context.Context) error { called = true; return nil },
+		deleted, err := c.DeleteOrphanObject(ctx, fence, tc.sum, func(context.Context) error { called = true; return nil },
 			filehub.AuditEntry{Action: filehub.AuditObjectDeleted, Actor: filehub.ActorSystem, Bytes: 3})
 		if err != nil || deleted != tc.want || called != tc.want {
 			t.Errorf("DeleteOrphanObject(%s) = %v (del %v), %v; want %v", tc.sum[:8], deleted, called, err, tc.want)
@@ -345,22 +362,155 @@ func testCleanupSettingsAndLeases(t *testing.T, s filehub.MetaStore, c filehub.C
 		{"b", 100 * time.Second, false, "a"},
 		{"b", 111 * time.Second, true, "b"}, // expired
 	} {
-		ok, holder, err := c.AcquireLease(ctx, "cleanup", tc.holder, metaEpoch.Add(tc.at), ttl)
-		if err != nil || ok != tc.wantOK || holder != tc.want {
-			t.Errorf("AcquireLease(%s at %v) = %v, %q, %v; want %v, %q", tc.holder, tc.at, ok, holder, err, tc.wantOK, tc.want)
+		f, ok, err := c.AcquireLease(ctx, "cleanup", tc.holder, metaEpoch.Add(tc.at), ttl)
+		if err != nil || ok != tc.wantOK || f.Holder != tc.want {
+			t.Errorf("AcquireLease(%s at %v) = %v, %q, %v; want %v, %q", tc.holder, tc.at, ok, f.Holder, err, tc.wantOK, tc.want)
 		}
 	}
 	if err := c.ReleaseLease(ctx, "cleanup", "a"); err != nil { // not the holder: no effect
 		t.Fatal(err)
 	}
-	if ok, _, _ := c.AcquireLease(ctx, "cleanup", "a", metaEpoch.Add(112*time.Second), ttl); ok {
+	if _, ok, _ := c.AcquireLease(ctx, "cleanup", "a", metaEpoch.Add(112*time.Second), ttl); ok {
 		t.Errorf("a release by a non-holder freed the lease")
 	}
 	if err := c.ReleaseLease(ctx, "cleanup", "b"); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _, err := c.AcquireLease(ctx, "cleanup", "a", metaEpoch.Add(113*time.Second), ttl); !ok || err != nil {
+	if _, ok, err := c.AcquireLease(ctx, "cleanup", "a", metaEpoch.Add(113*time.Second), ttl); !ok || err != nil {
 		t.Errorf("AcquireLease after release = %v, %v", ok, err)
+	}
+}
+
+// testCleanupLeaseGenerations checks that a tenure's generation is kept by
+// renewals and grows with every new tenure, and that RenewLease refuses a
+// tenure that has been superseded even after the lease expired.
+func testCleanupLeaseGenerations(t *testing.T, _ filehub.MetaStore, c filehub.CleanupStore) {
+	ctx := t.Context()
+	ttl := time.Minute
+	at := func(d time.Duration) time.Time { return metaEpoch.Add(d) }
+	acquire := func(holder string, d time.Duration) filehub.Fence {
+		t.Helper()
+		f, ok, err := c.AcquireLease(ctx, "cleanup", holder, at(d), ttl)
+		if err != nil || !ok {
+			t.Fatalf("AcquireLease(%s at %v) = %+v, %v, %v", holder, d, f, ok, err)
+		}
+		return f
+	}
+	a1 := acquire("a", 0)
+	if again := acquire("a", 10*time.Second); again != a1 {
+		t.Errorf("renewal by AcquireLease changed the tenure: %+v, then %+v", a1, again)
+	}
+	if err := c.RenewLease(ctx, a1, at(20*time.Second), ttl); err != nil {
+		t.Errorf("RenewLease(current) = %v", err)
+	}
+	// Expired, nobody took it: a's tenure is still current.
+	if err := c.RenewLease(ctx, a1, at(5*time.Minute), ttl); err != nil {
+		t.Errorf("RenewLease(expired, not taken) = %v", err)
+	}
+	b := acquire("b", 10*time.Minute) // a's expired at 6m
+	if b.Generation <= a1.Generation {
+		t.Errorf("generation of a new holder's tenure = %d, want > %d", b.Generation, a1.Generation)
+	}
+	err := c.RenewLease(ctx, a1, at(10*time.Minute+time.Second), ttl)
+	if !errors.Is(err, filehub.ErrLeaseLost) || filehub.ErrorCode(err) != filehub.ECONFLICT {
+		t.Errorf("RenewLease(superseded) = %v, want ErrLeaseLost with code conflict", err)
+	}
+	if err := c.ReleaseLease(ctx, "cleanup", "b"); err != nil {
+		t.Fatal(err)
+	}
+	// The same holder again after a release is a new tenure: b's old
+	// fence must not match it.
+	b2 := acquire("b", 10*time.Minute+2*time.Second)
+	if b2.Generation <= b.Generation {
+		t.Errorf("generation after release = %d, want > %d", b2.Generation, b.Generation)
+	}
+	if err := c.RenewLease(ctx, b, at(10*time.Minute+3*time.Second), ttl); !errors.Is(err, filehub.ErrLeaseLost) {
+		t.Errorf("RenewLease(released tenure) = %v, want ErrLeaseLost", err)
+	}
+	// An expired tenure taken again by its own holder is a new one too.
+	b3 := acquire("b", time.Hour)
+	if b3.Generation <= b2.Generation {
+		t.Errorf("generation after expiry = %d, want > %d", b3.Generation, b2.Generation)
+	}
+	wantCode(t, "RenewLease(zero fence)", c.RenewLease(ctx, filehub.Fence{}, at(0), ttl), filehub.EINVALID)
+}
+
+// testCleanupFence checks that every fenced method refuses a superseded
+// tenure with ErrLeaseLost and changes nothing, and works for the current
+// one.
+func testCleanupFence(t *testing.T, s filehub.MetaStore, c filehub.CleanupStore) {
+	ctx := t.Context()
+	now := time.Now()
+	stale, ok, err := c.AcquireLease(ctx, "cleanup", "a", now.Add(-time.Hour), time.Minute)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	current, ok, err := c.AcquireLease(ctx, "cleanup", "b", now, time.Hour)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	swept, trashed := metaFile("swept", 0), metaFile("trashed", 1)
+	for _, f := range []*filehub.File{swept, trashed} {
+		mustCreate(t, s, f)
+	}
+	if _, err := s.PurgeFile(ctx, swept.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.MarkBlobs(ctx, []string{swept.SHA256}, metaEpoch); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SoftDeleteFile(ctx, trashed.ID, metaEpoch, metaEpoch); err != nil {
+		t.Fatal(err)
+	}
+	orphan := metaFile("orphan", 2).SHA256
+	audit := filehub.AuditEntry{Action: filehub.AuditBlobSwept, Actor: filehub.ActorSystem, Time: metaEpoch}
+	later := now.Add(time.Hour)
+
+	wantLost := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, filehub.ErrLeaseLost) || filehub.ErrorCode(err) != filehub.ECONFLICT {
+			t.Errorf("%s with a superseded fence = %v, want ErrLeaseLost (conflict)", what, err)
+		}
+	}
+	called := false
+	del := func(context.Context) error { called = true; return nil }
+	_, err = c.SweepBlob(ctx, stale, swept.SHA256, later, del, audit)
+	wantLost("SweepBlob", err)
+	_, err = c.DeleteOrphanObject(ctx, stale, orphan, del, audit)
+	wantLost("DeleteOrphanObject", err)
+	_, err = c.PurgeExpiredFile(ctx, stale, trashed.ID, later, audit)
+	wantLost("PurgeExpiredFile", err)
+	wantLost("Fenced", c.Fenced(ctx, stale, del))
+	if called {
+		t.Errorf("a fenced method called its delete function with a superseded fence")
+	}
+	mustFindBlob(t, s, swept.SHA256)
+	if f, err := s.FindFile(ctx, trashed.ID); err != nil || f.DeletedAt == nil {
+		t.Errorf("trashed file after a refused purge: %+v, %v", f, err)
+	}
+	if a := mustAudit(t, c, filehub.AuditFilter{Action: filehub.AuditBlobSwept}); len(a) != 0 {
+		t.Errorf("refused steps wrote audit entries: %+v", a)
+	}
+	_, err = c.SweepBlob(ctx, filehub.Fence{}, swept.SHA256, later, del, audit)
+	wantCode(t, "SweepBlob(zero fence)", err, filehub.EINVALID)
+
+	if ok, err := c.SweepBlob(ctx, current, swept.SHA256, later, del, audit); err != nil || !ok || !called {
+		t.Errorf("SweepBlob(current) = %v (del %v), %v", ok, called, err)
+	}
+	called = false
+	if ok, err := c.DeleteOrphanObject(ctx, current, orphan, del, audit); err != nil || !ok || !called {
+		t.Errorf("DeleteOrphanObject(current) = %v (del %v), %v", ok, called, err)
+	}
+	if _, err := c.PurgeExpiredFile(ctx, current, trashed.ID, later, audit); err != nil {
+		t.Errorf("PurgeExpiredFile(current) = %v", err)
+	}
+	called = false
+	if err := c.Fenced(ctx, current, del); err != nil || !called {
+		t.Errorf("Fenced(current) = %v (fn called %v)", err, called)
+	}
+	boom := errors.New("boom")
+	if err := c.Fenced(ctx, current, func(context.Context) error { return boom }); !errors.Is(err, boom) {
+		t.Errorf("Fenced returned %v, want fn's error", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package wsclient
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -74,6 +75,10 @@ type Options struct {
 	// only while a message is written. Its Subprotocols are always
 	// replaced by filehub.v1.
 	Dialer *websocket.Dialer
+	// TLSConfig is used for wss:// servers (for example with RootCAs for
+	// a private CA), replacing the Dialer's. Default: the Dialer's, or the
+	// system's roots.
+	TLSConfig *tls.Config
 
 	// Backoff is the reconnection policy. Default: 250ms initial, ×2 per
 	// attempt, at most 30s, full jitter.
@@ -294,6 +299,9 @@ func newClient(url string, opts Options) (*Client, error) {
 		c.dialer.WriteBufferPool = &writeBufferPool
 	}
 	c.dialer.Subprotocols = []string{wsproto.Subprotocol}
+	if opts.TLSConfig != nil {
+		c.dialer.TLSClientConfig = opts.TLSConfig
+	}
 	if c.header == nil {
 		c.header = make(http.Header)
 	}

@@ -29,6 +29,7 @@ type fakeServer struct {
 
 	heartbeatMS int64
 	noProcess   atomic.Bool  // read client frames but neither process nor ack them
+	ignored     atomic.Int64 // messages read and dropped while noProcess was set
 	stall       atomic.Bool  // stop reading and writing: a half-open connection
 	closeCode   atomic.Int64 // refuse every hello with this close code
 	status      atomic.Int64 // refuse every upgrade with this HTTP status
@@ -158,6 +159,7 @@ func (fs *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 			time.Sleep(time.Millisecond)
 		}
 		if fs.noProcess.Load() {
+			fs.ignored.Add(1)
 			continue
 		}
 		frames, err := wsproto.Decode(data)

@@ -20,9 +20,10 @@ func (l *lateKeys) FindAPIKeyByHash(ctx context.Context, hash []byte) (*filehub.
 
 // Failed authentications over WebSocket are charged to the client's address
 // by the Authenticator the server is given, the one the HTTP API shares:
-// after the burst, even a good key is refused at the upgrade (429) and in
+// after the burst, further failures are refused at the upgrade (429) and in
 // hello (rate_limited, 1013: worth retrying later), and failures charged
-// elsewhere (as by the HTTP API) count the same.
+// elsewhere (as by the HTTP API) count the same. A good key from the same
+// address is still accepted, on both paths (issue 15).
 func TestFailedAuthenticationsAreLimited(t *testing.T) {
 	ks := &lateKeys{}
 	// Slow enough that no token comes back during the test.
@@ -46,10 +47,10 @@ func TestFailedAuthenticationsAreLimited(t *testing.T) {
 		t.Fatalf("bad token: %+v", f)
 	}
 
-	// The burst is spent: the good key is refused too.
-	_, resp, err := e.dial(t, e.keys["rw"])
+	// The burst is spent: further failures are refused.
+	_, resp, err := e.dial(t, "fhk_bogus")
 	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
-		t.Fatalf("good header after the burst: %v, %v; want 429", resp, err)
+		t.Fatalf("bad header after the burst: %v, %v; want 429", resp, err)
 	}
 	if resp.Header.Get("Retry-After") == "" {
 		t.Error("429 without Retry-After")
@@ -59,11 +60,26 @@ func TestFailedAuthenticationsAreLimited(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.send(&wsproto.Frame{Type: wsproto.TypeHello, Token: e.keys["rw"]})
+	c.send(&wsproto.Frame{Type: wsproto.TypeHello, Token: "fhk_other_bogus"})
 	if f := c.next(); f.Type != wsproto.TypeError || f.Code != filehub.ERATELIMIT {
-		t.Fatalf("good token after the burst: %+v, want rate_limited", f)
+		t.Fatalf("bad token after the burst: %+v, want rate_limited", f)
 	}
 	if code := c.closeCode(); code != 1013 {
 		t.Errorf("close code %d, want 1013 (try again later)", code)
+	}
+
+	// A valid key is never refused for the failures.
+	good, _, err := e.dial(t, e.keys["rw"])
+	if err != nil {
+		t.Fatalf("good header after the burst: %v", err)
+	}
+	good.ws.Close()
+	c, _, err = e.dial(t, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.send(&wsproto.Frame{Type: wsproto.TypeHello, Token: e.keys["rw"]})
+	if f := c.next(); f.Type != wsproto.TypeWelcome {
+		t.Fatalf("good token after the burst: %+v, want welcome", f)
 	}
 }

@@ -26,6 +26,9 @@ type conn struct {
 	key   *filehub.APIKey
 	hash  []byte
 	addr  string // the client's address, charged with failed authentications
+	// pending: upgraded without a key and counted in Server.pending until
+	// its hello is read (guarded by the server's mu).
+	pending bool
 
 	ping *time.Timer // nil until the session is attached
 
@@ -69,9 +72,14 @@ func (c *conn) serve(ctx context.Context) {
 func (c *conn) handshake(ctx context.Context) (*session, []*wsproto.Frame, bool) {
 	srv := c.srv
 	c.ws.SetReadLimit(srv.cfg.MaxMessageBytes)
-	_ = c.ws.SetReadDeadline(time.Now().Add(srv.cfg.HelloTimeout))
+	timeout := srv.cfg.HelloTimeout
+	if c.key == nil {
+		timeout = srv.cfg.AnonHelloTimeout
+	}
+	_ = c.ws.SetReadDeadline(time.Now().Add(timeout))
 
 	typ, msg, err := c.ws.ReadMessage()
+	srv.endPending(c)
 	if err != nil {
 		c.readFailed(err, true)
 		return nil, nil, false
@@ -222,6 +230,11 @@ func (c *conn) hello(ctx context.Context, h *wsproto.Frame) (*session, *wsproto.
 		c.key, c.hash = key, hash
 	}
 	ss, welcome, err := srv.openSession(c, h)
+	if filehub.ErrorCode(err) == filehub.ERATELIMIT {
+		srv.metrics.connections.WithLabelValues(connTooMany).Inc()
+		c.writeFatalNow(filehub.ERATELIMIT, filehub.ErrorMessage(err), wsproto.CloseTooManyConns)
+		return nil, nil, false
+	}
 	if err != nil {
 		c.writeFatalNow(filehub.EINVALID, err.Error(), wsproto.CloseProtocolError)
 		return nil, nil, false

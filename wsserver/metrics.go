@@ -16,6 +16,7 @@ type metrics struct {
 	sessions        atomic.Int64 // sessions in the registry
 	connected       atomic.Int64 // sessions with a connection
 	outboxDepth     atomic.Int64 // unacknowledged server frames, all sessions
+	resultBytes     atomic.Int64 // bytes in the result store, all sessions
 	connections     *prometheus.CounterVec
 	resumes         *prometheus.CounterVec
 	slowConsumers   prometheus.Counter
@@ -77,7 +78,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		rpcs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "rpcs_total",
-			Help: "Requests executed, by method and result (ok or an error code; cached for a re-sent request id).",
+			Help: "Requests executed, by method and result (ok or an error code; cached for a re-sent request id; gone for a re-sent id whose result was dropped by the byte budget).",
 		}, []string{"method", "result"}),
 		framesIn:  make(map[string]prometheus.Counter),
 		framesOut: make(map[string]prometheus.Counter),
@@ -107,6 +108,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		gauge("sessions_active", "Sessions held by the server, connected or waiting for a resume.", &m.sessions),
 		gauge("sessions_connected", "Sessions with a live connection.", &m.connected),
 		gauge("outbox_frames", "Unacknowledged server frames, summed over sessions.", &m.outboxDepth),
+		gauge("result_cache_bytes", "Bytes of request results kept for re-sent requests, summed over sessions.", &m.resultBytes),
 		m.connections, m.resumes, m.slowConsumers, m.pingRTT, in, out, m.ackLatency, m.eventDeliveries, m.rpcs,
 	} {
 		// A second server on the same registry (tests) would collide;

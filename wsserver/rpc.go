@@ -1,7 +1,6 @@
 package wsserver
 
 import (
-	"container/list"
 	"context"
 	"encoding/json"
 	"time"
@@ -13,44 +12,6 @@ import (
 // rpcTimeout bounds one request unless its method says otherwise (see
 // call).
 const rpcTimeout = 30 * time.Second
-
-// resultCache is a session's bounded LRU of request results by request id.
-type resultCache struct {
-	max   int
-	order *list.List // of *cachedResult, most recent first
-	byID  map[string]*list.Element
-}
-
-type cachedResult struct {
-	id   string
-	body []byte // the res frame after its seq
-}
-
-func (rc *resultCache) get(id string) ([]byte, bool) {
-	if rc == nil {
-		return nil, false
-	}
-	el, ok := rc.byID[id]
-	if !ok {
-		return nil, false
-	}
-	rc.order.MoveToFront(el)
-	return el.Value.(*cachedResult).body, true
-}
-
-func (rc *resultCache) put(id string, body []byte) {
-	if el, ok := rc.byID[id]; ok {
-		el.Value.(*cachedResult).body = body
-		rc.order.MoveToFront(el)
-		return
-	}
-	rc.byID[id] = rc.order.PushFront(&cachedResult{id: id, body: body})
-	for rc.order.Len() > rc.max {
-		el := rc.order.Back()
-		rc.order.Remove(el)
-		delete(rc.byID, el.Value.(*cachedResult).id)
-	}
-}
 
 // subscription is what a successful events.subscribe changes, applied
 // together with queueing its res so that no event frame precedes it.
@@ -66,13 +27,21 @@ type subscription struct {
 func (ss *session) request(ctx context.Context, f *wsproto.Frame) {
 	m := ss.srv.metrics
 	ss.mu.Lock()
-	body, cached := ss.results.get(f.ID)
+	results := ss.results
 	key := ss.key
 	ss.mu.Unlock()
+	body, cached, gone := ss.srv.results.get(results, f.ID)
 	var sub *subscription
-	if cached {
+	switch {
+	case gone:
+		// Ran once; its result was dropped to keep memory within the
+		// configured bounds. Running it again would break at-most-once.
+		m.rpcs.WithLabelValues(methodLabel(f.Method), "gone").Inc()
+		body = resBody(f.ID, nil, &rpcError{code: filehub.ECONFLICT,
+			msg: "this request already ran; its result is no longer kept (see docs/protocol.md)"})
+	case cached:
 		m.rpcs.WithLabelValues(methodLabel(f.Method), "cached").Inc()
-	} else {
+	default:
 		var result any
 		var err error
 		result, sub, err = ss.call(ctx, key, f.Method, f.Params)
@@ -91,10 +60,7 @@ func (ss *session) request(ctx context.Context, f *wsproto.Frame) {
 		return
 	}
 	if !cached {
-		if ss.results == nil {
-			ss.results = &resultCache{max: ss.srv.cfg.ResultCacheSize, order: list.New(), byID: make(map[string]*list.Element)}
-		}
-		ss.results.put(f.ID, body)
+		ss.results = ss.srv.results.put(ss.results, f.ID, body)
 	}
 	ss.advanceInLocked(f.Seq)
 	ss.enqueueLocked(wsproto.TypeRes, body)

@@ -117,9 +117,29 @@ type Config struct {
 	// SlowConsumerTimeout is how long an outbox or event window may stay
 	// full before the connection is closed with 4008. Default 30s.
 	SlowConsumerTimeout time.Duration
-	// ResultCacheSize is how many request results a session keeps for
-	// re-sent request ids. Default 4096.
+	// ResultCacheSize is how many request ids a session remembers, so that
+	// a re-sent request runs at most once. Default 4096.
 	ResultCacheSize int
+	// ResultCacheBytes bounds the bytes of the results a session keeps
+	// for re-sent requests; ResultCacheTotalBytes bounds them over all
+	// sessions. The least recently used result is dropped first; its id
+	// is kept, and a re-sent request with it is answered with a conflict
+	// error rather than run again (docs/protocol.md). Defaults 4 MiB and
+	// 256 MiB.
+	ResultCacheBytes      int
+	ResultCacheTotalBytes int
+	// MaxSessionsPerKey bounds the sessions of one API key, connected or
+	// waiting SessionTTL for a resume. A new session beyond it is refused
+	// (HTTP 429 at an upgrade with a header key; a rate_limited error and
+	// close 4009 in hello). Default 256.
+	MaxSessionsPerKey int
+	// MaxPendingHellos bounds the connections upgraded without a key that
+	// have not sent hello yet; beyond it upgrades without a key are
+	// refused with 503. AnonHelloTimeout is their hello timeout, shorter
+	// than HelloTimeout because they have proved nothing yet. Defaults
+	// 256 and 3s.
+	MaxPendingHellos int
+	AnonHelloTimeout time.Duration
 	// EventPollInterval is how often the hub looks for events written by
 	// other processes; Notify wakes it at once for local writes. Default
 	// 250ms.
@@ -165,6 +185,11 @@ const (
 	DefaultOutboxMaxBytes      = 8 << 20
 	DefaultSlowConsumerTimeout = 30 * time.Second
 	DefaultResultCacheSize     = 4096
+	DefaultResultCacheBytes    = 4 << 20
+	DefaultResultCacheTotal    = 256 << 20
+	DefaultMaxSessionsPerKey   = 256
+	DefaultMaxPendingHellos    = 256
+	DefaultAnonHelloTimeout    = 3 * time.Second
 	DefaultEventPollInterval   = 250 * time.Millisecond
 	DefaultEventBufferSize     = 8192
 	DefaultEventRetention      = 7 * 24 * time.Hour
@@ -199,6 +224,11 @@ func (c *Config) setDefaults() {
 	defInt(&c.OutboxMaxBytes, DefaultOutboxMaxBytes)
 	def(&c.SlowConsumerTimeout, DefaultSlowConsumerTimeout)
 	defInt(&c.ResultCacheSize, DefaultResultCacheSize)
+	defInt(&c.ResultCacheBytes, DefaultResultCacheBytes)
+	defInt(&c.ResultCacheTotalBytes, DefaultResultCacheTotal)
+	defInt(&c.MaxSessionsPerKey, DefaultMaxSessionsPerKey)
+	defInt(&c.MaxPendingHellos, DefaultMaxPendingHellos)
+	def(&c.AnonHelloTimeout, DefaultAnonHelloTimeout)
 	def(&c.EventPollInterval, DefaultEventPollInterval)
 	defInt(&c.EventBufferSize, DefaultEventBufferSize)
 	def(&c.EventRetention, DefaultEventRetention)
@@ -238,7 +268,10 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
-	perKey   map[string]int     // open connections by key id
+	perKey   map[string]int // open connections by key id
+	sessKey  map[string]int // sessions by key id
+	pending  int            // connections without a key before hello
+	results  *resultStore
 	conns    map[*conn]struct{} // open connections
 	closing  bool
 
@@ -259,8 +292,10 @@ func New(files *files.Service, store Store, cfg Config) *Server {
 		metrics:  newMetrics(cfg.Registerer),
 		sessions: make(map[string]*session),
 		perKey:   make(map[string]int),
+		sessKey:  make(map[string]int),
 		conns:    make(map[*conn]struct{}),
 	}
+	s.results = newResultStore(cfg.ResultCacheSize, cfg.ResultCacheBytes, cfg.ResultCacheTotalBytes, &s.metrics.resultBytes)
 	if s.auth == nil {
 		s.auth = auth.New(store, auth.Config{FailureLimit: -1})
 	}
@@ -299,7 +334,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var key *filehub.APIKey
 	var keyHash []byte
-	addr := auth.ClientAddr(r)
+	addr := s.auth.ClientAddr(r)
 	if h := r.Header.Get("Authorization"); h != "" {
 		var err error
 		key, keyHash, err = s.auth.Authenticate(r.Context(), addr, auth.Bearer(h), missingCredentials)
@@ -350,8 +385,21 @@ func (s *Server) admit(key *filehub.APIKey) (*conn, error) {
 		if s.perKey[key.ID] >= s.cfg.MaxConnsPerKey {
 			return nil, filehub.Errorf(filehub.ERATELIMIT, "too many WebSocket connections for this key (limit %d)", s.cfg.MaxConnsPerKey)
 		}
+		// Advisory here (a resume adds no session), enforced when hello
+		// opens a new session; refusing at the upgrade spares the
+		// handshake and gives the client a problem document.
+		if s.sessKey[key.ID] >= s.cfg.MaxSessionsPerKey {
+			return nil, filehub.Errorf(filehub.ERATELIMIT, "too many WebSocket sessions for this key (limit %d)", s.cfg.MaxSessionsPerKey)
+		}
 		s.perKey[key.ID]++
 		c.keyID = key.ID
+	} else {
+		// Nothing is proved yet: bound how many may wait for hello.
+		if s.pending >= s.cfg.MaxPendingHellos {
+			return nil, filehub.Errorf(filehub.EUNAVAILABLE, "too many connections waiting for hello (limit %d)", s.cfg.MaxPendingHellos)
+		}
+		s.pending++
+		c.pending = true
 	}
 	s.wg.Add(1)
 	return c, nil
@@ -370,8 +418,19 @@ func (s *Server) countKey(c *conn, keyID string) bool {
 	return true
 }
 
+// endPending stops counting c among the connections waiting for hello.
+func (s *Server) endPending(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.pending {
+		c.pending = false
+		s.pending--
+	}
+}
+
 // release forgets a connection admitted by admit.
 func (s *Server) release(c *conn) {
+	s.endPending(c)
 	s.mu.Lock()
 	if c.keyID != "" {
 		if s.perKey[c.keyID]--; s.perKey[c.keyID] <= 0 {
@@ -578,6 +637,9 @@ func (s *Server) dropSession(ss *session) {
 	s.mu.Lock()
 	if s.sessions[ss.id] == ss {
 		delete(s.sessions, ss.id)
+		if s.sessKey[ss.keyID]--; s.sessKey[ss.keyID] <= 0 {
+			delete(s.sessKey, ss.keyID)
+		}
 		s.metrics.sessions.Add(-1)
 	}
 	s.mu.Unlock()

@@ -82,7 +82,7 @@ type session struct {
 	evCursor   int64 // id of the last event put in the outbox
 	evTarget   int64 // latest event id known at subscribe time
 
-	results *resultCache
+	results *sessionResults // in srv.results, guarded by its lock; the pointer by mu
 }
 
 func newToken() []byte {
@@ -123,11 +123,17 @@ func (srv *Server) openSession(c *conn, h *wsproto.Frame) (*session, *wsproto.Fr
 		token:   newToken(),
 		next:    1,
 	}
-	ss.conn = c
-	c.sess = ss
 	srv.mu.Lock()
+	if srv.sessKey[ss.keyID] >= srv.cfg.MaxSessionsPerKey {
+		srv.mu.Unlock()
+		return nil, nil, filehub.Errorf(filehub.ERATELIMIT,
+			"too many WebSocket sessions for this key (limit %d); resume one or wait for one to expire", srv.cfg.MaxSessionsPerKey)
+	}
+	srv.sessKey[ss.keyID]++
 	srv.sessions[ss.id] = ss
 	srv.mu.Unlock()
+	ss.conn = c
+	c.sess = ss
 	srv.metrics.sessions.Add(1)
 	srv.metrics.connected.Add(1)
 	return ss, ss.welcomeFrame(false), nil
@@ -272,6 +278,7 @@ func (ss *session) drop() {
 	ss.dropped = true
 	ss.srv.metrics.outboxDepth.Add(-int64(len(ss.out) - ss.head))
 	ss.out, ss.head = nil, 0
+	ss.srv.results.release(ss.results)
 	ss.results = nil
 	if ss.ackTimer != nil {
 		ss.ackTimer.Stop()

@@ -28,6 +28,17 @@
 //
 // serves an in-memory S3-compatible bucket (gofakes3) and prints its
 // --blobs URL.
+//
+// The soak test (internal/soak):
+//
+//	filehub-load soak --bin ./filehub --duration 30m
+//
+// runs uploads (30% duplicates), ranged downloads, deletes and restores
+// against a real filehub serve that it kills with SIGKILL and restarts at
+// random intervals, with filehub watch consumers behind a connection-cutting
+// proxy and cleanups every 2 s, then verifies every acknowledged file, every
+// watcher's stream, filehub check --read-data and the server's memory; it
+// prints a JSON report and exits 1 on a problem.
 package main
 
 import (
@@ -60,7 +71,8 @@ const usage = `usage:
   filehub-load ws-server [--listen ADDR] --dir DIR [--key KEY]
   filehub-load ws-bare [--listen ADDR]
   filehub-load ws-idle --url URL [--key KEY] [-n CONNS] [-c CONCURRENCY] [--settle D] [--hold D] [--pid PID]
-  filehub-load s3-server [--listen ADDR] [--bucket NAME]`
+  filehub-load s3-server [--listen ADDR] [--bucket NAME]
+  filehub-load soak --bin FILEHUB [--duration D] [--kill-every D] [--workers N] [--watchers N] [--data-dir DIR]`
 
 func run(args []string) error {
 	if len(args) == 0 {
@@ -79,6 +91,8 @@ func run(args []string) error {
 		return wsIdle(args[1:])
 	case "s3-server":
 		return s3Server(args[1:])
+	case "soak":
+		return soakCmd(args[1:])
 	}
 	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 }

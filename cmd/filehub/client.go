@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"net/http"
 	"os"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/filehub/filehub"
 	"github.com/filehub/filehub/client"
 )
 
@@ -22,6 +24,7 @@ const defaultServer = "http://127.0.0.1:8080"
 type clientFlags struct {
 	server string
 	key    string
+	caCert string // PEM file of a private CA for https:// servers
 }
 
 // addClientFlags defines --server and --key on cmd.
@@ -29,7 +32,8 @@ func addClientFlags(cmd *cobra.Command) *clientFlags {
 	f := &clientFlags{}
 	cmd.Flags().StringVar(&f.server, "server", defaultServer, "base URL of the filehub server")
 	cmd.Flags().StringVar(&f.key, "key", "", "API key secret; prefer the environment variable, command lines are visible to other users")
-	configurable(cmd.Flags(), "server", "key")
+	cmd.Flags().StringVar(&f.caCert, "ca-cert", "", "PEM file of the CA that signed an https:// server's certificate (default: the system's roots)")
+	configurable(cmd.Flags(), "server", "key", "ca-cert")
 	return f
 }
 
@@ -40,7 +44,12 @@ func (f *clientFlags) newClient() (*client.Client, func(), error) {
 	if strings.TrimSpace(f.key) == "" {
 		return nil, nil, usageErrorf("no API key: set FILEHUB_KEY or pass --key")
 	}
+	tlsCfg, err := f.tlsConfig()
+	if err != nil {
+		return nil, nil, err
+	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsCfg
 	// Connecting and waiting for headers are bounded; the body of an upload
 	// or download may take as long as it takes.
 	tr.ResponseHeaderTimeout = 5 * time.Minute
@@ -61,6 +70,23 @@ func (f *clientFlags) newTusUploader(c *client.Client) (*tusUploader, func()) {
 		c:      c,
 		onSent: func(int64) {},
 	}, tr.CloseIdleConnections
+}
+
+// tlsConfig returns the TLS settings of --ca-cert, nil (the system's roots)
+// without it.
+func (f *clientFlags) tlsConfig() (*tls.Config, error) {
+	if f.caCert == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(f.caCert)
+	if err != nil {
+		return nil, usageErrorf("--ca-cert: %v", err)
+	}
+	pool, err := client.CertPool(pem)
+	if err != nil {
+		return nil, usageErrorf("--ca-cert %s: %s", f.caCert, filehub.ErrorMessage(err))
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // isTerminal reports whether w is a terminal, where progress bars and

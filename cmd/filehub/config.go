@@ -60,8 +60,9 @@ func envName(flag string) string {
 // command accepts from a file: a file key outside it is an error (a typo
 // must not silently leave a default in force), while a key that belongs to
 // another command is ignored, so one file can serve the server and the CLI.
-func applyConfig(cmd *cobra.Command, getenv func(string) string, known map[string]bool) error {
+func applyConfig(cmd *cobra.Command, lookup func(string) (string, bool), known map[string]bool) error {
 	fs := cmd.Flags()
+	getenv := func(name string) string { v, _ := lookup(name); return v }
 
 	path := configPath(cmd, getenv)
 	var file map[string]any
@@ -77,7 +78,7 @@ func applyConfig(cmd *cobra.Command, getenv func(string) string, known map[strin
 		if f.Changed || !isConfigurable(f) {
 			return
 		}
-		if v, ok := lookupEnv(getenv, envName(f.Name)); ok {
+		if v, ok := lookupEnv(lookup, f, envName(f.Name)); ok {
 			if err := fs.Set(f.Name, v); err != nil {
 				errs = append(errs, fmt.Sprintf("%s=%q: %v", envName(f.Name), v, err))
 			}
@@ -111,10 +112,26 @@ func configPath(cmd *cobra.Command, getenv func(string) string) string {
 
 // lookupEnv treats an empty variable as unset, as most tools do: an empty
 // FILEHUB_LISTEN is far more likely a templating accident than a request to
-// listen nowhere.
-func lookupEnv(getenv func(string) string, name string) (string, bool) {
-	v := getenv(name)
-	return v, v != ""
+// listen nowhere. A list is the exception: FILEHUB_DENY_TYPES="" is the
+// only way to say "an empty list" in the environment, so an empty variable
+// that is set clears a list flag (pflag's slices read "" as no elements).
+// The config file needs no such rule: deny-types = [] (or "") is explicit.
+func lookupEnv(lookup func(string) (string, bool), f *pflag.Flag, name string) (string, bool) {
+	v, set := lookup(name)
+	if v == "" {
+		return "", set && isList(f)
+	}
+	return v, true
+}
+
+// isList reports whether f holds a list (its value replaced by the first
+// Set, from the environment or the file, and cleared by "").
+func isList(f *pflag.Flag) bool {
+	switch f.Value.Type() {
+	case "stringSlice", "stringArray", "intSlice", "int64Slice", "uintSlice", "float64Slice", "durationSlice", "boolSlice":
+		return true
+	}
+	return false
 }
 
 // readConfigFile reads a TOML file whose keys are flag names.

@@ -145,6 +145,13 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		"FILEHUB_TUS_EXPIRY":                 "12h",
 		"FILEHUB_MAX_OPEN_UPLOADS":           "13",
 		"FILEHUB_CORS_ORIGINS":               "https://a.example,https://b.example",
+		"FILEHUB_WS_MAX_SESSIONS_PER_KEY":    "12",
+		"FILEHUB_WS_MAX_PENDING_HELLOS":      "13",
+		"FILEHUB_WS_ANON_HELLO_TIMEOUT":      "1s",
+		"FILEHUB_WS_RESULT_CACHE_SIZE":       "1MiB",
+		"FILEHUB_WS_RESULT_CACHE_TOTAL":      "16MiB",
+		"FILEHUB_S3_BUFFER_MEMORY":           "128MiB",
+		"FILEHUB_TRUSTED_PROXIES":            "10.0.0.0/8,::1",
 	}
 	cfg, code, stderr := parseServe(t, env)
 	if code != ExitOK {
@@ -163,6 +170,9 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		MCPMaxUpload: 1 << 20, MCPMaxSessions: 12, MCPIdleTimeout: 13 * time.Minute, MCPRateLimit: -1,
 		TusExpiry: 12 * time.Hour, MaxOpenUploads: 13, CORSOrigins: []string{"https://a.example", "https://b.example"},
 		LogLevel: "debug", LogFormat: "json",
+		WSMaxSessionsPerKey: 12, WSMaxPendingHellos: 13, WSAnonHelloTimeout: time.Second,
+		WSResultCacheBytes: 1 << 20, WSResultCacheTotalBytes: 16 << 20, S3BufferMemory: 128 << 20,
+		TrustedProxies: []string{"10.0.0.0/8", "::1"},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("config =\n%+v\nwant\n%+v", cfg, want)
@@ -452,5 +462,53 @@ func TestServerConfig(t *testing.T) {
 	}
 	if _, err := def.ServerConfig([]string{"FILEHUB_PROVIDER_KIMI_BASE_URL=https://x/v1"}); !isUsageError(err) {
 		t.Errorf("provider without key: %v, want a usage error", err)
+	}
+}
+
+// TestEmptyEnvClearsList: FILEHUB_DENY_TYPES="" (set, empty) clears the
+// deny list, down to the server's Config (an empty non-nil slice, not the
+// nil that means the default); an empty scalar variable is still unset, and
+// an unset list keeps its default. deny-types = [] in the file clears too.
+func TestEmptyEnvClearsList(t *testing.T) {
+	parse := func(env map[string]string, args ...string) ServeConfig {
+		t.Helper()
+		var got ServeConfig
+		var stderr bytes.Buffer
+		code := Execute(context.Background(), append([]string{"serve"}, args...), Env{
+			Stdout:    &bytes.Buffer{},
+			Stderr:    &stderr,
+			Getenv:    func(k string) string { return env[k] },
+			LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+			serve: func(_ context.Context, cfg ServeConfig, _ Env) error {
+				got = cfg
+				return nil
+			},
+		})
+		if code != 0 {
+			t.Fatalf("serve %v with %v: exit %d: %s", args, env, code, stderr.String())
+		}
+		return got
+	}
+	cfg := parse(map[string]string{"FILEHUB_DENY_TYPES": "", "FILEHUB_LISTEN": ""})
+	if cfg.DenyTypes == nil || len(cfg.DenyTypes) != 0 {
+		t.Errorf("FILEHUB_DENY_TYPES=\"\": deny types = %#v, want empty and non-nil", cfg.DenyTypes)
+	}
+	if sc, err := cfg.ServerConfig(nil); err != nil || sc.DenyTypes == nil || len(sc.DenyTypes) != 0 {
+		t.Errorf("server config deny types = %#v, %v; want empty and non-nil (nil is the default list)", sc.DenyTypes, err)
+	}
+	if cfg.Listen == "" {
+		t.Error("FILEHUB_LISTEN=\"\" cleared the listen address; an empty scalar must count as unset")
+	}
+	if cfg := parse(map[string]string{}); len(cfg.DenyTypes) == 0 {
+		t.Error("unset FILEHUB_DENY_TYPES cleared the default deny list")
+	}
+	file := writeFile(t, "f.toml", "deny-types = []\n")
+	if cfg := parse(nil, "--config", file); cfg.DenyTypes == nil || len(cfg.DenyTypes) != 0 {
+		t.Errorf("deny-types = []: %#v, want empty", cfg.DenyTypes)
+	}
+	// The environment wins over the file, also when it clears.
+	file = writeFile(t, "g.toml", "deny-types = [\"text/*\"]\n")
+	if cfg := parse(map[string]string{"FILEHUB_DENY_TYPES": ""}, "--config", file); len(cfg.DenyTypes) != 0 {
+		t.Errorf("FILEHUB_DENY_TYPES=\"\" over a file list: %#v, want empty", cfg.DenyTypes)
 	}
 }

@@ -83,17 +83,10 @@ again. Scopes: read, write, admin, metrics.`,
 		}
 		defer db.Close()
 
-		// Names identify keys for revoke, so they must be unique; the store
-		// only enforces unique IDs and hashes.
-		existing, err := db.ListAPIKeys(ctx)
-		if err != nil {
-			return fmt.Errorf("list keys: %w", err)
-		}
-		for _, k := range existing {
-			if k.Name == name {
-				return fmt.Errorf("a key named %q exists already (id %s)", name, k.ID)
-			}
-		}
+		// Names identify keys for revoke, so they must be unique. The
+		// database enforces it (a unique constraint since migration 1), so
+		// two concurrent creates cannot both succeed; a read first would
+		// only add a window.
 		secret := filehub.NewAPIKeySecret()
 		k := &filehub.APIKey{
 			ID:        filehub.NewID("k_"),
@@ -103,6 +96,9 @@ again. Scopes: read, write, admin, metrics.`,
 			Hash:      filehub.HashAPIKey(secret),
 		}
 		if err := db.CreateAPIKey(ctx, k); err != nil {
+			if filehub.ErrorCode(err) == filehub.ECONFLICT {
+				return fmt.Errorf("a key named %q exists already (see keys list)", name)
+			}
 			return fmt.Errorf("create key: %w", err)
 		}
 		fmt.Fprintln(env.Stdout, secret)

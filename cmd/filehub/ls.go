@@ -39,40 +39,52 @@ func newLsCommand(env Env) *cobra.Command {
 		}
 		defer done()
 
-		var list []*filehub.File
-		cursor := ""
+		// Each page is printed as it arrives, so that --all lists any
+		// number of files in the memory of one page, and the first lines
+		// show before the last page is fetched. The table's columns are
+		// aligned per page for the same reason.
+		enc := json.NewEncoder(env.Stdout)
+		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		if !asJSON {
+			fmt.Fprintln(tw, "ID\tSIZE\tCREATED\tTYPE\tNAME")
+		}
+		listed, cursor := 0, ""
 		for {
 			n := lsPageSize
 			if !all {
-				n = min(n, limit-len(list))
+				n = min(n, limit-listed)
 			}
 			page, next, err := c.List(cmd.Context(), n, cursor)
 			if err != nil {
 				return fmt.Errorf("list files: %w", err)
 			}
-			list = append(list, page...)
-			if next == "" || (!all && len(list) >= limit) {
-				break
+			if err := printFiles(enc, tw, page, asJSON); err != nil {
+				return err
+			}
+			listed += len(page)
+			if next == "" || (!all && listed >= limit) {
+				return nil
 			}
 			cursor = next
 		}
-
-		if asJSON {
-			enc := json.NewEncoder(env.Stdout)
-			for _, f := range list {
-				if err := enc.Encode(f); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSIZE\tCREATED\tTYPE\tNAME")
-		for _, f := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.ID, sizeString(f.Size),
-				f.CreatedAt.Local().Format(time.DateTime), f.ContentType, f.Name)
-		}
-		return tw.Flush()
 	}
 	return cmd
+}
+
+// printFiles prints one page of ls, as JSON lines or table rows.
+func printFiles(enc *json.Encoder, tw *tabwriter.Writer, page []*filehub.File, asJSON bool) error {
+	for _, f := range page {
+		if asJSON {
+			if err := enc.Encode(f); err != nil {
+				return err
+			}
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.ID, sizeString(f.Size),
+			f.CreatedAt.Local().Format(time.DateTime), f.ContentType, f.Name)
+	}
+	if asJSON {
+		return nil
+	}
+	return tw.Flush()
 }

@@ -33,10 +33,11 @@ import (
 
 func main() {
 	os.Exit(Execute(context.Background(), os.Args[1:], Env{
-		Stdin:  os.Stdin,
-		Stdout: os.Stdout,
-		Stderr: os.Stderr,
-		Getenv: os.Getenv,
+		Stdin:     os.Stdin,
+		Stdout:    os.Stdout,
+		Stderr:    os.Stderr,
+		Getenv:    os.Getenv,
+		LookupEnv: os.LookupEnv,
 	}))
 }
 
@@ -53,10 +54,22 @@ type Env struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
+	// LookupEnv tells an empty variable from an unset one (os.LookupEnv).
+	// Nil: a variable is set when Getenv returns non-empty.
+	LookupEnv func(string) (string, bool)
 
 	// serve replaces runServe, so tests can see the configuration serve
 	// would run with.
 	serve func(ctx context.Context, cfg ServeConfig, env Env) error
+}
+
+// lookupEnv is env.LookupEnv, or Getenv's answer with empty as unset.
+func (env Env) lookupEnv(name string) (string, bool) {
+	if env.LookupEnv != nil {
+		return env.LookupEnv(name)
+	}
+	v := env.Getenv(name)
+	return v, v != ""
 }
 
 // Execute runs the filehub command line args and returns the exit code.
@@ -125,6 +138,7 @@ over the environment, which wins over the file.`,
 		newWatchCommand(env),
 		newCleanupCommand(env),
 		newAuditCommand(env),
+		newCheckCommand(env),
 		newMigrateCommand(env),
 		newVersionCommand(env),
 	)
@@ -133,7 +147,7 @@ over the environment, which wins over the file.`,
 	// set of keys a file may hold is the union over all commands.
 	known := configKeys(root)
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
-		return applyConfig(cmd, env.Getenv, known)
+		return applyConfig(cmd, env.lookupEnv, known)
 	}
 	return root
 }

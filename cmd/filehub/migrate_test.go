@@ -43,10 +43,13 @@ func TestMigrateSQLite(t *testing.T) {
 
 	s := MustRunMain(t, dataDir, map[string]string{"FILEHUB_BOOTSTRAP_KEY": testKey}, nil)
 	st := mustMigrateStatus(t, env)
-	if st.Version == 0 || st.Version != st.Newest || len(st.Migrations) != int(st.Newest) {
+	// Versions need not be contiguous: branches take numbers ahead of
+	// their merge (issue 15's 00007 before issue 10's 00006).
+	last := len(st.Migrations) - 1
+	if st.Version == 0 || st.Version != st.Newest || last < 1 || st.Migrations[last].Version != st.Newest {
 		t.Fatalf("status of a served data dir: %+v", st)
 	}
-	newest := st.Newest
+	newest, prev := st.Newest, st.Migrations[last-1].Version
 	for _, m := range st.Migrations {
 		if m.AppliedAt == nil || !strings.HasSuffix(m.Name, ".sql") {
 			t.Errorf("migration %+v: want applied, named after its file", m)
@@ -71,7 +74,7 @@ func TestMigrateSQLite(t *testing.T) {
 	if want := "rolled back version " + itoa(newest) + "\n"; r.Stdout != want {
 		t.Errorf("migrate down printed %q, want %q", r.Stdout, want)
 	}
-	if st := mustMigrateStatus(t, env); st.Version != newest-1 || st.Migrations[newest-1].AppliedAt != nil {
+	if st := mustMigrateStatus(t, env); st.Version != prev || st.Migrations[last].AppliedAt != nil {
 		t.Errorf("after one step down: %+v", st)
 	}
 	MustCLI(t, nil, "migrate", "down", "--to", "1", "--data-dir", dataDir)

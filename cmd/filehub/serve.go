@@ -13,9 +13,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/auth"
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/mcpserver"
+	"github.com/filehub/filehub/s3"
 	"github.com/filehub/filehub/server"
 	"github.com/filehub/filehub/tus"
 	"github.com/filehub/filehub/wsserver"
@@ -32,6 +35,8 @@ type ServeConfig struct {
 	Blobs         string
 	Listen        string
 	MetricsListen string // "" serves /metrics on Listen, behind auth
+	TLSCert       string // PEM files; both set: HTTPS on Listen
+	TLSKey        string
 
 	MaxUploadSize int64
 	MinFreeSpace  int64 // 0 disables the free-space floor
@@ -52,6 +57,17 @@ type ServeConfig struct {
 	WSMaxMessageSize int64
 	EventRetention   time.Duration
 	EventMaxCount    int
+
+	// Issue 15's bounds: sessions and unauthenticated upgrades per
+	// WebSocket server, cached results in bytes, the S3 part buffer
+	// budget, and the proxies whose forwarding headers are believed.
+	WSMaxSessionsPerKey     int
+	WSMaxPendingHellos      int
+	WSAnonHelloTimeout      time.Duration
+	WSResultCacheBytes      int64
+	WSResultCacheTotalBytes int64
+	S3BufferMemory          int64
+	TrustedProxies          []string
 
 	// The cleanup service's defaults; settings stored at run time
 	// ("filehub cleanup config set") win over them.
@@ -113,6 +129,14 @@ func DefaultServeConfig() ServeConfig {
 		MaxOpenUploads:       tus.DefaultMaxOpenUploads,
 		LogLevel:             "info",
 		LogFormat:            "text",
+
+		// Issue 15's bounds.
+		WSMaxSessionsPerKey:     wsserver.DefaultMaxSessionsPerKey,
+		WSMaxPendingHellos:      wsserver.DefaultMaxPendingHellos,
+		WSAnonHelloTimeout:      wsserver.DefaultAnonHelloTimeout,
+		WSResultCacheBytes:      wsserver.DefaultResultCacheBytes,
+		WSResultCacheTotalBytes: wsserver.DefaultResultCacheTotal,
+		S3BufferMemory:          s3.DefaultBufferMemory,
 	}
 }
 
@@ -129,6 +153,8 @@ func bindServeFlags(fs interface {
 	fs.StringVar(&c.DB, "db", c.DB, "metadata database: empty for SQLite under --data-dir, or a postgres:// URL (keep its password in the environment)")
 	fs.StringVar(&c.Blobs, "blobs", c.Blobs, "blob storage: empty for the local disk under --data-dir, or 's3://BUCKET?endpoint=URL&region=REGION&path_style=true' (credentials from AWS_* variables)")
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address of the HTTP API")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate chain: serve --listen over HTTPS (HTTP/2, wss://) with it and --tls-key; re-read when the files change")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "address serving /metrics and /readyz without auth; empty: off, /metrics is served on --listen to admin or metrics keys")
 	fs.DurationVar(&c.TrashGrace, "trash-grace", c.TrashGrace, "how long a deleted file can be restored before it may be purged")
 	fs.DurationVar(&c.BlobGrace, "blob-grace", c.BlobGrace, "cleanup: how long an unreferenced blob or an object without a record is kept before it is deleted")
@@ -146,6 +172,10 @@ func bindServeFlags(fs interface {
 	fs.DurationVar(&c.WSPingInterval, "ws-ping-interval", c.WSPingInterval, "interval of WebSocket pings (announced to clients as the heartbeat)")
 	fs.DurationVar(&c.WSPongTimeout, "ws-pong-timeout", c.WSPongTimeout, "a WebSocket connection silent for ping interval + this is closed as dead (its session is kept)")
 	fs.IntVar(&c.WSMaxConnsPerKey, "ws-max-connections-per-key", c.WSMaxConnsPerKey, "WebSocket connections one API key may hold at once; more get 429")
+	fs.IntVar(&c.WSMaxSessionsPerKey, "ws-max-sessions-per-key", c.WSMaxSessionsPerKey, "WebSocket sessions one API key may hold, connected or awaiting a resume (they live --ws-session-ttl after a disconnect); a new one beyond gets 429")
+	fs.IntVar(&c.WSMaxPendingHellos, "ws-max-pending-hellos", c.WSMaxPendingHellos, "WebSocket connections without an Authorization header that may wait for their hello at once; more get 503")
+	fs.DurationVar(&c.WSAnonHelloTimeout, "ws-anon-hello-timeout", c.WSAnonHelloTimeout, "how long a WebSocket connection without an Authorization header may take to send hello (those with one get 10s)")
+	fs.StringSliceVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "CIDRs or addresses of reverse proxies whose X-Forwarded-For/Forwarded header names the client; failed authentications are limited per client address seen through them (default none: the peer address)")
 	fs.DurationVar(&c.EventRetention, "event-retention", c.EventRetention, "events younger than this are kept in the event log (subscribers can replay them)")
 	fs.IntVar(&c.EventMaxCount, "event-max-count", c.EventMaxCount, "the event log keeps at most this many events (the newest)")
 	fs.IntVar(&c.MCPMaxSessions, "mcp-max-sessions", c.MCPMaxSessions, "MCP sessions open at once on /v1/mcp; more are refused with 503")
@@ -164,6 +194,9 @@ func newServeCommand(env Env) *cobra.Command {
 	minFree := byteSize(cfg.MinFreeSpace)
 	wsMaxMsg := byteSize(cfg.WSMaxMessageSize)
 	mcpMaxUpload := byteSize(cfg.MCPMaxUpload)
+	resultBytes := byteSize(cfg.WSResultCacheBytes)
+	resultTotal := byteSize(cfg.WSResultCacheTotalBytes)
+	s3Mem := byteSize(cfg.S3BufferMemory)
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the filehub server",
@@ -186,6 +219,9 @@ once.`,
 			cfg.MinFreeSpace = int64(minFree)
 			cfg.WSMaxMessageSize = int64(wsMaxMsg)
 			cfg.MCPMaxUpload = int64(mcpMaxUpload)
+			cfg.WSResultCacheBytes = int64(resultBytes)
+			cfg.WSResultCacheTotalBytes = int64(resultTotal)
+			cfg.S3BufferMemory = int64(s3Mem)
 			provs, err := readProviderFile(configPath(cmd, env.Getenv))
 			if err != nil {
 				return err
@@ -204,6 +240,9 @@ once.`,
 	fs.Var(&minFree, "min-free-space", "refuse uploads (507) and report not ready when free disk space is below this; 0: no floor")
 	fs.Var(&wsMaxMsg, "ws-max-message-size", "largest WebSocket message accepted; larger ones close the connection (1009)")
 	fs.Var(&mcpMaxUpload, "mcp-max-upload", "largest content one MCP upload_file call may carry (e.g. 16MiB)")
+	fs.Var(&resultBytes, "ws-result-cache-size", "bytes of request results one WebSocket session keeps for re-sent requests (oldest dropped first; a re-sent request whose result was dropped gets a conflict error, it never runs twice)")
+	fs.Var(&resultTotal, "ws-result-cache-total", "bytes of request results kept over all WebSocket sessions (oldest dropped first)")
+	fs.Var(&s3Mem, "s3-buffer-memory", "memory for the part buffers of all uploads to an S3 bucket; uploads wait for it instead of allocating more (at least the 8MiB part size)")
 	fs.SortFlags = true
 	configurable(fs,
 		"data-dir", "db", "blobs", "listen", "metrics-listen", "max-upload-size", "min-free-space", "trash-grace",
@@ -213,7 +252,10 @@ once.`,
 		"ws-max-message-size", "event-retention", "event-max-count",
 		"blob-grace", "upload-expiry", "max-delete-fraction", "cleanup-interval",
 		"mcp-max-upload", "mcp-max-sessions", "mcp-session-idle-timeout", "mcp-rate-limit",
-		"tus-expiry", "max-open-uploads", "cors-origins")
+		"tus-expiry", "max-open-uploads", "cors-origins",
+		"ws-max-sessions-per-key", "ws-max-pending-hellos", "ws-anon-hello-timeout",
+		"ws-result-cache-size", "ws-result-cache-total", "s3-buffer-memory", "trusted-proxies",
+		"tls-cert", "tls-key")
 	return cmd
 }
 
@@ -280,8 +322,18 @@ func (c ServeConfig) ServerConfig(environ []string) (server.Config, error) {
 	if err := checkStores(storeTarget{DataDir: c.DataDir, DB: c.DB, Blobs: c.Blobs}); err != nil {
 		return server.Config{}, err
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return server.Config{}, usageErrorf("--tls-cert and --tls-key go together")
+	}
 	provs, err := parseProviders(environ, c.Providers)
 	if err != nil {
+		return server.Config{}, err
+	}
+	proxies, err := auth.ParseTrustedProxies(c.TrustedProxies)
+	if err != nil {
+		return server.Config{}, usageErrorf("--trusted-proxies: %s", filehub.ErrorMessage(err))
+	}
+	if err := checkBoundFlags(c); err != nil {
 		return server.Config{}, err
 	}
 	sc := server.Config{
@@ -290,6 +342,8 @@ func (c ServeConfig) ServerConfig(environ []string) (server.Config, error) {
 		Blobs:                c.Blobs,
 		Listen:               c.Listen,
 		MetricsListen:        c.MetricsListen,
+		TLSCertFile:          c.TLSCert,
+		TLSKeyFile:           c.TLSKey,
 		MaxUploadSize:        c.MaxUploadSize,
 		MinFreeSpace:         c.MinFreeSpace,
 		TrashGrace:           c.TrashGrace,
@@ -320,6 +374,15 @@ func (c ServeConfig) ServerConfig(environ []string) (server.Config, error) {
 		TusExpiry:            c.TusExpiry,
 		MaxOpenUploads:       c.MaxOpenUploads,
 		CORSOrigins:          c.CORSOrigins,
+
+		// Issue 15's bounds.
+		WSMaxSessionsPerKey:     c.WSMaxSessionsPerKey,
+		WSMaxPendingHellos:      c.WSMaxPendingHellos,
+		WSAnonHelloTimeout:      c.WSAnonHelloTimeout,
+		WSResultCacheBytes:      c.WSResultCacheBytes,
+		WSResultCacheTotalBytes: c.WSResultCacheTotalBytes,
+		S3BufferMemory:          c.S3BufferMemory,
+		TrustedProxies:          proxies,
 	}
 	// On the command line 0 switches these off; in server.Config it means
 	// the default.
@@ -376,6 +439,30 @@ func checkCleanupFlags(cfg ServeConfig) error {
 	}
 	if !(cfg.MaxDeleteFraction > 0) {
 		return usageErrorf("--max-delete-fraction must be a positive number such as 0.1, not %g", cfg.MaxDeleteFraction)
+	}
+	return nil
+}
+
+// checkBoundFlags refuses bounds of issue 15 that would switch a bound off
+// or make no sense: they must be positive.
+func checkBoundFlags(c ServeConfig) error {
+	for _, b := range []struct {
+		name string
+		v    int64
+	}{
+		{"--ws-max-sessions-per-key", int64(c.WSMaxSessionsPerKey)},
+		{"--ws-max-pending-hellos", int64(c.WSMaxPendingHellos)},
+		{"--ws-anon-hello-timeout", int64(c.WSAnonHelloTimeout)},
+		{"--ws-result-cache-size", c.WSResultCacheBytes},
+		{"--ws-result-cache-total", c.WSResultCacheTotalBytes},
+		{"--s3-buffer-memory", c.S3BufferMemory},
+	} {
+		if b.v <= 0 {
+			return usageErrorf("%s must be positive", b.name)
+		}
+	}
+	if c.Blobs != "" && c.S3BufferMemory < s3.DefaultPartSize {
+		return usageErrorf("--s3-buffer-memory must be at least the part size (%d bytes)", int64(s3.DefaultPartSize))
 	}
 	return nil
 }

@@ -6,13 +6,14 @@ import (
 	"encoding/hex"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/filehub/filehub/internal/citest"
 )
 
 // Helpers for tests against the shared stores: a PostgreSQL schema of their
@@ -25,14 +26,11 @@ const postgresEnv = "FILEHUB_TEST_POSTGRES"
 // mustPostgresSchema creates a schema of the test's own in the database of
 // FILEHUB_TEST_POSTGRES, drops it when the test ends, and returns a URL
 // whose connections use it (search_path). The test is skipped if the
-// variable is not set, and fails if it is set but the server cannot be
-// reached: CI must not pass by skipping.
+// variable is not set (failed in CI), and fails if it is set but the server
+// cannot be reached: CI must not pass by skipping.
 func mustPostgresSchema(t *testing.T) string {
 	t.Helper()
-	base := os.Getenv(postgresEnv)
-	if base == "" {
-		t.Skipf("%s is not set: skipping a test that needs PostgreSQL (CI sets it; e.g. %s=postgres://postgres@127.0.0.1:5432/test?sslmode=disable)", postgresEnv, postgresEnv)
-	}
+	base := citest.PostgresDSN(t) // skips, or fails in CI, when unset
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, base)

@@ -49,8 +49,12 @@ fails (exit 1) rather than skip them silently, unless --allow-gap is given.`,
 		if err != nil {
 			return err
 		}
+		tlsCfg, err := cf.tlsConfig()
+		if err != nil {
+			return err
+		}
 		ctx := cmd.Context()
-		c, err := wsclient.Dial(ctx, wsURL, wsclient.Options{Key: cf.key, IgnoreMessages: true})
+		c, err := wsclient.Dial(ctx, wsURL, wsclient.Options{Key: cf.key, IgnoreMessages: true, TLSConfig: tlsCfg})
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil // interrupted before the first connection

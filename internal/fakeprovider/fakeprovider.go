@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -61,6 +62,38 @@ type Server struct {
 	calls   map[string]int
 	faults  map[string][]Fault // by "METHOD route", route being "/files" or "/files/{id}"
 	maxSize int64
+	// purposes are the upload purposes accepted; nil accepts any.
+	purposes []string
+}
+
+// Documented are the upload purposes each provider's files API documents,
+// by the name of filehub's preset (openai.Presets). They are copied from
+// the providers' pages, not from the presets, so that a preset with a
+// purpose its provider does not list fails the tests that use NewFor. The
+// source of each is named in docs/providers.md.
+var Documented = map[string][]string{
+	// Moonshot AI, "Files" of the Kimi API reference.
+	"kimi": {"file-extract", "image", "video"},
+	// Zhipu (Z.ai), "Upload file" of the BigModel API reference.
+	"glm": {"file-extract", "batch", "code-interpreter", "agent", "voice-clone-input"},
+	// Alibaba Cloud Model Studio, "OpenAI compatible - File".
+	"qwen": {"file-extract", "batch"},
+	// OpenAI, API reference "Files: upload file".
+	"openai": {"assistants", "batch", "fine-tune", "vision", "user_data", "evals"},
+}
+
+// NewFor starts a stand-in for the provider of the preset name, which
+// refuses (400, as the providers do) a purpose Documented does not list
+// for it. It fails the test if Documented has no entry for name.
+func NewFor(tb testing.TB, apiKey, name string) *Server {
+	tb.Helper()
+	purposes, ok := Documented[name]
+	if !ok {
+		tb.Fatalf("fakeprovider: no documented purposes for provider %q; add them to Documented with their source", name)
+	}
+	s := New(tb, apiKey)
+	s.purposes = purposes
+	return s
 }
 
 // New starts a stand-in on 127.0.0.1 that accepts apiKey, closed when the
@@ -254,6 +287,10 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.purposes != nil && !slices.Contains(s.purposes, purpose) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid purpose %q (want one of %v)", purpose, s.purposes))
+		return
+	}
 	if s.maxSize > 0 && size > s.maxSize {
 		writeError(w, http.StatusRequestEntityTooLarge, "file size exceeds the limit")
 		return

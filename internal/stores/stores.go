@@ -23,8 +23,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,7 +80,7 @@ func (t Target) Check() error {
 		return fmt.Errorf("--db %q: want empty (SQLite under --data-dir) or a postgres:// URL", RedactURL(t.DB))
 	}
 	if t.Blobs != "" && !strings.HasPrefix(t.Blobs, "s3://") {
-		return fmt.Errorf("--blobs %q: want empty (local disk under --data-dir) or an s3://BUCKET?… URL", t.Blobs)
+		return fmt.Errorf("--blobs %q: want empty (local disk under --data-dir) or an s3://BUCKET?… URL", RedactURL(t.Blobs))
 	}
 	if t.UsesDataDir() && strings.TrimSpace(t.DataDir) == "" {
 		return errors.New("--data-dir must not be empty")
@@ -90,22 +92,67 @@ func isPostgresURL(s string) bool {
 	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
-// RedactURL hides the password of a database URL, for messages and logs.
+// RedactURL hides the secrets of a store URL, for messages and logs: the
+// password of its userinfo and the value of every query parameter whose
+// name says it is a secret (password=, sslpassword=, secret_key=, token=,
+// X-Amz-Signature=, …), and password= in a key=value connection string.
+// Everything else is kept as it was written, so that the operator
+// recognises the URL.
 func RedactURL(s string) string {
 	i := strings.Index(s, "://")
 	if i < 0 {
-		return s
+		return keywordSecret.ReplaceAllString(s, "${1}xxxxx")
 	}
 	rest := s[i+3:]
-	at := strings.LastIndex(strings.SplitN(rest, "/", 2)[0], "@")
-	if at < 0 {
-		return s
+	qpos := len(rest) // where the query or fragment begins
+	if j := strings.IndexAny(rest, "?#"); j >= 0 {
+		qpos = j
 	}
-	userinfo := rest[:at]
-	if user, _, ok := strings.Cut(userinfo, ":"); ok {
-		return s[:i+3] + user + ":xxxxx" + rest[at:]
+	head, tail := rest[:qpos], rest[qpos:]
+	// The userinfo ends at the last @ (a password may contain one) and
+	// has no / (it would be the path's).
+	if at := strings.LastIndex(head, "@"); at >= 0 && !strings.Contains(head[:at], "/") {
+		if user, _, ok := strings.Cut(head[:at], ":"); ok {
+			head = user + ":xxxxx" + head[at:]
+		}
 	}
-	return s
+	if strings.HasPrefix(tail, "?") {
+		query, frag, hasFrag := strings.Cut(tail[1:], "#")
+		pairs := strings.Split(query, "&")
+		for n, pair := range pairs {
+			k, v, ok := strings.Cut(pair, "=")
+			switch {
+			case ok && secretParam(k):
+				pairs[n] = k + "=xxxxx"
+			case strings.Contains(v, "://"): // a URL in a URL, e.g. an endpoint
+				pairs[n] = k + "=" + RedactURL(v)
+			}
+		}
+		tail = "?" + strings.Join(pairs, "&")
+		if hasFrag {
+			tail += "#" + frag
+		}
+	}
+	return s[:i+3] + head + tail
+}
+
+// keywordSecret matches password=VALUE in a key=value connection string,
+// the value quoted or not.
+var keywordSecret = regexp.MustCompile(`(?i)(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// secretParam reports whether a URL query parameter named k holds a
+// secret.
+func secretParam(k string) bool {
+	if u, err := url.QueryUnescape(k); err == nil {
+		k = u
+	}
+	k = strings.ToLower(k)
+	for _, w := range []string{"password", "passwd", "pwd", "secret", "token", "signature", "credential", "apikey", "api_key", "access_key"} {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // Describe names the stores for logs and messages, without secrets.
@@ -116,16 +163,18 @@ func (t Target) Describe() string {
 	}
 	blobs := "local disk under " + t.DataDir
 	if !t.LocalBlobs() {
-		blobs = t.Blobs
+		blobs = RedactURL(t.Blobs)
 	}
 	return meta + ", blobs on " + blobs
 }
 
-// Meta is what filehub needs of a metadata store: the MetaStore and the
-// cleanup service's CleanupStore. Both backends implement both.
+// Meta is what filehub needs of a metadata store: the MetaStore, the
+// cleanup service's CleanupStore and the consistency check's Checker. Both
+// backends implement all three.
 type Meta interface {
 	filehub.MetaStore
 	filehub.CleanupStore
+	filehub.Checker
 }
 
 // MetaOptions tune OpenMeta.
@@ -183,6 +232,9 @@ type BlobOptions struct {
 	// ones there, after the upload expiry).
 	RemoveStaleTemp bool
 	Logger          *slog.Logger // default: discard
+	// S3BufferMemory is s3.Config.BufferMemory for a bucket (0: its
+	// default, negative: no budget); ignored for the local disk.
+	S3BufferMemory int64
 }
 
 // OpenBlobs opens the blob store of t. Close it with CloseBlobs.
@@ -193,7 +245,7 @@ func OpenBlobs(ctx context.Context, t Target, o BlobOptions) (filehub.BlobStore,
 	if !t.LocalBlobs() {
 		// Credentials come from the standard AWS environment (the SDK's
 		// default chain), never from the URL.
-		store, err := s3.Open(ctx, t.Blobs, s3.Config{Logger: o.Logger})
+		store, err := s3.Open(ctx, t.Blobs, s3.Config{Logger: o.Logger, BufferMemory: o.S3BufferMemory})
 		if err != nil {
 			return nil, fmt.Errorf("open blob store: %w", err)
 		}
