@@ -20,6 +20,7 @@ import (
 	"github.com/filehub/filehub/client"
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/httpapi"
+	"github.com/filehub/filehub/internal/apitest"
 	"github.com/filehub/filehub/localfs"
 	"github.com/filehub/filehub/sqlite"
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,6 +58,7 @@ func server(t *testing.T, fc files.Config) (string, map[filehub.Scope]string) {
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
+	url := apitest.Proxy(t, srv.URL) // checked against the OpenAPI document
 	keys := map[filehub.Scope]string{}
 	for _, sc := range []filehub.Scope{filehub.ScopeAdmin, filehub.ScopeRead, filehub.ScopeMetrics} {
 		secret := filehub.NewAPIKeySecret()
@@ -66,7 +68,7 @@ func server(t *testing.T, fc files.Config) (string, map[filehub.Scope]string) {
 		}
 		keys[sc] = secret
 	}
-	return srv.URL, keys
+	return url, keys
 }
 
 // newClient returns a client whose idle connections are closed with the test.

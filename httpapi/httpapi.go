@@ -245,6 +245,8 @@ var routes = []Route{
 	{"PATCH", "/v1/cleanup/config", filehub.ScopeAdmin, (*Handler).cleanupConfigPatch, nil},
 	{"GET", "/v1/audit", filehub.ScopeAdmin, (*Handler).audit, nil},
 	{"POST", "/v1/check", filehub.ScopeAdmin, (*Handler).check, nil},
+	{"GET", "/v1/openapi.json", "", (*Handler).openapiJSON, nil},
+	{"GET", "/v1/openapi.yaml", "", (*Handler).openapiYAML, nil},
 }
 
 // Routes returns the endpoints this Handler serves (without /metrics when it

@@ -26,6 +26,7 @@ import (
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/httpapi"
+	"github.com/filehub/filehub/internal/apitest"
 	"github.com/filehub/filehub/localfs"
 	"github.com/filehub/filehub/providers"
 	"github.com/filehub/filehub/sqlite"
@@ -137,6 +138,11 @@ func newEnv(t testing.TB, cfg envConfig) *env {
 	srv.Config = h.NewServer("")
 	srv.Start()
 	t.Cleanup(srv.Close)
+	// Every exchange of the tests' client is checked against the OpenAPI
+	// document; a fuzz target's server outlives each input's T.
+	if _, ok := t.(*testing.F); !ok {
+		srv.Client().Transport = apitest.Transport(t, srv.Client().Transport)
+	}
 
 	e := &env{t: t, dir: dir, meta: meta, blobs: blobs, svc: svc, cleanup: cs, h: h, srv: srv, reg: reg, keys: map[string]string{}}
 	for name, scopes := range map[string][]filehub.Scope{

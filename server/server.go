@@ -56,6 +56,7 @@ type Server struct {
 	mcp       *mcpserver.Server
 	mcpLocal  *mcpserver.Local // the MCP server's backend, woken by the notifier
 	tus       *tus.Handler     // nil when the stores cannot keep resumable uploads
+	routes    []string         // what the API listener serves (Routes)
 	listeners []listener
 	bootstrap string // the generated bootstrap secret, if any
 

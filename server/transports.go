@@ -73,13 +73,14 @@ func (s *Server) buildTransports() (public, metrics, profiles *http.Server) {
 	// The WebSocket endpoint authenticates by itself (a browser can only
 	// send its key in the hello frame), so it sits beside the API handler
 	// rather than behind its auth.
-	root := http.NewServeMux()
+	root := newRouteMux()
 	root.Handle("GET /v1/ws", s.ws)
 	root.Handle("GET "+ui.Prefix, ui.Handler()) // public static assets; the page sends its key on every call
 	// MCP authenticates by itself too, with the same authenticator: its
 	// scope refusals are per tool, as tool errors.
 	root.Handle("/v1/mcp", s.mcp.HTTPHandler(mcpserver.FromAuthenticator(authn)))
 	root.Handle("/", handler)
+	s.routes = routesOf(root, handler)
 	public = handler.NewServer(cfg.Listen)
 	public.Handler = root
 	if cfg.MetricsListen != "" {

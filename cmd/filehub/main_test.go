@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	main "github.com/filehub/filehub/cmd/filehub"
+	"github.com/filehub/filehub/internal/apitest"
 	"github.com/filehub/filehub/server"
 )
 
@@ -127,7 +128,11 @@ func MustRunMain(tb testing.TB, dataDir string, env map[string]string, configure
 			tb.Errorf("close server: %v", err)
 		}
 	})
-	return &Server{Server: srv, DataDir: dataDir, URL: "http://" + srv.Addr(), Registry: reg}
+	// Every exchange through URL (the CLI's, the clients', raw requests)
+	// is checked against the OpenAPI document; the proxy is closed
+	// before the server.
+	url := apitest.Proxy(tb, "http://"+srv.Addr())
+	return &Server{Server: srv, DataDir: dataDir, URL: url, Registry: reg}
 }
 
 // Result is the outcome of one CLI invocation.
