@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/auth"
 )
 
 // Defaults for Config's zero values.
@@ -98,7 +99,7 @@ type Server struct {
 	log      *slog.Logger
 	mcp      *mcp.Server
 	scopes   map[string]filehub.Scope // tool name → scope it needs
-	limits   *limiterSet              // nil when unlimited
+	limits   *auth.Limiters           // per key; nil when unlimited
 	metrics  *metrics
 	template *mcp.ResourceTemplate
 	sessions atomic.Int64  // initialized sessions open now
@@ -146,7 +147,7 @@ func New(backend Backend, cfg Config) (*Server, error) {
 	}
 	s := &Server{backend: backend, cfg: cfg, log: cfg.Logger, scopes: map[string]filehub.Scope{}, large: make(chan struct{}, cfg.MaxLargeRequests)}
 	if cfg.RateLimit > 0 {
-		s.limits = newLimiterSet(cfg.RateLimit, cfg.RateBurst, DefaultMaxLimiters)
+		s.limits = auth.NewLimiters(cfg.RateLimit, cfg.RateBurst, DefaultMaxLimiters)
 	}
 	s.mcp = mcp.NewServer(&mcp.Implementation{Name: "filehub", Title: "filehub", Version: cfg.Version}, &mcp.ServerOptions{
 		Instructions: instructions,
@@ -298,7 +299,7 @@ func addTool[In, Out any](s *Server, t *mcp.Tool, scope filehub.Scope, h mcp.Too
 		var zero Out
 		key := s.keyOf(req)
 		err := checkScope(key, scope, t.Name)
-		if err == nil && s.limits != nil && !s.limits.get(key.ID).Allow() {
+		if err == nil && s.limits != nil && !s.limits.Get(key.ID).Allow() {
 			err = filehub.Errorf(filehub.ERATELIMIT, "rate limit of %g tool calls/s exceeded; retry later", s.cfg.RateLimit)
 		}
 		if err != nil {
