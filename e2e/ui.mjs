@@ -12,7 +12,7 @@
 // failed request or HTTP error answer; prints a JSON summary on success.
 
 import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync, mkdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, rmSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -188,6 +188,48 @@ try {
     if (expected.length) throw new Error("the cut-off PATCH was not seen: " + expected.join(", "));
     await row(admin, "files-list", "big.bin").locator("button.delete").click();
     await row(admin, "files-list", "big.bin").waitFor({ state: "detached", timeout: T });
+  });
+
+  await step("an upload cut off by a page reload resumes when the same file is chosen again", async () => {
+    // A file on disk, so that its lastModified (part of the key the page
+    // keeps the upload URL under) is the same when it is chosen again.
+    const size = 9 * 1024 * 1024;
+    const path = join(out, "resume.bin");
+    writeFileSync(path, Buffer.alloc(size, 7));
+    let patches = 0;
+    let cutting = true;
+    // The first chunk gets through; the second is cut off until the page
+    // has been reloaded.
+    await admin.route("**/v1/uploads/*", (route) => {
+      if (route.request().method() === "PATCH" && ++patches >= 2 && cutting) return route.abort("connectionreset");
+      return route.continue();
+    });
+    const cut = [/request failed: PATCH .*\/v1\/uploads\//, /console error: Failed to load resource: net::ERR_CONNECTION_RESET/];
+    // The page may retry once more before the reload: tolerate a second cut.
+    expected.push(...cut, ...cut);
+    await admin.setInputFiles("#file-input", path);
+    for (let i = 0; i < 200 && patches < 2; i++) await admin.waitForTimeout(50);
+    if (patches < 2) throw new Error("the second chunk was never sent");
+    const kept = await admin.evaluate(() => Object.keys(sessionStorage).filter((k) => k.startsWith("filehub.tus:")).length);
+    if (kept !== 1) throw new Error(kept + " upload URLs in sessionStorage during the upload, want 1");
+    await admin.reload();
+    cutting = false;
+    await admin.waitForSelector("#conn.open", { timeout: T });
+    const from = uploadCalls.length;
+    await admin.click('nav a[data-page="files"]');
+    await admin.setInputFiles("#file-input", path);
+    await stored(admin, "resume.bin", size);
+    await admin.unroute("**/v1/uploads/*");
+    const li = admin.locator("#uploads li", { has: admin.locator("span.name").getByText("resume.bin", { exact: true }) }).first();
+    if ((await li.getAttribute("data-resumed")) !== "8388608") throw new Error("resumed from " + (await li.getAttribute("data-resumed")) + ", want 8388608");
+    const calls = uploadCalls.slice(from).map((c) => c.method + (c.offset === undefined ? "" : "@" + c.offset));
+    if (JSON.stringify(calls) !== JSON.stringify(["HEAD", "PATCH@8388608"])) throw new Error("after the reload the requests were " + JSON.stringify(calls) + ", want HEAD, PATCH@8388608");
+    for (let i = 0; i < 50 && expected.length > 2; i++) await admin.waitForTimeout(100);
+    if (expected.length > 2) throw new Error("the cut-off PATCH was not seen: " + expected.join(", "));
+    expected = [];
+    await row(admin, "files-list", "resume.bin").locator("button.delete").click();
+    await row(admin, "files-list", "resume.bin").waitFor({ state: "detached", timeout: T });
+    rmSync(path);
   });
 
   await step("upload by drag and drop", async () => {
