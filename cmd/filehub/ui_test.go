@@ -140,8 +140,9 @@ func requireChromium(t *testing.T) string {
 }
 
 // TestUIBrowser drives the dashboard in a real Chromium (e2e/ui.mjs): sign
-// in, upload through the file chooser (by tus, and resumed after a cut-off
-// chunk), list, live feed, download, delete
+// in, upload through the file chooser (by tus, resumed after a cut-off
+// chunk and after a page reload; POST /v1/files when tus is not offered),
+// list, live feed, download, delete
 // and restore, a hostile name shown as text, the live feed surviving cut
 // connections (the page resumes its session), the cleanup preview and a
 // run refused by the safety cap,
