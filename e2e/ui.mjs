@@ -12,7 +12,7 @@
 // failed request or HTTP error answer; prints a JSON summary on success.
 
 import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync, mkdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, rmSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -83,6 +83,33 @@ async function signIn(page, key) {
   await page.waitForSelector("#conn.open", { timeout: T });
 }
 
+// The admin page's tus and upload requests, in order: method, path and
+// Upload-Offset.
+const uploadCalls = [];
+function recordUploads(page) {
+  page.on("request", (r) => {
+    const u = new URL(r.url());
+    if ((u.pathname.startsWith("/v1/uploads/") && r.method() !== "OPTIONS") || (u.pathname === "/v1/files" && r.method() === "POST")) {
+      uploadCalls.push({ method: r.method(), path: u.pathname, offset: r.headers()["upload-offset"] });
+    }
+  });
+}
+
+// stored checks, through the API, that the upload row for name became a
+// file of that name and size, and returns the file.
+async function stored(page, name, size, want = "tus") {
+  const li = page.locator("#uploads li", { has: page.locator("span.name").getByText(name, { exact: true }) }).first();
+  await li.locator(".state.ok").waitFor({ timeout: T });
+  const via = await li.getAttribute("data-via");
+  if (via !== want) throw new Error(`${name} was uploaded by ${via}, want ${want}`);
+  const id = await li.getAttribute("data-file-id");
+  const resp = await fetch(base + "/v1/files/" + encodeURIComponent(id), { headers: { Authorization: "Bearer " + adminKey } });
+  if (!resp.ok) throw new Error(`GET /v1/files/${id}: HTTP ${resp.status}`);
+  const f = await resp.json();
+  if (f.name !== name || f.size !== size) throw new Error(`stored as ${JSON.stringify(f.name)} of ${f.size} bytes, want ${JSON.stringify(name)} of ${size}`);
+  return f;
+}
+
 // row returns the locator of the files-list row whose name is exactly name.
 function row(page, listId, name) {
   return page.locator(`#${listId} tbody tr`).filter({ has: page.locator("span.name", { hasText: name }) })
@@ -104,6 +131,7 @@ let failed = null;
 try {
   const admin = context.pages()[0] || (await context.newPage());
   watch(admin, "admin");
+  recordUploads(admin);
   const hostile = "<img src=x onerror=alert(1)>.txt";
   // The server sanitizes names (files.SanitizeName turns < > into _);
   // the page must show whatever it gets, as text.
@@ -120,12 +148,112 @@ try {
     await shot(admin, "overview");
   });
 
-  await step("upload by the file chooser, see it in the list and the live feed", async () => {
+  await step("upload by the file chooser through tus, see it in the list and the live feed", async () => {
     await admin.click('nav a[data-page="files"]');
     await admin.setInputFiles("#file-input", { name: "hello.txt", mimeType: "text/plain", buffer: Buffer.from("hello from the browser\n") });
     await admin.waitForSelector("#uploads li .state.ok", { timeout: T });
     await row(admin, "files-list", "hello.txt").waitFor({ timeout: T });
     await admin.locator('#feed li[data-type="file.created"]', { hasText: "hello.txt" }).waitFor({ timeout: T });
+    await stored(admin, "hello.txt", 23);
+    const calls = uploadCalls.map((c) => c.method + " " + c.path.replace(/[^/]+$/, "ID"));
+    if (JSON.stringify(calls) !== JSON.stringify(["POST /v1/uploads/", "PATCH /v1/uploads/ID"])) {
+      throw new Error("the upload made the requests " + JSON.stringify(calls) + ", want one tus POST and one PATCH");
+    }
+    if (await admin.evaluate(() => Object.keys(sessionStorage).filter((k) => k.startsWith("filehub.tus:")).length)) {
+      throw new Error("a finished upload left its URL in sessionStorage");
+    }
+  });
+
+  await step("a chunk cut off mid-upload resumes from the offset the server kept", async () => {
+    // Two chunks (8 MiB + 1 MiB); the second PATCH is cut off once, as a
+    // network failure would: the page asks HEAD for the offset and sends
+    // the rest from there.
+    const size = 9 * 1024 * 1024;
+    const data = Buffer.alloc(size);
+    for (let i = 0; i < size; i += 4096) data.writeUInt32BE(i, i);
+    let patches = 0;
+    await admin.route("**/v1/uploads/*", (route) => {
+      if (route.request().method() === "PATCH" && ++patches === 2) return route.abort("connectionreset");
+      return route.continue();
+    });
+    expected.push(/request failed: PATCH .*\/v1\/uploads\//, /console error: Failed to load resource: net::ERR_CONNECTION_RESET/);
+    const from = uploadCalls.length;
+    await admin.setInputFiles("#file-input", { name: "big.bin", mimeType: "application/octet-stream", buffer: data });
+    await stored(admin, "big.bin", size);
+    await admin.unroute("**/v1/uploads/*");
+    const calls = uploadCalls.slice(from).map((c) => c.method + (c.offset === undefined ? "" : "@" + c.offset));
+    const want = ["POST", "PATCH@0", "PATCH@8388608", "HEAD", "PATCH@8388608"];
+    if (JSON.stringify(calls) !== JSON.stringify(want)) throw new Error("the requests were " + JSON.stringify(calls) + ", want " + JSON.stringify(want));
+    for (let i = 0; i < 50 && expected.length; i++) await admin.waitForTimeout(100);
+    if (expected.length) throw new Error("the cut-off PATCH was not seen: " + expected.join(", "));
+    await row(admin, "files-list", "big.bin").locator("button.delete").click();
+    await row(admin, "files-list", "big.bin").waitFor({ state: "detached", timeout: T });
+  });
+
+  await step("an upload cut off by a page reload resumes when the same file is chosen again", async () => {
+    // A file on disk, so that its lastModified (part of the key the page
+    // keeps the upload URL under) is the same when it is chosen again.
+    const size = 9 * 1024 * 1024;
+    const path = join(out, "resume.bin");
+    writeFileSync(path, Buffer.alloc(size, 7));
+    let patches = 0;
+    let cutting = true;
+    // The first chunk gets through; the second is cut off until the page
+    // has been reloaded.
+    await admin.route("**/v1/uploads/*", (route) => {
+      if (route.request().method() === "PATCH" && ++patches >= 2 && cutting) return route.abort("connectionreset");
+      return route.continue();
+    });
+    const cut = [/request failed: PATCH .*\/v1\/uploads\//, /console error: Failed to load resource: net::ERR_CONNECTION_RESET/];
+    // The page may retry once more before the reload: tolerate a second cut.
+    expected.push(...cut, ...cut);
+    await admin.setInputFiles("#file-input", path);
+    for (let i = 0; i < 200 && patches < 2; i++) await admin.waitForTimeout(50);
+    if (patches < 2) throw new Error("the second chunk was never sent");
+    const kept = await admin.evaluate(() => Object.keys(sessionStorage).filter((k) => k.startsWith("filehub.tus:")).length);
+    if (kept !== 1) throw new Error(kept + " upload URLs in sessionStorage during the upload, want 1");
+    await admin.reload();
+    cutting = false;
+    await admin.waitForSelector("#conn.open", { timeout: T });
+    const from = uploadCalls.length;
+    await admin.click('nav a[data-page="files"]');
+    await admin.setInputFiles("#file-input", path);
+    await stored(admin, "resume.bin", size);
+    await admin.unroute("**/v1/uploads/*");
+    const li = admin.locator("#uploads li", { has: admin.locator("span.name").getByText("resume.bin", { exact: true }) }).first();
+    if ((await li.getAttribute("data-resumed")) !== "8388608") throw new Error("resumed from " + (await li.getAttribute("data-resumed")) + ", want 8388608");
+    const calls = uploadCalls.slice(from).map((c) => c.method + (c.offset === undefined ? "" : "@" + c.offset));
+    if (JSON.stringify(calls) !== JSON.stringify(["HEAD", "PATCH@8388608"])) throw new Error("after the reload the requests were " + JSON.stringify(calls) + ", want HEAD, PATCH@8388608");
+    for (let i = 0; i < 50 && expected.length > 2; i++) await admin.waitForTimeout(100);
+    if (expected.length > 2) throw new Error("the cut-off PATCH was not seen: " + expected.join(", "));
+    expected = [];
+    await row(admin, "files-list", "resume.bin").locator("button.delete").click();
+    await row(admin, "files-list", "resume.bin").waitFor({ state: "detached", timeout: T });
+    rmSync(path);
+  });
+
+  await step("a server that offers no tus gets the plain POST /v1/files", async () => {
+    // OPTIONS /v1/uploads/ answered without Tus-Version, as by a proxy
+    // that forwards only the older routes; the page asks once per load.
+    await admin.route("**/v1/uploads/", (route) => {
+      if (route.request().method() === "OPTIONS") return route.fulfill({ status: 204 });
+      return route.continue();
+    });
+    await admin.reload();
+    await admin.waitForSelector("#conn.open", { timeout: T });
+    await admin.click('nav a[data-page="files"]');
+    const from = uploadCalls.length;
+    await admin.setInputFiles("#file-input", { name: "plain.txt", mimeType: "text/plain", buffer: Buffer.from("no tus\n") });
+    await stored(admin, "plain.txt", 7, "post");
+    await admin.unroute("**/v1/uploads/");
+    const calls = uploadCalls.slice(from).map((c) => c.method + " " + c.path);
+    if (JSON.stringify(calls) !== JSON.stringify(["POST /v1/files"])) throw new Error("the fallback made the requests " + JSON.stringify(calls));
+    await row(admin, "files-list", "plain.txt").locator("button.delete").click();
+    await row(admin, "files-list", "plain.txt").waitFor({ state: "detached", timeout: T });
+    // Back to tus for the later steps.
+    await admin.reload();
+    await admin.waitForSelector("#conn.open", { timeout: T });
+    await admin.click('nav a[data-page="files"]');
   });
 
   await step("upload by drag and drop", async () => {

@@ -64,7 +64,7 @@ func TestUIPublicAPIAuthenticated(t *testing.T) {
 	}
 
 	paths := pageAPIPaths(t)
-	for _, want := range []string{"/v1/files", "/v1/cleanup/runs", "/v1/cleanup/config", "/v1/audit", "/metrics"} {
+	for _, want := range []string{"/v1/files", "/v1/uploads/", "/v1/cleanup/runs", "/v1/cleanup/config", "/v1/audit", "/metrics"} {
 		if !slices.Contains(paths, want) {
 			t.Errorf("the page's code does not call %s (found %v): the extraction is broken", want, paths)
 		}
@@ -72,6 +72,22 @@ func TestUIPublicAPIAuthenticated(t *testing.T) {
 	for _, p := range paths {
 		if p == "/v1/ws" {
 			continue // the WebSocket authenticates the hello frame (wsserver tests)
+		}
+		if p == "/v1/uploads/" {
+			// tus answers a request without Tus-Resumable with 412
+			// before anything else: ask as the page's tus client does.
+			req, _ := http.NewRequest(http.MethodPost, s.URL+p, nil)
+			req.Header.Set("Tus-Resumable", "1.0.0")
+			req.Header.Set("Upload-Length", "1")
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("POST %s without a key: %d, want 401", p, resp.StatusCode)
+			}
+			continue
 		}
 		if strings.HasSuffix(p, "/") {
 			p += "f_x" // a path built with an id
@@ -124,7 +140,9 @@ func requireChromium(t *testing.T) string {
 }
 
 // TestUIBrowser drives the dashboard in a real Chromium (e2e/ui.mjs): sign
-// in, upload through the file chooser, list, live feed, download, delete
+// in, upload through the file chooser (by tus, resumed after a cut-off
+// chunk and after a page reload; POST /v1/files when tus is not offered),
+// list, live feed, download, delete
 // and restore, a hostile name shown as text, the live feed surviving cut
 // connections (the page resumes its session), the cleanup preview and a
 // run refused by the safety cap,

@@ -1,5 +1,5 @@
 // Files: the paged list with a name-prefix search, uploads (chooser or drag
-// and drop, with progress), download, delete and restore, and the live
+// and drop, with progress, resumable through tus), download, delete and restore, and the live
 // feed of file events.
 //
 // GET /v1/files has no name filter: a prefix search pages through the list
@@ -7,6 +7,7 @@
 // the matches PAGE_SIZE at a time.
 
 import { $, el, replace, fmtBytes, fmtTime, table, notice } from "./dom.js";
+import { TusUpload, tusOffered } from "./tus.js";
 
 const PAGE_SIZE = 50;
 const SCAN_LIMIT = 50000;
@@ -177,11 +178,23 @@ async function uploadOne(file) {
   const row = el("li", {}, el("span", { class: "name", text: file.name }), bar, state);
   $("uploads").prepend(row);
   try {
-    const res = await app.api.upload(file, (sent, total) => {
-      bar.max = total;
+    const progress = (sent, total) => {
+      bar.max = total || 1;
       bar.value = sent;
-    });
+    };
+    // Resumable through tus when the server offers it; a plain POST
+    // /v1/files otherwise (see decisions.md).
+    let res;
+    if (await tusOffered()) {
+      res = await new TusUpload(file, app.api.key, { onProgress: progress }).start();
+      row.dataset.via = "tus";
+      if (res.resumed > 0) row.dataset.resumed = String(res.resumed);
+    } else {
+      res = await app.api.upload(file, progress);
+      row.dataset.via = "post";
+    }
     bar.value = bar.max;
+    if (res.id) row.dataset.fileId = res.id;
     state.textContent = res.deduplicated ? "stored (deduplicated)" : "stored";
     state.className = "state ok";
     scheduleRefresh();
