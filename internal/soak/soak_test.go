@@ -13,10 +13,10 @@ import (
 	"github.com/filehub/filehub/internal/soak"
 )
 
-// soakDuration is how long CI's soak runs its load: 40 s of load, plus
-// about 20 s to build the binary (cached) and to verify, well inside the
-// 2 minutes the issue allows. FILEHUB_SOAK_DURATION overrides it.
-const soakDuration = 40 * time.Second
+// soakDuration is how long CI's soak runs its load: the 2 minutes issue 15
+// asks of CI, plus about 20-40 s to build the binary (cached) and to
+// verify. FILEHUB_SOAK_DURATION overrides it.
+const soakDuration = 2 * time.Minute
 
 // TestSoak runs the soak against the real binary with a kill -9 every
 // 5 s on average (in the first two thirds), and fails on any problem it
@@ -24,7 +24,7 @@ const soakDuration = 40 * time.Second
 // check, memory or goroutines that grew.
 func TestSoak(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the soak runs for a minute")
+		t.Skip("the soak runs for over two minutes")
 	}
 	d := soakDuration
 	if s := os.Getenv("FILEHUB_SOAK_DURATION"); s != "" {
