@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"io"
 	"io/fs"
-	"log/slog"
 	"mime/multipart"
 	"net"
 	"net/http"
@@ -21,17 +20,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+
 	"github.com/filehub/filehub"
 	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/httpapi"
 	"github.com/filehub/filehub/internal/apitest"
+	"github.com/filehub/filehub/internal/testlog"
 	"github.com/filehub/filehub/localfs"
 	"github.com/filehub/filehub/providers"
 	"github.com/filehub/filehub/sqlite"
-	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -95,13 +96,7 @@ func newEnv(t testing.TB, cfg envConfig) *env {
 	blobs := &faultyBlobs{BlobStore: store, real: store, free: cfg.free, failAfter: cfg.failAfter}
 
 	reg := prometheus.NewRegistry()
-	// Logs go to the test's log, shown when it fails; a fuzz target's
-	// server outlives each input's T, so its logs are dropped.
-	var logw io.Writer = testWriter{t}
-	if _, ok := t.(*testing.F); ok {
-		logw = io.Discard
-	}
-	logger := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := testlog.New(t)
 	fc := cfg.files
 	if fc.MaxUploadSize == 0 {
 		fc.MaxUploadSize = testMaxUpload
@@ -492,7 +487,3 @@ func (s *failingStaged) Write(p []byte) (int, error) {
 	s.left -= int64(len(p))
 	return s.StagedBlob.Write(p)
 }
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }

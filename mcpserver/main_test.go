@@ -3,8 +3,6 @@ package mcpserver_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -22,6 +20,7 @@ import (
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/internal/fakeprovider"
+	"github.com/filehub/filehub/internal/testlog"
 	"github.com/filehub/filehub/localfs"
 	"github.com/filehub/filehub/mcpserver"
 	"github.com/filehub/filehub/openai"
@@ -81,7 +80,7 @@ func newEnvTB(t testing.TB, mutate func(*mcpserver.Config)) *env {
 	if err != nil {
 		t.Fatalf("localfs.Open: %v", err)
 	}
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := testlog.New(t)
 	reg := prometheus.NewRegistry()
 	e := &env{t: t, meta: meta, reg: reg, keys: map[string]string{}, keyIDs: map[string]string{}}
 	e.svc, err = files.New(meta, blobs, files.Config{MinFreeSpace: -1, Logger: logger, Changed: func() {
@@ -299,12 +298,3 @@ func (e *env) fileCount() int {
 	}
 	return len(fs)
 }
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-var _ io.Writer = testWriter{}

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -30,6 +29,7 @@ import (
 	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/httpapi"
+	"github.com/filehub/filehub/internal/testlog"
 	"github.com/filehub/filehub/localfs"
 	"github.com/filehub/filehub/postgres"
 	"github.com/filehub/filehub/s3"
@@ -228,7 +228,7 @@ func newEnv(t *testing.T, b backend, cfg envConfig) *env {
 func newEnvOn(t *testing.T, meta filehub.MetaStore, blobs filehub.BlobStore, stager filehub.ResumableStager, cfg envConfig) *env {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := testlog.New(t)
 	fc := cfg.files
 	if fc.MaxUploadSize == 0 {
 		fc.MaxUploadSize = testMaxUpload
@@ -280,13 +280,6 @@ func (e *env) addKey(name string, scopes []filehub.Scope) {
 		e.t.Fatalf("CreateAPIKey: %v", err)
 	}
 	e.keys[name], e.keyIDs[name] = secret, k.ID
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 // req is a tus request.

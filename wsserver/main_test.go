@@ -19,6 +19,7 @@ import (
 
 	"github.com/filehub/filehub"
 	"github.com/filehub/filehub/files"
+	"github.com/filehub/filehub/internal/testlog"
 	"github.com/filehub/filehub/localfs"
 	"github.com/filehub/filehub/sqlite"
 	"github.com/filehub/filehub/wsproto"
@@ -83,7 +84,7 @@ func newEnv(t testing.TB, cfg wsserver.Config) *env {
 	}
 	cfg.Registerer = e.reg
 	if cfg.Logger == nil {
-		cfg.Logger = testLogger(t)
+		cfg.Logger = testlog.New(t)
 	}
 	e.srv = wsserver.New(svc, db, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -259,19 +260,6 @@ func req(seq int64, id, method, params string) *wsproto.Frame {
 		f.Params = json.RawMessage(params)
 	}
 	return f
-}
-
-// logWriter sends the server's logs to t.Log.
-type logWriter struct {
-	mu sync.Mutex
-	t  testing.TB
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 // metric returns the value of the unlabeled gauge or counter name, or the
