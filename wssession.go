@@ -1,0 +1,140 @@
+package filehub
+
+import (
+	"context"
+	"time"
+)
+
+// WSSession is the durable state of one WebSocket session (docs/protocol.md
+// §5): what a server needs to resume it after its process died, or on
+// another instance. The server keeps a live copy in memory and writes its
+// changes with WSSessionStore.SaveWSSessions; it acknowledges a client
+// frame only once the state that records it is saved.
+type WSSession struct {
+	ID    string
+	KeyID string
+	// TokenHash and PrevTokenHash are SHA-256 hashes of the current resume
+	// token and of the one the last resume presented (valid until the
+	// client sends a frame on the new connection). The tokens themselves
+	// are never stored.
+	TokenHash     []byte
+	PrevTokenHash []byte
+	// Epoch is the owner epoch: ClaimWSSession increments it, and a save
+	// that names an older epoch is refused. It fences a previous owner — a
+	// paused or partitioned process — out of the session.
+	Epoch int64
+	// Owner names the instance that claimed the session last.
+	Owner string
+
+	// InSeq is the last client seq processed; ClientAcked the highest
+	// server seq the client acknowledged; OutSeq the last server seq
+	// assigned.
+	InSeq       int64
+	OutSeq      int64
+	ClientAcked int64
+	// Out holds the unacknowledged server frames (seq > ClientAcked), in
+	// seq order.
+	Out []WSFrame
+	// Results is the at-most-once cache of request results, oldest first.
+	Results []WSResult
+
+	// Subscribed and EventCursor are the event subscription: whether the
+	// session receives events, and the id of the last event put in Out.
+	Subscribed  bool
+	EventCursor int64
+
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// DetachedAt is when the session's last connection ended; zero while
+	// one is attached. A session detached for longer than the TTL expires.
+	DetachedAt time.Time
+}
+
+// WSFrame is a reliable server frame kept until the client acknowledges it:
+// its seq and its whole encoding.
+type WSFrame struct {
+	Seq  int64
+	Data []byte
+}
+
+// WSResult is a cached request result: the request id and the res frame's
+// encoding after its seq. A nil Body is a tombstone: the result was dropped
+// for space, and a re-sent request with ID is refused rather than run again.
+type WSResult struct {
+	ID   string
+	Body []byte
+}
+
+// WSSessionUpdate is one session's change since its last save: the scalar
+// state as it is now, and the frames and results added or dropped.
+type WSSessionUpdate struct {
+	ID string
+	// Epoch is the epoch the saver holds; the update is refused (the ID
+	// is returned as lost) unless it is still the stored one.
+	Epoch int64
+
+	TokenHash     []byte
+	PrevTokenHash []byte
+	InSeq         int64
+	OutSeq        int64
+	ClientAcked   int64
+	Subscribed    bool
+	EventCursor   int64
+	UpdatedAt     time.Time
+	DetachedAt    time.Time
+
+	// AddOut are new server frames, seq ascending, all above the stored
+	// ones. Stored frames with seq <= ClientAcked are deleted.
+	AddOut []WSFrame
+	// PutResults adds or replaces cached results (a nil Body turns a
+	// result into a tombstone); DropResults forgets ids entirely.
+	PutResults  []WSResult
+	DropResults []string
+}
+
+// WSSessionStore is an optional capability of a MetaStore: durable
+// WebSocket sessions. Implementations must be safe for concurrent use, also
+// by several processes on one database.
+type WSSessionStore interface {
+	// CreateWSSession stores a new session s with its Epoch (usually 1)
+	// and Owner. Returns ECONFLICT if the ID exists.
+	CreateWSSession(ctx context.Context, s *WSSession) error
+
+	// ClaimWSSession takes session id over for owner: it increments the
+	// epoch, sets Owner and clears DetachedAt, and returns the whole state
+	// with the new epoch. Returns ENOTFOUND if there is no such session.
+	ClaimWSSession(ctx context.Context, id, owner string, now time.Time) (*WSSession, error)
+
+	// SaveWSSessions applies updates in one transaction (the group commit
+	// of many sessions' changes). An update whose Epoch is not the stored
+	// one, or whose session is gone, is skipped and its ID returned in
+	// lost; the others are committed. An error means nothing was
+	// committed.
+	SaveWSSessions(ctx context.Context, updates []WSSessionUpdate) (lost []string, err error)
+
+	// DeleteWSSession removes session id and its frames and results if
+	// its epoch is epoch (any epoch if 0). Not an error if it is gone.
+	DeleteWSSession(ctx context.Context, id string, epoch int64) error
+
+	// ExpireWSSessions deletes at most limit sessions detached before
+	// detachedBefore, with their frames and results, and returns their
+	// IDs.
+	ExpireWSSessions(ctx context.Context, detachedBefore time.Time, limit int) ([]string, error)
+
+	// CountWSSessions returns how many sessions key keyID has, attached or
+	// waiting for a resume.
+	CountWSSessions(ctx context.Context, keyID string) (int, error)
+}
+
+// InstanceStore is an optional capability of a MetaStore: the live filehub
+// instances on one database, from their heartbeats. Instances use the count
+// to share cluster-wide limits (docs/decisions.md).
+type InstanceStore interface {
+	// HeartbeatInstance records that instance id is alive at now.
+	HeartbeatInstance(ctx context.Context, id string, now time.Time) error
+	// LiveInstances returns how many instances sent a heartbeat after
+	// since (at least 1 is what callers should assume on error).
+	LiveInstances(ctx context.Context, since time.Time) (int, error)
+	// RemoveInstance forgets instance id (a graceful shutdown).
+	RemoveInstance(ctx context.Context, id string) error
+}
