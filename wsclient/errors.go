@@ -51,7 +51,7 @@ func (e *SessionLostError) Error() string {
 	case wsproto.RefusedExpired:
 		return ErrSessionLost.Error() + " (the session expired on the server)"
 	case wsproto.RefusedUnknown:
-		return ErrSessionLost.Error() + " (the server does not know the session)"
+		return ErrSessionLost.Error() + " (the server does not know the session: it expired and was removed, or the server kept it only in memory and restarted)"
 	case wsproto.RefusedBadToken:
 		return ErrSessionLost.Error() + " (the server refused the resume token)"
 	case "":

@@ -453,14 +453,10 @@ func (srv *Server) resumeDurable(ctx context.Context, c *conn, h *wsproto.Frame,
 	if err != nil {
 		return nil, nil, "", filehub.WrapError(filehub.EUNAVAILABLE, "cannot load the WebSocket session", err)
 	}
-	// st.DetachedAt is the stored one, from before the claim cleared it:
-	// the cleanup service may not have expired the session yet.
-	if !st.DetachedAt.IsZero() && now.Sub(st.DetachedAt) > srv.cfg.SessionTTL {
-		if err := store.DeleteWSSession(sctx, st.ID, st.Epoch); err != nil {
-			srv.log.Warn("cannot delete an expired WebSocket session", "session_id", st.ID, "err", err)
-		}
-		return nil, nil, wsproto.RefusedExpired, nil
-	}
+	// A session past its TTL was deleted by the instance that held it, or
+	// by the cleanup service if that instance died: what a claim finds is
+	// resumable. (The claim returns DetachedAt cleared, so it could not
+	// tell anyway.)
 	h2 := hashToken(presented)
 	current := subtle.ConstantTimeCompare(st.TokenHash, h2) == 1
 	previous := subtle.ConstantTimeCompare(st.PrevTokenHash, h2) == 1
@@ -478,9 +474,6 @@ func (srv *Server) resumeDurable(ctx context.Context, c *conn, h *wsproto.Frame,
 		// The claim attached the session to nobody: mark it detached
 		// again, so that it expires if its owner does not come back.
 		back := now
-		if !st.DetachedAt.IsZero() {
-			back = st.DetachedAt
-		}
 		_, err := store.SaveWSSessions(sctx, []filehub.WSSessionUpdate{{
 			ID: st.ID, Epoch: st.Epoch, TokenHash: st.TokenHash, PrevTokenHash: st.PrevTokenHash,
 			InSeq: st.InSeq, OutSeq: st.OutSeq, ClientAcked: st.ClientAcked,

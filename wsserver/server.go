@@ -179,7 +179,8 @@ type Config struct {
 	// EpochCheckInterval is how often, with Sessions, an attached session
 	// that saved nothing meanwhile is saved without changes, so that a
 	// takeover by another instance closes its connection (4007) even
-	// when it is idle. Default 5s.
+	// when it is idle. Default 5s; negative: no check (a taken-over
+	// connection is then closed at its next save).
 	EpochCheckInterval time.Duration
 	// Auth authenticates connections (at the upgrade or in hello). Give
 	// the server the HTTP API's, so that both share one limiter of failed
@@ -570,6 +571,8 @@ func (s *Server) Run(ctx context.Context) error {
 	var epochC <-chan time.Time
 	if s.durable() {
 		wg.Go(func() { s.commit.run(ctx) })
+	}
+	if s.durable() && s.cfg.EpochCheckInterval > 0 {
 		epochs := time.NewTicker(s.cfg.EpochCheckInterval)
 		defer epochs.Stop()
 		epochC = epochs.C
@@ -637,14 +640,10 @@ func (s *Server) expireSessions(now time.Time) {
 	}
 	s.mu.Unlock()
 	for _, ss := range expired {
-		if !ss.expired(now) {
-			continue
-		}
-		if s.durable() {
-			// The store keeps it until the cleanup service expires it;
-			// a late resume finds it expired there.
-			s.forgetSession(ss)
-		} else {
+		if ss.expired(now) {
+			// Also from the store, unless another instance has claimed
+			// it since (the epoch says). Sessions whose instance died
+			// are expired there by the cleanup service.
 			s.dropSession(ss)
 		}
 	}
