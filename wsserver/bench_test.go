@@ -18,7 +18,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/filehub/filehub"
 	"github.com/filehub/filehub/internal/citest"
@@ -179,10 +178,7 @@ func BenchmarkDurableSessions(b *testing.B) {
 						cfg.Sessions = st.open(b, e)
 					}
 					// newEnv's server has no store: restart it with cfg.
-					e.stop()
-					e.stopped = false
-					e.reg = prometheus.NewRegistry()
-					e.start(cfg)
+					e.restart(cfg)
 					up, err := e.files.Upload(context.Background(), strings.NewReader("x"), "bench.txt", "k_bench")
 					if err != nil {
 						b.Fatal(err)
@@ -247,10 +243,7 @@ func BenchmarkIdleMemoryDurable(b *testing.B) {
 			if st.open != nil {
 				cfg.Sessions = st.open(b, e)
 			}
-			e.stop()
-			e.stopped = false
-			e.reg = prometheus.NewRegistry()
-			e.start(cfg)
+			e.restart(cfg)
 			benchKey = e.keys["rw"]
 			for b.Loop() {
 				b.ReportMetric(measureConns(b, e.url, n, true), "bytes/conn")

@@ -41,7 +41,9 @@ type env struct {
 	keys   map[string]string // name → secret
 	cancel context.CancelFunc
 	runErr chan error
-	// sessions is the session store of a durable env (nil in memory mode).
+	// store is the session store of a durable env (nil in memory mode);
+	// sessions the same when it is the in-memory test store.
+	store    filehub.WSSessionStore
 	sessions *memSessions
 	stopped  bool
 }
@@ -52,7 +54,9 @@ type mode struct {
 	durable bool
 }
 
-var modes = []mode{{"memory", false}, {"durable", true}}
+// modes: in memory; durable in the in-memory test store (which can fail
+// on demand); durable in the env's SQLite database.
+var modes = []mode{{"memory", false}, {"durable", true}, {"sqlite", true}}
 
 // bothModes runs f as a subtest per mode: the in-memory sessions, and
 // durable ones in a store.
@@ -65,6 +69,17 @@ func bothModes(t *testing.T, f func(t *testing.T, m mode)) {
 // newEnvIn is newEnv with sessions kept as m says.
 func newEnvIn(t testing.TB, m mode, cfg wsserver.Config) *env {
 	t.Helper()
+	if m.name == "sqlite" {
+		e := newEnv(t, cfg)
+		st, ok := any(e.db).(filehub.WSSessionStore)
+		if !ok {
+			t.Skip("the SQLite store cannot keep WebSocket sessions (yet)")
+		}
+		cfg.Sessions = st
+		e.restart(cfg)
+		e.store = st
+		return e
+	}
 	var store *memSessions
 	if m.durable && cfg.Sessions == nil {
 		store = newMemSessions()
@@ -72,7 +87,18 @@ func newEnvIn(t testing.TB, m mode, cfg wsserver.Config) *env {
 	}
 	e := newEnv(t, cfg)
 	e.sessions = store
+	if store != nil {
+		e.store = store
+	}
 	return e
+}
+
+// restart replaces e's server by one with cfg, on the same stores.
+func (e *env) restart(cfg wsserver.Config) {
+	e.stop()
+	e.stopped = false
+	e.reg = prometheus.NewRegistry()
+	e.start(cfg)
 }
 
 // newEnv starts a server with cfg (Registerer and Logger are filled in).
@@ -141,10 +167,11 @@ func (e *env) start(cfg wsserver.Config) {
 // store. It is stopped before e.
 func (e *env) twin(t testing.TB, cfg wsserver.Config) *env {
 	t.Helper()
-	if cfg.Sessions == nil && e.sessions != nil {
-		cfg.Sessions = e.sessions
+	if cfg.Sessions == nil && e.store != nil {
+		cfg.Sessions = e.store
 	}
-	tw := &env{t: t, dir: e.dir, db: e.db, files: e.files, reg: prometheus.NewRegistry(), keys: e.keys, sessions: e.sessions}
+	tw := &env{t: t, dir: e.dir, db: e.db, files: e.files, reg: prometheus.NewRegistry(), keys: e.keys,
+		store: e.store, sessions: e.sessions}
 	tw.start(cfg)
 	t.Cleanup(tw.stop)
 	return tw
