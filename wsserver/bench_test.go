@@ -76,7 +76,7 @@ func BenchmarkIdleMemory(b *testing.B) {
 		}
 	})
 	b.Run("filehub", func(b *testing.B) {
-		e := newEnv(b, wsserver.Config{MaxConnsPerKey: n + 1})
+		e := newEnv(b, wsserver.Config{MaxConnsPerKey: n + 1, MaxSessionsPerKey: n + 1})
 		benchKey = e.keys["rw"]
 		for b.Loop() {
 			b.ReportMetric(measure(b, e.url, true), "bytes/conn")

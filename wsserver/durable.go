@@ -251,16 +251,61 @@ func (ss *session) updateLocked(now time.Time) (filehub.WSSessionUpdate, pending
 	for i > ss.head && ss.out[i-1].seq > ss.outQueued {
 		i--
 	}
-	if i < len(ss.out) {
-		u.AddOut = make([]filehub.WSFrame, 0, len(ss.out)-i)
-		for _, f := range ss.out[i:] {
-			u.AddOut = append(u.AddOut, filehub.WSFrame{Seq: f.seq, Data: f.encoded()})
-		}
-	}
+	u.AddOut = packFrames(ss.out[i:])
 	ss.outQueued = ss.outSeq
 	p.ops = ss.srv.results.takeOps(ss.results)
 	updateResults(&u, p.ops)
 	return u, p
+}
+
+// maxPackBytes bounds the frames packed into one saved WSFrame.
+const maxPackBytes = 64 << 10
+
+// packFrames turns outbox frames (consecutive seqs) into saved frames,
+// several to one: a saved frame's Data holds the encodings of consecutive
+// frames separated by '\n' (no encoding contains one: frames are separated
+// by newlines on the wire too), and its Seq is the last one's. A store
+// writes one row per saved frame, so packing the frames of one commit
+// saves most of the per-row cost; it keeps a pack until the client
+// acknowledged its last frame, and unpackFrames drops the frames of a pack
+// the client had already acknowledged.
+func packFrames(out []outFrame) []filehub.WSFrame {
+	if len(out) == 0 {
+		return nil
+	}
+	var packs []filehub.WSFrame
+	var cur []byte
+	var last int64
+	for i := range out {
+		enc := out[i].encoded()
+		if len(cur) > 0 && len(cur)+1+len(enc) > maxPackBytes {
+			packs = append(packs, filehub.WSFrame{Seq: last, Data: cur})
+			cur = nil
+		}
+		if len(cur) == 0 && i == len(out)-1 {
+			cur = enc // a single frame: no copy
+		} else {
+			if len(cur) > 0 {
+				cur = append(cur, '\n')
+			}
+			cur = append(cur, enc...)
+		}
+		last = out[i].seq
+	}
+	return append(packs, filehub.WSFrame{Seq: last, Data: cur})
+}
+
+// unpackFrames splits saved frames (see packFrames) into single frames.
+func unpackFrames(saved []filehub.WSFrame) []filehub.WSFrame {
+	var out []filehub.WSFrame
+	for _, p := range saved {
+		parts := bytes.Split(p.Data, []byte{'\n'})
+		first := p.Seq - int64(len(parts)) + 1
+		for i, d := range parts {
+			out = append(out, filehub.WSFrame{Seq: first + int64(i), Data: d})
+		}
+	}
+	return out
 }
 
 // encoded returns the frame's whole encoding.
@@ -569,7 +614,7 @@ func (srv *Server) rebuild(c *conn, st *filehub.WSSession) *session {
 		subscribed:  st.Subscribed, evCursor: st.EventCursor, evTarget: st.EventCursor,
 	}
 	ss.out = make([]outFrame, 0, len(st.Out))
-	for _, f := range st.Out {
+	for _, f := range unpackFrames(st.Out) {
 		if f.Seq <= st.ClientAcked {
 			continue
 		}
