@@ -416,3 +416,47 @@ func closeErr(err error) *websocket.CloseError {
 	}
 	return nil
 }
+
+// TestDurableSubscriptionMovesWithTheSession: an event subscription is
+// part of the saved session: resumed on another server, it goes on after
+// the last event the client acknowledged, and the events it had been sent
+// but not acknowledged come again with their seqs, so the application gets
+// each event once.
+func TestDurableSubscriptionMovesWithTheSession(t *testing.T) {
+	inDurableModes(t, func(t *testing.T, m mode) {
+		a := newEnvIn(t, m, wsserver.Config{EventPollInterval: 5 * time.Millisecond})
+		b := a.twin(t, wsserver.Config{EventPollInterval: 5 * time.Millisecond})
+		for i := range 3 {
+			a.upload(t, fmt.Sprint("before", i), "x")
+		}
+		c, w := a.connect(t, "ro")
+		c.call(1, "sub", wsproto.MethodEventsSubscribe, `{"after":0}`)
+		// Events 1 and 2 are handed over and acknowledged; 3 is read
+		// but not acknowledged before the server goes.
+		var ids []int64
+		for range 3 {
+			f := c.expect(wsproto.TypeEvent)
+			ids = append(ids, f.Event.ID)
+			if f.Event.ID == 2 {
+				c.send(&wsproto.Frame{Type: wsproto.TypeAck, Ack: f.Seq})
+			}
+		}
+		waitFor(t, "the ack to be saved", func() bool {
+			return a.sessions == nil || a.sessions.get(w.SessionID).ClientAcked >= 3
+		})
+		a.stop()
+		a.upload(t, "while-down", "x") // event 4, written while no server runs
+		c2, w2 := b.resume(t, "ro", w, 3) // seq 1 res, 2 and 3 events 1 and 2
+		if !w2.Resumed {
+			t.Fatalf("welcome on B = %+v, want resumed", w2)
+		}
+		for range 2 {
+			f := c2.expect(wsproto.TypeEvent)
+			c2.send(&wsproto.Frame{Type: wsproto.TypeAck, Ack: f.Seq})
+			ids = append(ids, f.Event.ID)
+		}
+		if fmt.Sprint(ids) != "[1 2 3 3 4]" {
+			t.Fatalf("events %v, want 1 2 3 on A, then 3 (not acknowledged: sent again) and 4 on B", ids)
+		}
+	})
+}
