@@ -179,6 +179,7 @@ func BenchmarkDurableSessions(b *testing.B) {
 					}
 					// newEnv's server has no store: restart it with cfg.
 					e.restart(cfg)
+					defer e.stop() // before the cleanups close the store
 					up, err := e.files.Upload(context.Background(), strings.NewReader("x"), "bench.txt", "k_bench")
 					if err != nil {
 						b.Fatal(err)
@@ -244,6 +245,7 @@ func BenchmarkIdleMemoryDurable(b *testing.B) {
 				cfg.Sessions = st.open(b, e)
 			}
 			e.restart(cfg)
+			defer e.stop()
 			benchKey = e.keys["rw"]
 			for b.Loop() {
 				b.ReportMetric(measureConns(b, e.url, n, true), "bytes/conn")
