@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/sqlite"
 )
 
 // gaugeValue returns the value of the unlabelled gauge name in g, or -1 if
@@ -149,5 +153,67 @@ func TestRateLimitAcrossInstances(t *testing.T) {
 	// been refused, or the test did not test the limit.
 	if limited.Load() < int64(load*duration/time.Second)/3 {
 		t.Errorf("only %d requests were limited: the load did not exceed the limit", limited.Load())
+	}
+}
+
+// TestHeartbeatWiring: a daemon on SQLite heartbeats (its row is in the
+// store, the gauge says 1) and removes its row when it stops; with the
+// heartbeats off there is neither row nor gauge.
+func TestHeartbeatWiring(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		interval time.Duration
+		want     int
+	}{{"on", 50 * time.Millisecond, 1}, {"off", -1, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := testConfig(t, dir)
+			cfg.CleanupInterval = -1
+			cfg.HeartbeatInterval = tc.interval
+			srv := MustNew(t, cfg)
+			ctx, stop := context.WithCancel(context.Background())
+			runErr := make(chan error, 1)
+			go func() { runErr <- srv.Run(ctx) }()
+			store := srv.Meta().(filehub.InstanceStore)
+			live := func() int {
+				n, err := store.LiveInstances(t.Context(), time.Time{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			if tc.want > 0 {
+				deadline := time.Now().Add(10 * time.Second)
+				for live() != 1 || gaugeValue(t, cfg.Gatherer, "filehub_cluster_instances") != 1 {
+					if time.Now().After(deadline) {
+						t.Fatalf("no heartbeat: %d rows, gauge %g", live(), gaugeValue(t, cfg.Gatherer, "filehub_cluster_instances"))
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			} else {
+				// The API answers, so Run has started everything it
+				// would start.
+				resp, err := http.Get("http://" + srv.Addr() + "/healthz")
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if n, g := live(), gaugeValue(t, cfg.Gatherer, "filehub_cluster_instances"); n != 0 || g != -1 {
+					t.Errorf("heartbeats off: %d rows, gauge %g; want none", n, g)
+				}
+			}
+			stop()
+			if err := <-runErr; err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			db, err := sqlite.Open(context.Background(), filepath.Join(dir, "filehub.db"), sqlite.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if n, err := db.LiveInstances(t.Context(), time.Time{}); err != nil || n != 0 {
+				t.Errorf("after a graceful stop: %d instances (%v), want the row removed", n, err)
+			}
+		})
 	}
 }
