@@ -44,6 +44,7 @@ func (s *Server) buildTransports() (public, metrics, profiles *http.Server) {
 		Check:               check.New(s.meta, s.blobs, check.Config{Logger: log.With("component", "check")}),
 		Providers:           s.pusher,
 	})
+	s.keyLimiters = append(s.keyLimiters, handler.KeyLimiters())
 	s.mountTus(handler)
 	s.ws = wsserver.New(s.files, s.meta, wsserver.Config{
 		Logger:            log.With("component", "ws"),
