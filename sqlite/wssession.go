@@ -79,11 +79,16 @@ func validateWSSession(s *filehub.WSSession) error {
 // update is a bug of the caller, and failing the batch for it (nothing is
 // committed) is better than storing a session that cannot be resumed.
 func validateWSUpdates(updates []filehub.WSSessionUpdate) error {
+	seen := make(map[string]bool, len(updates))
 	for i := range updates {
 		u := &updates[i]
 		if u.ID == "" || u.Epoch < 1 || len(u.TokenHash) == 0 || u.ClientAcked > u.OutSeq {
 			return filehub.Errorf(filehub.EINVALID, "WebSocket session update %d (%q): incomplete or inconsistent", i, u.ID)
 		}
+		if seen[u.ID] {
+			return filehub.Errorf(filehub.EINVALID, "WebSocket session %s: two updates in one batch (merge a session's changes into one)", u.ID)
+		}
+		seen[u.ID] = true
 		for _, f := range u.AddOut {
 			if f.Seq <= 0 || f.Seq > u.OutSeq || f.Data == nil {
 				return filehub.Errorf(filehub.EINVALID, "WebSocket session %s: frame seq %d outside 1..%d or without data", u.ID, f.Seq, u.OutSeq)
