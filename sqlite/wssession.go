@@ -223,9 +223,13 @@ func (db *DB) SaveWSSessions(ctx context.Context, updates []filehub.WSSessionUpd
 	var lost []string
 	err := db.write(ctx, "save ws sessions", func(wctx context.Context, tx *wtx) error {
 		lost = lost[:0]
+		st, err := bindWSSaveStmts(wctx, tx)
+		if err != nil {
+			return err
+		}
 		for i := range updates {
 			u := &updates[i]
-			ok, err := saveWSSession(wctx, tx, u)
+			ok, err := saveWSSession(wctx, st, u)
 			if err != nil {
 				return err
 			}
@@ -241,10 +245,39 @@ func (db *DB) SaveWSSessions(ctx context.Context, updates []filehub.WSSessionUpd
 	return lost, nil
 }
 
+// wsSaveStmts are SaveWSSessions' statements bound to one batch
+// transaction, once per call rather than once per statement run (binding
+// costs an allocation and a lock each time).
+type wsSaveStmts struct{ save, ack, frame, put, drop *sql.Stmt }
+
+func bindWSSaveStmts(ctx context.Context, tx *wtx) (*wsSaveStmts, error) {
+	bind := func(q string) (*sql.Stmt, error) {
+		if st, ok := tx.stmts[q]; ok {
+			return tx.tx.StmtContext(ctx, st), nil
+		}
+		// Not prepared by the writer (its prepareStmts failed): prepared
+		// here, closed with the transaction.
+		return tx.tx.PrepareContext(ctx, q)
+	}
+	var (
+		st  wsSaveStmts
+		err error
+	)
+	for _, b := range []struct {
+		dst **sql.Stmt
+		q   string
+	}{{&st.save, qSaveWSSession}, {&st.ack, qAckWSFrames}, {&st.frame, qInsertWSFrame}, {&st.put, qPutWSResult}, {&st.drop, qDropWSResult}} {
+		if *b.dst, err = bind(b.q); err != nil {
+			return nil, mapError(ctx, "save ws sessions: prepare", err)
+		}
+	}
+	return &st, nil
+}
+
 // saveWSSession applies u, or reports false if its epoch is not the stored
 // one (or the session is gone), having changed nothing.
-func saveWSSession(ctx context.Context, tx *wtx, u *filehub.WSSessionUpdate) (bool, error) {
-	res, err := tx.exec(ctx, qSaveWSSession, u.TokenHash, u.PrevTokenHash, u.InSeq, u.OutSeq, u.ClientAcked,
+func saveWSSession(ctx context.Context, st *wsSaveStmts, u *filehub.WSSessionUpdate) (bool, error) {
+	res, err := st.save.ExecContext(ctx, u.TokenHash, u.PrevTokenHash, u.InSeq, u.OutSeq, u.ClientAcked,
 		u.Subscribed, u.EventCursor, nanos(u.UpdatedAt), detachedNanos(u.DetachedAt), u.ID, u.Epoch)
 	if err != nil {
 		return false, mapError(ctx, "save ws session", err)
@@ -253,7 +286,7 @@ func saveWSSession(ctx context.Context, tx *wtx, u *filehub.WSSessionUpdate) (bo
 		return false, mapError(ctx, "save ws session", err)
 	}
 	if u.ClientAcked > 0 {
-		if _, err := tx.exec(ctx, qAckWSFrames, u.ID, u.ClientAcked); err != nil {
+		if _, err := st.ack.ExecContext(ctx, u.ID, u.ClientAcked); err != nil {
 			return false, mapError(ctx, "save ws session: ack frames", err)
 		}
 	}
@@ -261,17 +294,17 @@ func saveWSSession(ctx context.Context, tx *wtx, u *filehub.WSSessionUpdate) (bo
 		if f.Seq <= u.ClientAcked {
 			continue // acknowledged before it was ever saved
 		}
-		if _, err := tx.exec(ctx, qInsertWSFrame, u.ID, f.Seq, f.Data); err != nil {
+		if _, err := st.frame.ExecContext(ctx, u.ID, f.Seq, f.Data); err != nil {
 			return false, mapError(ctx, "save ws session: add frame", err)
 		}
 	}
 	for _, r := range u.PutResults {
-		if _, err := tx.exec(ctx, qPutWSResult, u.ID, r.ID, r.Body); err != nil {
+		if _, err := st.put.ExecContext(ctx, u.ID, r.ID, r.Body); err != nil {
 			return false, mapError(ctx, "save ws session: put result", err)
 		}
 	}
 	for _, id := range u.DropResults {
-		if _, err := tx.exec(ctx, qDropWSResult, u.ID, id); err != nil {
+		if _, err := st.drop.ExecContext(ctx, u.ID, id); err != nil {
 			return false, mapError(ctx, "save ws session: drop result", err)
 		}
 	}
