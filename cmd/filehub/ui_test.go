@@ -203,6 +203,9 @@ func TestUIBrowser(t *testing.T) {
 		"FILEHUB_READ_KEY=" + reader,
 		"UI_OUT_DIR=" + out,
 		"CHROMIUM=" + chromium,
+		// UI_DOCS_SHOT=$PWD/docs/img/dashboard-overview.png go test
+		// -run TestUIBrowser ./cmd/filehub/ renews the docs' screenshot.
+		"UI_DOCS_SHOT=" + os.Getenv("UI_DOCS_SHOT"),
 	}, "ui.mjs")
 	t.Logf("%s", stdout)
 	if n := counterValue(t, s, "filehub_ws_resumes_total", "result", "resumed"); n < 1 {

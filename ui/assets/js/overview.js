@@ -7,9 +7,10 @@ import { $, el, replace, fmtBytes, fmtNum, fmtSeconds } from "./dom.js";
 import { rate, meanOver } from "./metrics.js";
 
 // The totals are read at sign-in, after a change the event feed reports
-// (at most every MIN_READ_MS: a burst of uploads is one read, not one per
-// file; the server scans its records for each) and every REREAD_MS as a
-// safety net for a feed that was cut.
+// (at most every MIN_READ_MS, or ten times as long as the last read took:
+// a burst of uploads is one read, not one per file, and the server scans
+// its records for each, a few seconds per million files) and every
+// REREAD_MS as a safety net for a feed that was cut.
 const MIN_READ_MS = 5000;
 const REREAD_MS = 60000;
 
@@ -17,6 +18,7 @@ let stats = null; // the last GET /v1/stats answer
 let statsError = "";
 let app;
 let lastRead = 0;
+let lastTook = 0; // how long the last read took, ms
 let readTimer = 0;
 let reading = false;
 let again = false;
@@ -47,6 +49,7 @@ async function readStats() {
   } catch (e) {
     statsError = e.message || String(e);
   }
+  lastTook = Date.now() - lastRead;
   reading = false;
   render();
   if (again) {
@@ -57,14 +60,14 @@ async function readStats() {
   }
 }
 
-// soon reads the totals now, or as soon as MIN_READ_MS has passed since
-// the last read.
+// soon reads the totals now, or as soon as the gap since the last read
+// is long enough.
 function soon() {
   if (reading) {
     again = true;
     return;
   }
-  const wait = lastRead + MIN_READ_MS - Date.now();
+  const wait = lastRead + Math.max(MIN_READ_MS, 10 * lastTook) - Date.now();
   if (wait <= 0) {
     readStats();
     return;
