@@ -146,9 +146,18 @@ type Config struct {
 	// Default cleanup.DefaultInterval; negative: no scheduled runs (the
 	// interval setting then keeps its default).
 	CleanupInterval time.Duration
-	// InstanceID names this process as the holder of the cleanup lease.
-	// Default "<hostname>:<pid>".
+	// InstanceID names this process as the holder of the cleanup lease
+	// and, with a random suffix, in the heartbeats. Default
+	// "<hostname>:<pid>".
 	InstanceID string
+	// HeartbeatInterval is how often this instance records in the
+	// metadata store that it is alive. Each instance counts those heard
+	// from within 3 intervals, n, and enforces 1/n of the per-key rate
+	// limits (RateLimit, RateBurst, MCPRateLimit), so that they hold for
+	// the cluster (docs/decisions.md). Default DefaultHeartbeatInterval
+	// (5s); negative: no heartbeats, each instance enforces the whole
+	// limit by itself.
+	HeartbeatInterval time.Duration
 
 	// The MCP endpoint /v1/mcp: the most content one upload_file call
 	// carries, the sessions open at once, how long an idle session lives
@@ -196,6 +205,7 @@ const (
 	DefaultMaxConcurrentUploads = 256
 	DefaultUploadStallTimeout   = 60 * time.Second
 	DefaultShutdownTimeout      = 30 * time.Second
+	DefaultHeartbeatInterval    = 5 * time.Second
 )
 
 // withDefaults returns c with every zero field set to its default. The
@@ -233,6 +243,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.UploadExpiry, cleanup.DefaultUploadExpiry)
 	setDefault(&c.MaxDeleteFraction, cleanup.DefaultMaxDeleteFraction)
 	setDefault(&c.CleanupInterval, cleanup.DefaultInterval)
+	setDefault(&c.HeartbeatInterval, DefaultHeartbeatInterval)
 	setDefault(&c.MCPMaxUpload, mcpserver.DefaultMaxUpload)
 	setDefault(&c.MCPMaxSessions, mcpserver.DefaultMaxSessions)
 	setDefault(&c.MCPIdleTimeout, mcpserver.DefaultSessionIdleTimeout)

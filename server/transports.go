@@ -45,6 +45,7 @@ func (s *Server) buildTransports() (public, metrics, profiles *http.Server) {
 		Check:               check.New(s.meta, s.blobs, check.Config{Logger: log.With("component", "check")}),
 		Providers:           s.pusher,
 	})
+	s.keyLimiters = append(s.keyLimiters, handler.KeyLimiters())
 	s.mountTus(handler)
 	// Durable sessions when asked for and the metadata store can keep
 	// them; each process is a new instance (its sessions are claimed from

@@ -445,7 +445,7 @@ func TestDurableSubscriptionMovesWithTheSession(t *testing.T) {
 			return a.sessions == nil || a.sessions.get(w.SessionID).ClientAcked >= 3
 		})
 		a.stop()
-		a.upload(t, "while-down", "x") // event 4, written while no server runs
+		a.upload(t, "while-down", "x")    // event 4, written while no server runs
 		c2, w2 := b.resume(t, "ro", w, 3) // seq 1 res, 2 and 3 events 1 and 2
 		if !w2.Resumed {
 			t.Fatalf("welcome on B = %+v, want resumed", w2)

@@ -1,6 +1,7 @@
 package wsserver
 
 import (
+	"math"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,9 @@ type metrics struct {
 	saveSeconds     prometheus.Histogram // durable sessions: one group commit
 	saveBatch       prometheus.Histogram
 	fenced          prometheus.Counter
+	// hub measures filehub_events_lag_seconds; set by newHub, which runs
+	// after newMetrics.
+	hub atomic.Pointer[hub]
 }
 
 // Connection results (label of filehub_ws_connections_total).
@@ -127,6 +131,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		gauge("sessions_connected", "Sessions with a live connection.", &m.connected),
 		gauge("outbox_frames", "Unacknowledged server frames, summed over sessions.", &m.outboxDepth),
 		gauge("result_cache_bytes", "Bytes of request results kept for re-sent requests, summed over sessions.", &m.resultBytes),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: ns, Name: "events_lag_seconds",
+			Help: "Age of the oldest event in the store that the WebSocket event hub has not read and fanned out yet, 0 when caught up; measured at scrape time (NaN when the store cannot be read).",
+		}, func() float64 {
+			if h := m.hub.Load(); h != nil {
+				return h.lagSeconds()
+			}
+			return math.NaN()
+		}),
 		m.connections, m.resumes, m.slowConsumers, m.pingRTT, in, out, m.ackLatency, m.eventDeliveries, m.rpcs,
 		m.saveSeconds, m.saveBatch, m.fenced,
 	} {

@@ -81,6 +81,11 @@ type ServeConfig struct {
 	MaxDeleteFraction float64
 	CleanupInterval   time.Duration // 0 disables the scheduler
 
+	// HeartbeatInterval is how often the instance tells the metadata
+	// store it is alive, so that instances share the per-key rate limits
+	// (issue 16); 0 disables the heartbeats.
+	HeartbeatInterval time.Duration
+
 	// The MCP endpoint /v1/mcp (see mcp.go).
 	MCPMaxUpload   int64
 	MCPMaxSessions int
@@ -126,6 +131,7 @@ func DefaultServeConfig() ServeConfig {
 		UploadExpiry:         cleanup.DefaultUploadExpiry,
 		MaxDeleteFraction:    cleanup.DefaultMaxDeleteFraction,
 		CleanupInterval:      cleanup.DefaultInterval,
+		HeartbeatInterval:    server.DefaultHeartbeatInterval,
 		MCPMaxUpload:         mcpserver.DefaultMaxUpload,
 		MCPMaxSessions:       mcpserver.DefaultMaxSessions,
 		MCPIdleTimeout:       mcpserver.DefaultSessionIdleTimeout,
@@ -172,6 +178,7 @@ func bindServeFlags(fs interface {
 	fs.StringSliceVar(&c.DenyTypes, "deny-types", c.DenyTypes, "MIME patterns refused whatever the file name; wins over --allow-types; \"\" denies nothing")
 	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests per second allowed per API key; 0: no limit")
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "requests per API key allowed in a burst above --rate-limit")
+	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", c.HeartbeatInterval, "how often this server records in the metadata store that it is alive; servers sharing a store each enforce 1/n of the per-key rate limits, n the servers heard from within 3 intervals; 0: no heartbeats, each server enforces the whole limit")
 	fs.IntVar(&c.MaxConcurrentUploads, "max-concurrent-uploads", c.MaxConcurrentUploads, "uploads processed at once; more are refused with 503 and Retry-After")
 	fs.DurationVar(&c.UploadStallTimeout, "upload-stall-timeout", c.UploadStallTimeout, "abort an upload whose body sends nothing for this long")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "on SIGTERM/SIGINT, how long in-flight requests may take to finish")
@@ -263,7 +270,7 @@ once.`,
 		"tus-expiry", "max-open-uploads", "cors-origins",
 		"ws-max-sessions-per-key", "ws-max-pending-hellos", "ws-anon-hello-timeout",
 		"ws-result-cache-size", "ws-result-cache-total", "s3-buffer-memory", "trusted-proxies", "ws-sessions",
-		"tls-cert", "tls-key")
+		"tls-cert", "tls-key", "heartbeat-interval")
 	return cmd
 }
 
@@ -347,6 +354,9 @@ func (c ServeConfig) ServerConfig(environ []string) (server.Config, error) {
 	if c.WSSessions != server.WSSessionsDurable && c.WSSessions != server.WSSessionsMemory {
 		return server.Config{}, usageErrorf("--ws-sessions must be %s or %s, not %q", server.WSSessionsDurable, server.WSSessionsMemory, c.WSSessions)
 	}
+	if c.HeartbeatInterval < 0 {
+		return server.Config{}, usageErrorf("--heartbeat-interval must not be negative (0 disables the heartbeats)")
+	}
 	sc := server.Config{
 		DataDir:              c.DataDir,
 		DB:                   c.DB,
@@ -377,6 +387,7 @@ func (c ServeConfig) ServerConfig(environ []string) (server.Config, error) {
 		UploadExpiry:         c.UploadExpiry,
 		MaxDeleteFraction:    c.MaxDeleteFraction,
 		CleanupInterval:      c.CleanupInterval,
+		HeartbeatInterval:    c.HeartbeatInterval,
 		Providers:            provs,
 		MCPMaxUpload:         c.MCPMaxUpload,
 		MCPMaxSessions:       c.MCPMaxSessions,
@@ -413,6 +424,9 @@ func (c ServeConfig) ServerConfig(environ []string) (server.Config, error) {
 	}
 	if c.MaxOpenUploads == 0 {
 		sc.MaxOpenUploads = -1
+	}
+	if c.HeartbeatInterval == 0 {
+		sc.HeartbeatInterval = -1
 	}
 	if sc.DenyTypes == nil {
 		sc.DenyTypes = []string{} // nil would mean files' defaults; the user asked for none
