@@ -116,6 +116,14 @@ func benchStores() []benchStore {
 // openPostgresSessions opens a PostgreSQL store in a schema of its own,
 // dropped when b ends.
 func openPostgresSessions(b *testing.B, _ *env) filehub.WSSessionStore {
+	return postgresSessions(b)
+}
+
+// postgresSessions opens a PostgreSQL store in a schema of its own, dropped
+// when tb ends. Without FILEHUB_TEST_POSTGRES it skips tb, or fails it in
+// CI.
+func postgresSessions(b testing.TB) filehub.WSSessionStore {
+	b.Helper()
 	base := citest.PostgresDSN(b)
 	admin := func(sql string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -144,11 +152,7 @@ func openPostgresSessions(b *testing.B, _ *env) filehub.WSSessionStore {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	st, ok := any(db).(filehub.WSSessionStore)
-	if !ok {
-		b.Skip("the PostgreSQL store cannot keep WebSocket sessions (yet)")
-	}
-	return st
+	return db
 }
 
 // Throughput shape of BenchmarkDurableSessions: sessions, and Sends or

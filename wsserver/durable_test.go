@@ -19,9 +19,10 @@ import (
 var durableMode = mode{"durable", true}
 
 // inDurableModes runs f as a subtest per durable mode: the in-memory test
-// store and the SQLite database.
+// store, the SQLite database and PostgreSQL (FILEHUB_TEST_POSTGRES; skipped
+// without it, except in CI where that fails).
 func inDurableModes(t *testing.T, f func(t *testing.T, m mode)) {
-	for _, m := range modes {
+	for _, m := range append(modes, mode{"postgres", true}) {
 		if m.durable {
 			t.Run(m.name, func(t *testing.T) { f(t, m) })
 		}
@@ -458,5 +459,31 @@ func TestDurableSubscriptionMovesWithTheSession(t *testing.T) {
 		if fmt.Sprint(ids) != "[1 2 3 3 4]" {
 			t.Fatalf("events %v, want 1 2 3 on A, then 3 (not acknowledged: sent again) and 4 on B", ids)
 		}
+	})
+}
+
+// TestDurableCrashMidStream crashes the server while a client streams
+// messages, at whatever point the stream is, and resumes on a new server
+// on the same store: the client replays from the welcome's last_seq and
+// gets every echo once, in order.
+func TestDurableCrashMidStream(t *testing.T) {
+	inDurableModes(t, func(t *testing.T, m mode) {
+		a := newEnvIn(t, m, wsserver.Config{})
+		c, w := a.connect(t, "rw")
+		r := newReader(t)
+		const n = 400
+		c.send(msgs(1, n)...)
+		r.until(c, func() bool { return len(r.msgs) >= 50 })
+		a.srv.Crash()
+		r.drain(c)
+		a.stop()
+		b := a.twin(t, wsserver.Config{})
+		c2, w2 := b.resume(t, "rw", w, r.lastSeq)
+		if !w2.Resumed || w2.LastSeq < r.acked || w2.LastSeq > n {
+			t.Fatalf("welcome = %+v after the client saw ack %d, want resumed at or above it", w2, r.acked)
+		}
+		c2.send(msgs(w2.LastSeq+1, n)...)
+		r.until(c2, func() bool { return len(r.msgs) == n && r.acked >= n })
+		r.wantMsgs([2]int64{1, n})
 	})
 }

@@ -69,6 +69,14 @@ func bothModes(t *testing.T, f func(t *testing.T, m mode)) {
 // newEnvIn is newEnv with sessions kept as m says.
 func newEnvIn(t testing.TB, m mode, cfg wsserver.Config) *env {
 	t.Helper()
+	if m.name == "postgres" {
+		// Opened first, so that it is closed after the env's server.
+		st := postgresSessions(t)
+		cfg.Sessions = st
+		e := newEnv(t, cfg)
+		e.store = st
+		return e
+	}
 	if m.name == "sqlite" {
 		e := newEnv(t, cfg)
 		st, ok := any(e.db).(filehub.WSSessionStore)
