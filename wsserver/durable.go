@@ -478,10 +478,23 @@ func (srv *Server) resumeDurable(ctx context.Context, c *conn, h *wsproto.Frame,
 		fenced := local.fenced
 		local.mu.Unlock()
 		if !match && !fenced {
-			// This process owns the session: the store knows no newer
-			// token. Refuse without claiming, which would disturb the
-			// session's connection.
-			return nil, nil, wsproto.RefusedBadToken, nil
+			// Either the token is wrong, or another instance has claimed
+			// the session since and given the client a newer one. A save
+			// tells: if it commits, this copy is the session, and the
+			// resume is refused without disturbing its connection.
+			local.mu.Lock()
+			ver := local.flushLocked()
+			local.mu.Unlock()
+			wctx, cancel := context.WithTimeout(ctx, srv.cfg.HelloTimeout)
+			err := local.waitSaved(wctx, ver)
+			cancel()
+			switch {
+			case err == nil:
+				return nil, nil, wsproto.RefusedBadToken, nil
+			case !errors.Is(err, errFenced):
+				return nil, nil, "", err
+			}
+			// Claimed elsewhere: the copy is dropped; claim it back.
 		}
 		if err := srv.handOver(ctx, local); err != nil {
 			return nil, nil, "", err

@@ -487,3 +487,36 @@ func TestDurableCrashMidStream(t *testing.T) {
 		r.wantMsgs([2]int64{1, n})
 	})
 }
+
+// TestDurableResumeBackOnPreviousInstance: a session that moved from A to
+// B comes back to A, which still holds a stale copy (with the old token):
+// A finds out that the copy is stale and resumes the session from the
+// store.
+func TestDurableResumeBackOnPreviousInstance(t *testing.T) {
+	inDurableModes(t, func(t *testing.T, m mode) {
+		a := newEnvIn(t, m, wsserver.Config{EpochCheckInterval: -1})
+		b := a.twin(t, wsserver.Config{EpochCheckInterval: -1})
+		r := newReader(t)
+		c, w := a.connect(t, "rw")
+		c.send(msg(1, `1`))
+		r.until(c, func() bool { return r.acked >= 1 && len(r.msgs) == 1 })
+		c.ws.Close()
+		waitFor(t, "A to see the disconnect", func() bool { return a.metric("filehub_ws_sessions_connected") == 0 })
+
+		c2, w2 := b.resume(t, "rw", w, r.lastSeq)
+		if !w2.Resumed {
+			t.Fatalf("welcome on B = %+v, want resumed", w2)
+		}
+		c2.send(msg(2, `2`))
+		r.until(c2, func() bool { return r.acked >= 2 && len(r.msgs) == 2 })
+		c2.ws.Close()
+
+		c3, w3 := a.resume(t, "rw", w2, r.lastSeq)
+		if !w3.Resumed || w3.LastSeq != 2 {
+			t.Fatalf("welcome back on A = %+v, want resumed at last_seq 2", w3)
+		}
+		c3.send(msg(3, `3`))
+		r.until(c3, func() bool { return r.acked >= 3 && len(r.msgs) == 3 })
+		r.wantMsgs([2]int64{1, 3})
+	})
+}
