@@ -114,6 +114,12 @@ type Config struct {
 	// (3s).
 	WSMaxPendingHellos int
 	WSAnonHelloTimeout time.Duration
+	// WSSessions is where WebSocket sessions live: WSSessionsDurable saves
+	// them in the metadata store when it is a filehub.WSSessionStore (so
+	// they survive a crash, a restart, and resume on any instance; a store
+	// without that capability falls back to memory, with a warning), and
+	// WSSessionsMemory keeps them in this process. Default durable.
+	WSSessions string
 
 	// TrustedProxies are the reverse proxies whose Forwarded or
 	// X-Forwarded-For header names the client that failed
@@ -229,6 +235,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.WSResultCacheTotalBytes, wsserver.DefaultResultCacheTotal)
 	setDefault(&c.WSMaxPendingHellos, wsserver.DefaultMaxPendingHellos)
 	setDefault(&c.WSAnonHelloTimeout, wsserver.DefaultAnonHelloTimeout)
+	setDefault(&c.WSSessions, WSSessionsDurable)
 	setDefault(&c.S3BufferMemory, s3.DefaultBufferMemory)
 	setDefault(&c.BlobGrace, cleanup.DefaultBlobGrace)
 	setDefault(&c.TusExpiry, tus.DefaultExpiry)
@@ -253,3 +260,9 @@ func setDefault[T comparable](p *T, def T) {
 		*p = def
 	}
 }
+
+// Values of Config.WSSessions.
+const (
+	WSSessionsDurable = "durable"
+	WSSessionsMemory  = "memory"
+)

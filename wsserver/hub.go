@@ -260,6 +260,9 @@ func (ss *session) appendEventsLocked(events []*hubEvent) {
 		ss.evCount++
 		ss.evCursor = e.id
 	}
+	if len(events) > 0 {
+		ss.markDirtyLocked()
+	}
 	ss.srv.metrics.outboxDepth.Add(int64(len(events)))
 }
 

@@ -153,6 +153,7 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		"FILEHUB_WS_RESULT_CACHE_TOTAL":      "16MiB",
 		"FILEHUB_S3_BUFFER_MEMORY":           "128MiB",
 		"FILEHUB_TRUSTED_PROXIES":            "10.0.0.0/8,::1",
+		"FILEHUB_WS_SESSIONS":                "memory",
 		"FILEHUB_HEARTBEAT_INTERVAL":         "2s",
 	}
 	cfg, code, stderr := parseServe(t, env)
@@ -174,7 +175,7 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		LogLevel: "debug", LogFormat: "json",
 		WSMaxSessionsPerKey: 12, WSMaxPendingHellos: 13, WSAnonHelloTimeout: time.Second,
 		WSResultCacheBytes: 1 << 20, WSResultCacheTotalBytes: 16 << 20, S3BufferMemory: 128 << 20,
-		TrustedProxies: []string{"10.0.0.0/8", "::1"},
+		TrustedProxies: []string{"10.0.0.0/8", "::1"}, WSSessions: "memory",
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("config =\n%+v\nwant\n%+v", cfg, want)

@@ -70,6 +70,10 @@ type ServeConfig struct {
 	S3BufferMemory          int64
 	TrustedProxies          []string
 
+	// WSSessions is "durable" (WebSocket sessions saved in the metadata
+	// store, issue 16) or "memory".
+	WSSessions string
+
 	// The cleanup service's defaults; settings stored at run time
 	// ("filehub cleanup config set") win over them.
 	BlobGrace         time.Duration
@@ -144,6 +148,7 @@ func DefaultServeConfig() ServeConfig {
 		WSResultCacheBytes:      wsserver.DefaultResultCacheBytes,
 		WSResultCacheTotalBytes: wsserver.DefaultResultCacheTotal,
 		S3BufferMemory:          s3.DefaultBufferMemory,
+		WSSessions:              server.WSSessionsDurable,
 	}
 }
 
@@ -184,6 +189,7 @@ func bindServeFlags(fs interface {
 	fs.IntVar(&c.WSMaxSessionsPerKey, "ws-max-sessions-per-key", c.WSMaxSessionsPerKey, "WebSocket sessions one API key may hold, connected or awaiting a resume (they live --ws-session-ttl after a disconnect); a new one beyond gets 429")
 	fs.IntVar(&c.WSMaxPendingHellos, "ws-max-pending-hellos", c.WSMaxPendingHellos, "WebSocket connections without an Authorization header that may wait for their hello at once; more get 503")
 	fs.DurationVar(&c.WSAnonHelloTimeout, "ws-anon-hello-timeout", c.WSAnonHelloTimeout, "how long a WebSocket connection without an Authorization header may take to send hello (those with one get 10s)")
+	fs.StringVar(&c.WSSessions, "ws-sessions", c.WSSessions, "where WebSocket sessions live: durable (in the metadata store: they survive a crash or restart and resume on any instance) or memory (this process only)")
 	fs.StringSliceVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "CIDRs or addresses of reverse proxies whose X-Forwarded-For/Forwarded header names the client; failed authentications are limited per client address seen through them (default none: the peer address)")
 	fs.DurationVar(&c.EventRetention, "event-retention", c.EventRetention, "events younger than this are kept in the event log (subscribers can replay them)")
 	fs.IntVar(&c.EventMaxCount, "event-max-count", c.EventMaxCount, "the event log keeps at most this many events (the newest)")
@@ -263,7 +269,7 @@ once.`,
 		"mcp-max-upload", "mcp-max-sessions", "mcp-session-idle-timeout", "mcp-rate-limit",
 		"tus-expiry", "max-open-uploads", "cors-origins",
 		"ws-max-sessions-per-key", "ws-max-pending-hellos", "ws-anon-hello-timeout",
-		"ws-result-cache-size", "ws-result-cache-total", "s3-buffer-memory", "trusted-proxies",
+		"ws-result-cache-size", "ws-result-cache-total", "s3-buffer-memory", "trusted-proxies", "ws-sessions",
 		"tls-cert", "tls-key", "heartbeat-interval")
 	return cmd
 }
@@ -345,6 +351,9 @@ func (c ServeConfig) ServerConfig(environ []string) (server.Config, error) {
 	if err := checkBoundFlags(c); err != nil {
 		return server.Config{}, err
 	}
+	if c.WSSessions != server.WSSessionsDurable && c.WSSessions != server.WSSessionsMemory {
+		return server.Config{}, usageErrorf("--ws-sessions must be %s or %s, not %q", server.WSSessionsDurable, server.WSSessionsMemory, c.WSSessions)
+	}
 	if c.HeartbeatInterval < 0 {
 		return server.Config{}, usageErrorf("--heartbeat-interval must not be negative (0 disables the heartbeats)")
 	}
@@ -397,6 +406,7 @@ func (c ServeConfig) ServerConfig(environ []string) (server.Config, error) {
 		WSResultCacheTotalBytes: c.WSResultCacheTotalBytes,
 		S3BufferMemory:          c.S3BufferMemory,
 		TrustedProxies:          proxies,
+		WSSessions:              c.WSSessions,
 	}
 	// On the command line 0 switches these off; in server.Config it means
 	// the default.
