@@ -92,6 +92,23 @@ type WSSessionUpdate struct {
 	DropResults []string
 }
 
+// WSClaim is what a resume presents to take a session over: the session,
+// the claiming instance, and the credentials checked in the same statement
+// that bumps the epoch.
+type WSClaim struct {
+	ID    string
+	Owner string
+	// KeyID is the API key of the resuming connection; TokenHash the
+	// SHA-256 of the resume token it presented.
+	KeyID     string
+	TokenHash []byte
+}
+
+// Valid reports whether every field of c is set.
+func (c WSClaim) Valid() bool {
+	return c.ID != "" && c.Owner != "" && c.KeyID != "" && len(c.TokenHash) > 0
+}
+
 // WSSessionStore is an optional capability of a MetaStore: durable
 // WebSocket sessions. Implementations must be safe for concurrent use, also
 // by several processes on one database.
@@ -100,10 +117,14 @@ type WSSessionStore interface {
 	// and Owner. Returns ECONFLICT if the ID exists.
 	CreateWSSession(ctx context.Context, s *WSSession) error
 
-	// ClaimWSSession takes session id over for owner: it increments the
-	// epoch, sets Owner and clears DetachedAt, and returns the whole state
-	// with the new epoch. Returns ENOTFOUND if there is no such session.
-	ClaimWSSession(ctx context.Context, id, owner string, now time.Time) (*WSSession, error)
+	// ClaimWSSession takes session c.ID over for c.Owner if c presents
+	// the session's key and its current or previous token hash: it
+	// increments the epoch, sets Owner and clears DetachedAt, and returns
+	// the whole state with the new epoch. Returns ENOTFOUND if there is no
+	// such session, and EFORBIDDEN — changing nothing, so that knowing a
+	// session's ID is not enough to disturb it — if the key or the token
+	// does not match. EINVALID if c lacks a field.
+	ClaimWSSession(ctx context.Context, c WSClaim, now time.Time) (*WSSession, error)
 
 	// SaveWSSessions applies updates in one transaction (the group commit
 	// of many sessions' changes). An update whose Epoch is not the stored

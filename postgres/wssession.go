@@ -117,13 +117,25 @@ func (db *DB) CreateWSSession(ctx context.Context, s *filehub.WSSession) error {
 // instance) queue up and each gets its own epoch, and the frames and results
 // read after it are those of the claimed epoch: a save fenced by an older
 // epoch cannot change them any more.
-func (db *DB) ClaimWSSession(ctx context.Context, id, owner string, now time.Time) (*filehub.WSSession, error) {
+func (db *DB) ClaimWSSession(ctx context.Context, c filehub.WSClaim, now time.Time) (*filehub.WSSession, error) {
+	if !c.Valid() {
+		return nil, filehub.Errorf(filehub.EINVALID, "a WebSocket session claim needs an id, an owner, a key and a token hash")
+	}
+	id := c.ID
 	var ws *filehub.WSSession
 	err := db.tx(ctx, "claim ws session", func(tx pgx.Tx) error {
 		s, err := scanWSSession(tx.QueryRow(ctx, `UPDATE ws_sessions
 			SET epoch = epoch + 1, owner = $1, detached_at = NULL, updated_at = $2
-			WHERE id = $3 RETURNING `+wsSessionColumns, owner, now, id))
+			WHERE id = $3 AND key_id = $4 AND (token_hash = $5 OR prev_token_hash = $5)
+			RETURNING `+wsSessionColumns, c.Owner, now, id, c.KeyID, c.TokenHash))
 		if errNoRows(err) {
+			var one int
+			switch err := tx.QueryRow(ctx, `SELECT 1 FROM ws_sessions WHERE id = $1`, id).Scan(&one); {
+			case err == nil:
+				return wsClaimRefused(id)
+			case !errNoRows(err):
+				return mapError(ctx, "claim ws session", err)
+			}
 			return filehub.Errorf(filehub.ENOTFOUND, "WebSocket session %s not found", id)
 		}
 		if err != nil {
@@ -387,4 +399,9 @@ func (db *DB) CountWSSessions(ctx context.Context, keyID string) (int, error) {
 		return 0, mapError(ctx, "count ws sessions", err)
 	}
 	return n, nil
+}
+
+// wsClaimRefused is the error of a claim whose key or token does not match.
+func wsClaimRefused(id string) error {
+	return filehub.Errorf(filehub.EFORBIDDEN, "WebSocket session %s: the key or the resume token does not match", id)
 }

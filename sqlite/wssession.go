@@ -140,15 +140,26 @@ func (db *DB) CreateWSSession(ctx context.Context, s *filehub.WSSession) error {
 // ClaimWSSession takes a session over; see filehub.WSSessionStore. It runs
 // in the writer, so claims of one session are serialized and each gets its
 // own epoch, and the state it returns is the committed state of that epoch.
-func (db *DB) ClaimWSSession(ctx context.Context, id, owner string, now time.Time) (*filehub.WSSession, error) {
+func (db *DB) ClaimWSSession(ctx context.Context, c filehub.WSClaim, now time.Time) (*filehub.WSSession, error) {
+	if !c.Valid() {
+		return nil, filehub.Errorf(filehub.EINVALID, "a WebSocket session claim needs an id, an owner, a key and a token hash")
+	}
 	var ws *filehub.WSSession
 	err := db.write(ctx, "claim ws session", func(wctx context.Context, tx *wtx) error {
 		ws = nil // a job runs once, but keep the result that of the committed run
 		s, err := scanWSSession(tx.queryRow(wctx, `UPDATE ws_sessions
 			SET epoch = epoch + 1, owner = ?, detached_at = NULL, updated_at = ?
-			WHERE id = ? RETURNING `+wsSessionColumns, owner, nanos(now), id))
+			WHERE id = ? AND key_id = ? AND (token_hash = ? OR prev_token_hash = ?)
+			RETURNING `+wsSessionColumns, c.Owner, nanos(now), c.ID, c.KeyID, c.TokenHash, c.TokenHash))
 		if errors.Is(err, sql.ErrNoRows) {
-			return filehub.Errorf(filehub.ENOTFOUND, "WebSocket session %s not found", id)
+			var one int
+			switch err := tx.queryRow(wctx, `SELECT 1 FROM ws_sessions WHERE id = ?`, c.ID).Scan(&one); {
+			case err == nil:
+				return wsClaimRefused(c.ID)
+			case !errors.Is(err, sql.ErrNoRows):
+				return mapError(wctx, "claim ws session", err)
+			}
+			return filehub.Errorf(filehub.ENOTFOUND, "WebSocket session %s not found", c.ID)
 		}
 		if err != nil {
 			return mapError(wctx, "claim ws session", err)
@@ -390,4 +401,9 @@ func (db *DB) CountWSSessions(ctx context.Context, keyID string) (int, error) {
 		return 0, mapError(ctx, "count ws sessions", err)
 	}
 	return n, nil
+}
+
+// wsClaimRefused is the error of a claim whose key or token does not match.
+func wsClaimRefused(id string) error {
+	return filehub.Errorf(filehub.EFORBIDDEN, "WebSocket session %s: the key or the resume token does not match", id)
 }

@@ -24,6 +24,7 @@ func RunWSSessionStore(t *testing.T, newStore func(t *testing.T) filehub.WSSessi
 	}{
 		{"CreateClaim", testWSCreateClaim},
 		{"CreateInvalid", testWSCreateInvalid},
+		{"ClaimCredentials", testWSClaimCredentials},
 		{"Fencing", testWSFencing},
 		{"ConcurrentClaims", testWSConcurrentClaims},
 		{"FramesPruned", testWSFramesPruned},
@@ -68,9 +69,15 @@ func mustCreateWS(t *testing.T, s filehub.WSSessionStore, ws *filehub.WSSession)
 	}
 }
 
+// wsClaim is a claim of session id for owner with the credentials
+// newWSSession gives every session of key k_owner.
+func wsClaim(id, owner string) filehub.WSClaim {
+	return filehub.WSClaim{ID: id, Owner: owner, KeyID: "k_owner", TokenHash: wsHash("token")}
+}
+
 func mustClaimWS(t *testing.T, s filehub.WSSessionStore, id, owner string) *filehub.WSSession {
 	t.Helper()
-	ws, err := s.ClaimWSSession(t.Context(), id, owner, wsEpoch.Add(time.Minute))
+	ws, err := s.ClaimWSSession(t.Context(), wsClaim(id, owner), wsEpoch.Add(time.Minute))
 	if err != nil {
 		t.Fatalf("ClaimWSSession(%s): %v", id, err)
 	}
@@ -143,11 +150,11 @@ func testWSCreateClaim(t *testing.T, s filehub.WSSessionStore) {
 
 	err := s.CreateWSSession(t.Context(), ws)
 	wantWSCode(t, "CreateWSSession of an existing ID", err, filehub.ECONFLICT)
-	_, err = s.ClaimWSSession(t.Context(), "s_nosuchsession", "b", wsEpoch)
+	_, err = s.ClaimWSSession(t.Context(), wsClaim("s_nosuchsession", "b"), wsEpoch)
 	wantWSCode(t, "ClaimWSSession of an unknown ID", err, filehub.ENOTFOUND)
 
 	now := wsEpoch.Add(time.Minute)
-	got, err := s.ClaimWSSession(t.Context(), ws.ID, "instance-b", now)
+	got, err := s.ClaimWSSession(t.Context(), wsClaim(ws.ID, "instance-b"), now)
 	if err != nil {
 		t.Fatalf("ClaimWSSession: %v", err)
 	}
@@ -258,7 +265,7 @@ func testWSConcurrentClaims(t *testing.T, s filehub.WSSessionStore) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			claims[i], errs[i] = s.ClaimWSSession(t.Context(), ws.ID, fmt.Sprintf("instance-%d", i), wsEpoch)
+			claims[i], errs[i] = s.ClaimWSSession(t.Context(), wsClaim(ws.ID, fmt.Sprintf("instance-%d", i)), wsEpoch)
 		})
 	}
 	wg.Wait()
@@ -391,7 +398,7 @@ func testWSBatchWithLost(t *testing.T, s filehub.WSSessionStore) {
 			t.Errorf("session %d after the batch: %+v (want saved: %v)", i, got, i != 2)
 		}
 	}
-	if _, err := s.ClaimWSSession(t.Context(), gone.ID, "check", wsEpoch); filehub.ErrorCode(err) != filehub.ENOTFOUND {
+	if _, err := s.ClaimWSSession(t.Context(), wsClaim(gone.ID, "check"), wsEpoch); filehub.ErrorCode(err) != filehub.ENOTFOUND {
 		t.Errorf("the lost update of an unknown session created it: %v", err)
 	}
 }
@@ -478,7 +485,7 @@ func testWSExpire(t *testing.T, s filehub.WSSessionStore) {
 		t.Fatalf("ExpireWSSessions again = %v, %v; want none", ids, err)
 	}
 	for _, ws := range []*filehub.WSSession{oldest, old, bySave} {
-		if _, err := s.ClaimWSSession(t.Context(), ws.ID, "b", wsEpoch); filehub.ErrorCode(err) != filehub.ENOTFOUND {
+		if _, err := s.ClaimWSSession(t.Context(), wsClaim(ws.ID, "b"), wsEpoch); filehub.ErrorCode(err) != filehub.ENOTFOUND {
 			t.Errorf("claim of expired %s: %v, want ENOTFOUND", ws.ID, err)
 		}
 	}
@@ -620,4 +627,44 @@ func benchmarkSaveWSSessions(b *testing.B, s filehub.WSSessionStore, sessions in
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*sessions), "ns/update")
+}
+
+// testWSClaimCredentials: a claim must present the session's key and its
+// current or previous token hash; a refused claim changes nothing (the
+// epoch stays, so the owner's saves still commit).
+func testWSClaimCredentials(t *testing.T, s filehub.WSSessionStore) {
+	ws := newWSSession("k_owner")
+	ws.PrevTokenHash = wsHash("previous")
+	mustCreateWS(t, s, ws)
+	for name, c := range map[string]filehub.WSClaim{
+		"another key":   {ID: ws.ID, Owner: "b", KeyID: "k_other", TokenHash: wsHash("token")},
+		"a wrong token": {ID: ws.ID, Owner: "b", KeyID: "k_owner", TokenHash: wsHash("guess")},
+	} {
+		_, err := s.ClaimWSSession(t.Context(), c, wsEpoch)
+		wantWSCode(t, "ClaimWSSession with "+name, err, filehub.EFORBIDDEN)
+	}
+	for name, c := range map[string]filehub.WSClaim{
+		"no id":    {Owner: "b", KeyID: "k_owner", TokenHash: wsHash("token")},
+		"no owner": {ID: ws.ID, KeyID: "k_owner", TokenHash: wsHash("token")},
+		"no key":   {ID: ws.ID, Owner: "b", TokenHash: wsHash("token")},
+		"no token": {ID: ws.ID, Owner: "b", KeyID: "k_owner"},
+	} {
+		_, err := s.ClaimWSSession(t.Context(), c, wsEpoch)
+		wantWSCode(t, "ClaimWSSession with "+name, err, filehub.EINVALID)
+	}
+	// The refusals left epoch 1 in place: its owner still saves.
+	u := wsUpdate(ws)
+	u.InSeq = 3
+	if lost := mustSaveWS(t, s, u); len(lost) != 0 {
+		t.Fatalf("the owner's save after refused claims was lost: %v", lost)
+	}
+	// The previous token is accepted (the client may not have read the
+	// welcome that carried the current one).
+	got, err := s.ClaimWSSession(t.Context(), filehub.WSClaim{ID: ws.ID, Owner: "b", KeyID: "k_owner", TokenHash: wsHash("previous")}, wsEpoch)
+	if err != nil {
+		t.Fatalf("ClaimWSSession with the previous token: %v", err)
+	}
+	if got.Epoch != 2 || got.InSeq != 3 {
+		t.Errorf("claimed epoch %d, in_seq %d; want 2 and 3", got.Epoch, got.InSeq)
+	}
 }

@@ -504,9 +504,18 @@ func (srv *Server) resumeDurable(ctx context.Context, c *conn, h *wsproto.Frame,
 	store := srv.cfg.Sessions
 	sctx, cancel := context.WithTimeout(ctx, srv.cfg.HelloTimeout)
 	defer cancel()
-	st, err := store.ClaimWSSession(sctx, h.SessionID, srv.cfg.InstanceID, now)
-	if errors.Is(err, filehub.ErrNotFound) {
+	// The claim checks the key and the token in the statement that bumps
+	// the epoch: a connection that knows only the session's ID cannot
+	// fence the session's owner out.
+	h2 := hashToken(presented)
+	st, err := store.ClaimWSSession(sctx, filehub.WSClaim{
+		ID: h.SessionID, Owner: srv.cfg.InstanceID, KeyID: c.key.ID, TokenHash: h2,
+	}, now)
+	switch filehub.ErrorCode(err) {
+	case filehub.ENOTFOUND:
 		return nil, nil, wsproto.RefusedUnknown, nil
+	case filehub.EFORBIDDEN:
+		return nil, nil, wsproto.RefusedBadToken, nil
 	}
 	if err != nil {
 		return nil, nil, "", filehub.WrapError(filehub.EUNAVAILABLE, "cannot load the WebSocket session", err)
@@ -515,7 +524,6 @@ func (srv *Server) resumeDurable(ctx context.Context, c *conn, h *wsproto.Frame,
 	// by the cleanup service if that instance died: what a claim finds is
 	// resumable. (The claim returns DetachedAt cleared, so it could not
 	// tell anyway.)
-	h2 := hashToken(presented)
 	current := subtle.ConstantTimeCompare(st.TokenHash, h2) == 1
 	previous := subtle.ConstantTimeCompare(st.PrevTokenHash, h2) == 1
 	var refusal string

@@ -520,3 +520,38 @@ func TestDurableResumeBackOnPreviousInstance(t *testing.T) {
 		r.wantMsgs([2]int64{1, 3})
 	})
 }
+
+// TestDurableRefusedResumeElsewhereDoesNotFence: a resume on another
+// instance with the session's ID but a wrong token, or another key, is
+// refused without taking the session over — knowing an ID is not enough to
+// cut its owner off (the claim checks the credentials in the store).
+func TestDurableRefusedResumeElsewhereDoesNotFence(t *testing.T) {
+	inDurableModes(t, func(t *testing.T, m mode) {
+		a := newEnvIn(t, m, wsserver.Config{})
+		b := a.twin(t, wsserver.Config{})
+		c1, w := a.connect(t, "rw")
+		c1.send(msg(1, `1`))
+		c1.waitAck(1)
+		bad := *w
+		bad.ResumeToken += "x"
+		for _, try := range []struct {
+			key string
+			w   *wsproto.Frame
+		}{{"rw", &bad}, {"admin", w}} {
+			if _, w2 := b.resume(t, try.key, try.w, 0); w2.Resumed || w2.ResumeRefused != wsproto.RefusedBadToken {
+				t.Fatalf("resume on B with key %s: welcome = %+v, want refused bad_token", try.key, w2)
+			}
+		}
+		// A still owns the session: its next frame is saved and acked.
+		c1.send(msg(2, `2`))
+		c1.waitAck(2)
+		if a.sessions != nil {
+			if s := a.sessions.get(w.SessionID); s.Epoch != 1 {
+				t.Fatalf("epoch after refused resumes = %d, want 1", s.Epoch)
+			}
+		}
+		if got := a.metric("filehub_ws_sessions_fenced_total"); got != 0 {
+			t.Errorf("A's sessions_fenced_total = %v, want 0", got)
+		}
+	})
+}

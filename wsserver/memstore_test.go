@@ -66,18 +66,24 @@ func (m *memSessions) CreateWSSession(_ context.Context, s *filehub.WSSession) e
 	return nil
 }
 
-func (m *memSessions) ClaimWSSession(_ context.Context, id, owner string, now time.Time) (*filehub.WSSession, error) {
+func (m *memSessions) ClaimWSSession(_ context.Context, c filehub.WSClaim, now time.Time) (*filehub.WSSession, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.fail != nil {
 		return nil, m.fail
 	}
-	s := m.rows[id]
+	if !c.Valid() {
+		return nil, filehub.Errorf(filehub.EINVALID, "incomplete claim")
+	}
+	s := m.rows[c.ID]
 	if s == nil {
-		return nil, filehub.Errorf(filehub.ENOTFOUND, "session %s not found", id)
+		return nil, filehub.Errorf(filehub.ENOTFOUND, "session %s not found", c.ID)
+	}
+	if s.KeyID != c.KeyID || !bytes.Equal(s.TokenHash, c.TokenHash) && !bytes.Equal(s.PrevTokenHash, c.TokenHash) {
+		return nil, filehub.Errorf(filehub.EFORBIDDEN, "session %s: key or token refused", c.ID)
 	}
 	s.Epoch++
-	s.Owner = owner
+	s.Owner = c.Owner
 	s.DetachedAt = time.Time{}
 	s.UpdatedAt = now
 	return cloneSession(s), nil
