@@ -166,7 +166,7 @@ func TestCreateBatchesDoNotDeadlock(t *testing.T) {
 		mustOpen(t, postgres.Config{Schema: schema, Registerer: regs[1]}),
 	}
 	ctx := t.Context()
-	const contents, rounds = 16, 5
+	const contents, rounds = 32, 40
 	var wg sync.WaitGroup
 	for s, db := range stores {
 		wg.Go(func() {

@@ -29,7 +29,8 @@ type Config struct {
 
 	// MaxConns is the size of the connection pool. Default: pgxpool's
 	// (the larger of 4 and the number of CPUs), or pool_max_conns in the
-	// DSN.
+	// DSN. The committer of CreateFile (group commit) holds one more
+	// connection of its own.
 	MaxConns int32
 
 	// NoMigrate makes Open leave the schema as it is instead of applying
@@ -68,18 +69,23 @@ const (
 // safe for concurrent use, also by several processes on one database.
 // Create it with Open and release it with Close.
 type DB struct {
-	pool   *pgxpool.Pool
-	logger *slog.Logger
-	schema string
+	pool *pgxpool.Pool
+	// commitPool holds the committer's connection (see commit.go), apart
+	// from pool: group commit must not queue behind the reads of the
+	// uploads it commits, which would make every batch wait for a
+	// connection. It heals like pool.
+	commitPool *pgxpool.Pool
+	logger     *slog.Logger
+	schema     string
 
 	closed    atomic.Bool
 	closeOnce sync.Once
 
 	// The committer goroutine's queue and lifecycle (see commit.go).
-	maxBatch int
-	creates  chan *createJob
-	quit     chan struct{} // closed by Close: the committer stops
-	stopped  chan struct{} // closed by the committer when it has stopped
+	maxBatch   int
+	creates    chan *createJob
+	quit       chan struct{} // closed by Close: the committer stops
+	committers sync.WaitGroup
 
 	retries       prometheus.Counter // nil without a Registerer, like the others
 	batchSize     prometheus.Histogram
@@ -134,10 +140,18 @@ func Open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = defaultMaxBatch
 	}
-	db := &DB{pool: pool, logger: cfg.Logger, schema: cfg.Schema, maxBatch: cfg.MaxBatch,
-		creates: make(chan *createJob), quit: make(chan struct{}), stopped: make(chan struct{})}
+	cpc := pc.Copy()
+	cpc.MaxConns, cpc.MinConns = committers, 0
+	commitPool, err := pgxpool.NewWithConfig(ctx, cpc)
+	if err != nil {
+		pool.Close()
+		return nil, mapError(ctx, "connect", err)
+	}
+	db := &DB{pool: pool, commitPool: commitPool, logger: cfg.Logger, schema: cfg.Schema, maxBatch: cfg.MaxBatch,
+		creates: make(chan *createJob), quit: make(chan struct{})}
 	fail := func(err error) (*DB, error) {
 		pool.Close()
+		commitPool.Close()
 		return nil, err
 	}
 	if err := pool.Ping(ctx); err != nil {
@@ -161,7 +175,10 @@ func Open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 			return fail(filehub.WrapError(filehub.EINTERNAL, "register postgres metrics", err))
 		}
 	}
-	go db.committer()
+	db.committers.Add(committers)
+	for range committers {
+		go db.committer()
+	}
 	return db, nil
 }
 
@@ -203,7 +220,8 @@ func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		db.closed.Store(true)
 		close(db.quit)
-		<-db.stopped
+		db.committers.Wait()
+		db.commitPool.Close()
 		db.pool.Close()
 		if db.unreg != nil {
 			db.unreg()
@@ -280,7 +298,7 @@ func (db *DB) tx1(ctx context.Context, op string, fn func(tx pgx.Tx) error) (err
 // sweep argument of docs/cleanup.md needs (a row lock cannot cover a record
 // that does not exist yet, as in DeleteOrphanObject), and, being taken
 // first, it orders their row locks so they cannot deadlock. A create batch
-// takes several, in ascending key order (see createBatch).
+// takes several, in ascending key order (see runCreates1).
 func lockContent(ctx context.Context, tx pgx.Tx, sum string) error {
 	_, err := tx.Exec(ctx, qLockContent, contentLockClass, contentLockKey(sum))
 	return mapError(ctx, "lock content", err)
