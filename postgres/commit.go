@@ -107,8 +107,13 @@ func (db *DB) commitCreates(batch []*createJob) {
 		runs++
 		err := db.runCreates(live)
 		if errors.Is(err, errJobsFailed) {
+			n := len(live)
 			live = slices.DeleteFunc(live, func(j *createJob) bool { return j.err != nil })
-			continue
+			if len(live) < n {
+				continue
+			}
+			// Not expected; without it the loop would not end.
+			err = filehub.WrapError(filehub.EINTERNAL, "metadata store error", errors.New("postgres: create batch failed without a failed job"))
 		}
 		for _, j := range live {
 			j.err = err
@@ -160,10 +165,9 @@ const qLockContent = `SELECT pg_advisory_xact_lock($1, $2)`
 // failure. If some jobs failed on their own, it sets their err, rolls back
 // and returns errJobsFailed.
 func (db *DB) runCreates(jobs []*createJob) error {
+	// No check of db.closed: Close lets the batch in flight finish, and
+	// closes the connection only after the committer has stopped.
 	for attempt := 1; ; attempt++ {
-		if db.closed.Load() {
-			return errClosed
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 		err := db.runCreates1(ctx, jobs)
 		cancel()
