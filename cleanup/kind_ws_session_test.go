@@ -70,7 +70,7 @@ func TestWSSessions(t *testing.T) {
 			if phase == cleanup.PhaseSessions {
 				// The client comes back, to another instance, after the
 				// plan.
-				if _, err := e.meta.ClaimWSSession(context.Background(), racer.ID, "new-owner", now); err != nil {
+				if _, err := e.meta.ClaimWSSession(context.Background(), filehub.WSClaim{ID: racer.ID, Owner: "new-owner", KeyID: racer.KeyID, TokenHash: racer.TokenHash}, now); err != nil {
 					return err
 				}
 			}
@@ -82,10 +82,10 @@ func TestWSSessions(t *testing.T) {
 	if kr.Found != 2 || kr.Deleted != 1 || kr.Skipped != 1 {
 		t.Fatalf("run: %+v, want 2 found, %s deleted, %s skipped", kr, expired.ID, racer.ID)
 	}
-	if _, err := e.meta.ClaimWSSession(ctx, expired.ID, "x", now); filehub.ErrorCode(err) != filehub.ENOTFOUND {
+	if _, err := e.meta.ClaimWSSession(ctx, filehub.WSClaim{ID: expired.ID, Owner: "x", KeyID: expired.KeyID, TokenHash: expired.TokenHash}, now); filehub.ErrorCode(err) != filehub.ENOTFOUND {
 		t.Fatalf("expired session still stored: %v", err)
 	}
-	if got, err := e.meta.ClaimWSSession(ctx, racer.ID, "x", now); err != nil || len(got.Out) != 1 {
+	if got, err := e.meta.ClaimWSSession(ctx, filehub.WSClaim{ID: racer.ID, Owner: "x", KeyID: racer.KeyID, TokenHash: racer.TokenHash}, now); err != nil || len(got.Out) != 1 {
 		t.Fatalf("the session resumed after the plan: %+v, %v; want it kept with its frame", got, err)
 	}
 	if n := count(); n != 3 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
 	"sync"
@@ -30,7 +29,8 @@ type Config struct {
 
 	// MaxConns is the size of the connection pool. Default: pgxpool's
 	// (the larger of 4 and the number of CPUs), or pool_max_conns in the
-	// DSN.
+	// DSN. The committer of CreateFile (group commit) holds one more
+	// connection of its own.
 	MaxConns int32
 
 	// NoMigrate makes Open leave the schema as it is instead of applying
@@ -49,6 +49,10 @@ type Config struct {
 	// requests fail fast with EUNAVAILABLE while the server is down rather
 	// than hanging. Default: 3s, or connect_timeout in the DSN if shorter.
 	ConnectTimeout time.Duration
+
+	// MaxBatch is the most CreateFile calls committed together in one
+	// transaction (see the package doc on group commit). Default: 64.
+	MaxBatch int
 }
 
 const (
@@ -65,15 +69,29 @@ const (
 // safe for concurrent use, also by several processes on one database.
 // Create it with Open and release it with Close.
 type DB struct {
-	pool   *pgxpool.Pool
-	logger *slog.Logger
-	schema string
+	pool *pgxpool.Pool
+	// commitPool holds the committer's connection (see commit.go), apart
+	// from pool: group commit must not queue behind the reads of the
+	// uploads it commits, which would make every batch wait for a
+	// connection. It heals like pool.
+	commitPool *pgxpool.Pool
+	logger     *slog.Logger
+	schema     string
 
 	closed    atomic.Bool
 	closeOnce sync.Once
 
-	retries prometheus.Counter // nil without a Registerer
-	unreg   func()
+	// The committer goroutine's queue and lifecycle (see commit.go).
+	maxBatch   int
+	creates    chan *createJob
+	quit       chan struct{} // closed by Close: the committer stops
+	committers sync.WaitGroup
+
+	retries       prometheus.Counter // nil without a Registerer, like the others
+	batchSize     prometheus.Histogram
+	batchDuration prometheus.Histogram
+	batchReruns   prometheus.Counter
+	unreg         func()
 }
 
 var _ filehub.MetaStore = (*DB)(nil)
@@ -119,9 +137,21 @@ func Open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 	if err != nil {
 		return nil, mapError(ctx, "connect", err)
 	}
-	db := &DB{pool: pool, logger: cfg.Logger, schema: cfg.Schema}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = defaultMaxBatch
+	}
+	cpc := pc.Copy()
+	cpc.MaxConns, cpc.MinConns = committers, 0
+	commitPool, err := pgxpool.NewWithConfig(ctx, cpc)
+	if err != nil {
+		pool.Close()
+		return nil, mapError(ctx, "connect", err)
+	}
+	db := &DB{pool: pool, commitPool: commitPool, logger: cfg.Logger, schema: cfg.Schema, maxBatch: cfg.MaxBatch,
+		creates: make(chan *createJob), quit: make(chan struct{})}
 	fail := func(err error) (*DB, error) {
 		pool.Close()
+		commitPool.Close()
 		return nil, err
 	}
 	if err := pool.Ping(ctx); err != nil {
@@ -144,6 +174,10 @@ func Open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 		if err := db.registerMetrics(cfg.Registerer); err != nil {
 			return fail(filehub.WrapError(filehub.EINTERNAL, "register postgres metrics", err))
 		}
+	}
+	db.committers.Add(committers)
+	for range committers {
+		go db.committer()
 	}
 	return db, nil
 }
@@ -177,13 +211,17 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close waits for the connections in use to be released, closes every
+// Close stops the committer (a batch being committed is finished first),
+// waits for the connections in use to be released, closes every
 // connection and stops the pool's background goroutines. Calling Close
 // again does nothing. After Close every method returns an EUNAVAILABLE
 // error.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		db.closed.Store(true)
+		close(db.quit)
+		db.committers.Wait()
+		db.commitPool.Close()
 		db.pool.Close()
 		if db.unreg != nil {
 			db.unreg()
@@ -259,12 +297,10 @@ func (db *DB) tx1(ctx context.Context, op string, fn func(tx pgx.Tx) error) (err
 // them per content across every process on the database, which is what the
 // sweep argument of docs/cleanup.md needs (a row lock cannot cover a record
 // that does not exist yet, as in DeleteOrphanObject), and, being taken
-// first, it orders their row locks so they cannot deadlock. Sums map to 32
-// bits; a collision only serializes two contents needlessly.
+// first, it orders their row locks so they cannot deadlock. A create batch
+// takes several, in ascending key order (see runCreates1).
 func lockContent(ctx context.Context, tx pgx.Tx, sum string) error {
-	h := fnv.New32a()
-	h.Write([]byte(sum))
-	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, contentLockClass, int32(h.Sum32()))
+	_, err := tx.Exec(ctx, qLockContent, contentLockClass, contentLockKey(sum))
 	return mapError(ctx, "lock content", err)
 }
 
@@ -283,6 +319,20 @@ func (db *DB) registerMetrics(reg prometheus.Registerer) error {
 		Namespace: "filehub", Subsystem: "postgres", Name: "tx_retries_total",
 		Help: "Transactions run again after a deadlock or serialization failure.",
 	})
+	db.batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "filehub", Subsystem: "postgres", Name: "create_batch_size",
+		Help:    "CreateFile calls committed together in one transaction (group commit).",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+	})
+	db.batchDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "filehub", Subsystem: "postgres", Name: "create_batch_duration_seconds",
+		Help:    "Time to run and commit one batch of CreateFile calls.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
+	})
+	db.batchReruns = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "filehub", Subsystem: "postgres", Name: "create_batch_reruns_total",
+		Help: "Create batches run again without the calls that failed on their own.",
+	})
 	cs := []prometheus.Collector{
 		stat("pool_conns", "Open connections in the pool.", func(s *pgxpool.Stat) float64 { return float64(s.TotalConns()) }),
 		stat("pool_acquired_conns", "Connections in use.", func(s *pgxpool.Stat) float64 { return float64(s.AcquiredConns()) }),
@@ -291,14 +341,14 @@ func (db *DB) registerMetrics(reg prometheus.Registerer) error {
 			Namespace: "filehub", Subsystem: "postgres", Name: "pool_empty_acquire_total",
 			Help: "Acquires that had to wait for a connection.",
 		}, func() float64 { return float64(db.pool.Stat().EmptyAcquireCount()) }),
-		db.retries,
+		db.retries, db.batchSize, db.batchDuration, db.batchReruns,
 	}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, c := range cs[:i] {
 				reg.Unregister(c)
 			}
-			db.retries = nil
+			db.retries, db.batchSize, db.batchDuration, db.batchReruns = nil, nil, nil, nil
 			return err
 		}
 	}

@@ -53,8 +53,39 @@
 // gaps of rolled-back transactions) and a separate record of the latest id.
 // The cost is that event-writing transactions serialize from their event
 // insert, their last statement, to their commit: about one commit (one WAL
-// flush) at a time. The audit log uses a second counter row the same way,
-// always locked before the events row when a transaction writes both.
+// flush) at a time, which is why uploads are group-committed (below). The
+// audit log uses a second counter row the same way, always locked before
+// the events row when a transaction writes both.
+//
+// # Group commit
+//
+// With one transaction per upload, the serialized commits above capped
+// small uploads at one WAL flush each. CreateFile therefore queues its
+// call for the store's committer goroutine, which runs every call queued
+// meanwhile (up to Config.MaxBatch) as one transaction on a connection of
+// its own, in two round trips: BEGIN, the calls' content locks in
+// ascending key order, and per call one statement that references the
+// blob and inserts the file, all pipelined; then, after the place
+// callbacks, one statement appending all the calls' events (the counter
+// moves by the batch size) followed by COMMIT. The calls learn their
+// results only after COMMIT, so an acknowledged upload is durable as
+// before; events stay gap-free and commit in id order, since the batch
+// holds the counter row like any other event writer.
+//
+// Per-content serialization is unchanged: each call's content lock is
+// held from before its record is touched until COMMIT. Because a batch
+// holds several content locks, they are taken in one order (ascending
+// key) by every batch of every process, and every other transaction takes
+// at most one, before its row locks; so batches cannot deadlock with each
+// other or with sweeps and purges. (MarkBlobs locks several blob rows
+// without content locks; a batch reviving two of the blobs it is marking
+// can deadlock with it. PostgreSQL breaks that after deadlock_timeout and
+// the loser runs again, as after any deadlock.) A call that fails on its own (a taken
+// ID, a size mismatch, a failed place) rolls the batch back, and the rest
+// run again without it, so it fails alone; a failure of the database
+// fails every call of the batch, none of them acknowledged. A batch waits
+// for the busiest of its contents: an upload may wait behind a sweep of
+// another content, for the length of one object delete.
 //
 // # Notifications
 //

@@ -15,17 +15,20 @@ import (
 // fileColumns are the columns scanFile reads, in order.
 const fileColumns = `id, name, size, sha256, content_type, created_at, deleted_at, purge_after, owner_key_id, content_missing`
 
-// CreateFile records f and its file.created event in one transaction; see
-// filehub.MetaStore.
+// CreateFile records f and its file.created event; see
+// filehub.MetaStore. It returns once the record is committed.
 //
-// The transaction first takes the content's advisory lock (see
-// lockContent), so concurrent creates of one content, in this process or
-// another, run one after the other: the first inserts the blob record and
-// calls place, the others find it and increment its count. place is also
-// called, with ctx, when the record existed with a reference count of zero
-// (a revival, which also clears the blob's mark; see sqlite.DB.CreateFile
-// for why). If place fails, nothing is recorded and its error is returned
-// unchanged. A nil place is not called.
+// Calls are group-committed (see the package doc): CreateFile queues f for
+// the store's committer, which records the calls queued meanwhile in one
+// transaction. The transaction takes each content's advisory lock (see
+// lockContent) before touching its record, so concurrent creates of one
+// content, in this process or another, run one after the other: the first
+// inserts the blob record and calls place, the others find it and
+// increment its count. place is also called, with ctx, when the record
+// existed with a reference count of zero (a revival, which also clears the
+// blob's mark; see sqlite.DB.CreateFile for why). If place fails, nothing
+// is recorded for f and its error is returned unchanged; the other calls
+// of the batch are not affected. A nil place is not called.
 //
 // CreateFile returns EINVALID if f is incomplete or its size differs from the
 // size recorded for its blob, ECONFLICT if a file with f.ID exists.
@@ -33,63 +36,41 @@ func (db *DB) CreateFile(ctx context.Context, f *filehub.File, place filehub.Pla
 	if err := f.Validate(); err != nil {
 		return false, err
 	}
+	if db.closed.Load() {
+		return false, errClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("postgres: create file: %w", err)
+	}
+	j, err := newCreateJob(ctx, f, place)
+	if err != nil {
+		return false, err
+	}
+	select {
+	case db.creates <- j:
+	case <-ctx.Done():
+		return false, fmt.Errorf("postgres: create file: waiting for the committer: %w", ctx.Err())
+	case <-db.quit:
+		return false, errClosed
+	}
+	<-j.done
+	if j.err != nil {
+		return false, j.err
+	}
+	return j.dedup, nil
+}
+
+// newCreateJob returns the committer's job for CreateFile(ctx, f, place).
+func newCreateJob(ctx context.Context, f *filehub.File, place filehub.PlaceFunc) (*createJob, error) {
 	snap := *f
 	snap.CreatedAt = snap.CreatedAt.UTC()
 	snap.DeletedAt, snap.PurgeAfter = nil, nil
 	snapJSON, err := json.Marshal(&snap)
 	if err != nil {
-		return false, filehub.WrapError(filehub.EINTERNAL, "encode file", err)
+		return nil, filehub.WrapError(filehub.EINTERNAL, "encode file", err)
 	}
-	err = db.tx(ctx, "create file", func(tx pgx.Tx) error {
-		deduplicated = false
-		if err := lockContent(ctx, tx, snap.SHA256); err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, `INSERT INTO blobs (sha256, size, ref_count, created_at) VALUES ($1, $2, 1, $3)
-			ON CONFLICT (sha256) DO NOTHING`, snap.SHA256, snap.Size, snap.CreatedAt)
-		if err != nil {
-			return mapError(ctx, "insert blob", err)
-		}
-		if tag.RowsAffected() == 1 {
-			if place != nil {
-				if err := place(ctx); err != nil {
-					return err
-				}
-			}
-		} else {
-			deduplicated = true
-			var size, refs int64
-			err := tx.QueryRow(ctx, `UPDATE blobs SET ref_count = ref_count + 1, unreferenced_since = NULL, marked_at = NULL
-				WHERE sha256 = $1 RETURNING size, ref_count`, snap.SHA256).Scan(&size, &refs)
-			if err != nil {
-				return mapError(ctx, "reference blob", err)
-			}
-			if size != snap.Size {
-				return filehub.Errorf(filehub.EINVALID,
-					"size %d does not match the stored size %d of content %s", snap.Size, size, snap.SHA256)
-			}
-			if refs == 1 && place != nil {
-				// A revival; see the doc comment.
-				if err := place(ctx); err != nil {
-					return err
-				}
-			}
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO files (id, name, size, sha256, content_type, created_at, owner_key_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			snap.ID, snap.Name, snap.Size, snap.SHA256, snap.ContentType, snap.CreatedAt, snap.OwnerKeyID)
-		if err != nil {
-			if filehub.ErrorCode(mapError(ctx, "", err)) == filehub.ECONFLICT {
-				return filehub.WrapError(filehub.ECONFLICT, fmt.Sprintf("file %s already exists", snap.ID), err)
-			}
-			return mapError(ctx, "insert file", err)
-		}
-		return insertEvent(ctx, tx, filehub.EventFileCreated, time.Now(), snapJSON, nil)
-	})
-	if err != nil {
-		return false, err
-	}
-	return deduplicated, nil
+	return &createJob{ctx: ctx, file: snap, event: snapJSON, place: place,
+		lock: contentLockKey(snap.SHA256), done: make(chan struct{})}, nil
 }
 
 // FindFile returns the file with the given ID, soft-deleted or not. It
