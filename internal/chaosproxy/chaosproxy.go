@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,6 +34,8 @@ type Proxy struct {
 	unstall  chan struct{} // closed when a stall ends
 	closed   bool
 	wg       sync.WaitGroup
+
+	upstream atomic.Int64 // bytes forwarded from clients to servers
 }
 
 type link struct {
@@ -211,6 +214,8 @@ func (p *Proxy) pipe(l *link, dst, src net.Conn, toClient bool) {
 					continue
 				}
 				return
+			} else if !toClient {
+				p.upstream.Add(int64(n))
 			}
 		}
 		if err != nil {
@@ -327,6 +332,11 @@ func (p *Proxy) Conns() int {
 	defer p.mu.Unlock()
 	return len(p.conns)
 }
+
+// Upstream returns how many bytes the proxy has forwarded from clients to
+// servers: a test waits on it to know that what a client sent has reached
+// a server's socket (which a paused server does not read).
+func (p *Proxy) Upstream() int64 { return p.upstream.Load() }
 
 // ConnTargets returns the target of each open proxied connection.
 func (p *Proxy) ConnTargets() []string {

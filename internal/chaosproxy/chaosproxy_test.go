@@ -83,6 +83,9 @@ func TestProxyForwardsCutsStallsAndRefuses(t *testing.T) {
 	if err := roundTrip(t, c, r, "hello", 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	if n := p.Upstream(); n != int64(len("hello\n")) {
+		t.Errorf("Upstream() = %d after one line, want %d", n, len("hello\n"))
+	}
 
 	// Stalled: nothing comes back, and the connection stays open.
 	p.Stall(true)
