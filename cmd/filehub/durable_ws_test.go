@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,7 +99,38 @@ type wsStats struct {
 	mu         sync.Mutex
 	welcomedAt []time.Time // of each reconnect's welcome
 	dialedAt   time.Time   // the last successful TCP connect
+	closedWith map[int]int // connections the server closed, by close code
 }
+
+// closes returns how many of the client's connections ended with the
+// close code.
+func (s *wsStats) closes(code int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closedWith[code]
+}
+
+// Enabled, Handle, WithAttrs and WithGroup make wsStats the client's log
+// handler: it counts the close codes of the failed connections the client
+// logs (an "err" attribute holding a *wsclient.ConnError) and drops the
+// records.
+func (s *wsStats) Enabled(context.Context, slog.Level) bool { return true }
+
+func (s *wsStats) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		var ce *wsclient.ConnError
+		if err, ok := a.Value.Any().(error); ok && errors.As(err, &ce) && ce.CloseCode != 0 {
+			s.mu.Lock()
+			s.closedWith[ce.CloseCode]++
+			s.mu.Unlock()
+		}
+		return true
+	})
+	return nil
+}
+
+func (s *wsStats) WithAttrs([]slog.Attr) slog.Handler { return s }
+func (s *wsStats) WithGroup(string) slog.Handler      { return s }
 
 type hookCounter func()
 
@@ -119,7 +152,7 @@ func (s *wsStats) lastWelcome() (welcome, dialed time.Time) {
 // reconnects fast: the tests move it often and wait for it.
 func mustDialLoadClient(t *testing.T, url string, backoff wsclient.Backoff) (*wsclient.Client, *wsStats) {
 	t.Helper()
-	st := &wsStats{}
+	st := &wsStats{closedWith: map[int]int{}}
 	var nd net.Dialer
 	dialer := *websocket.DefaultDialer
 	dialer.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -136,6 +169,7 @@ func mustDialLoadClient(t *testing.T, url string, backoff wsclient.Backoff) (*ws
 		Dialer:           &dialer,
 		Backoff:          backoff,
 		HandshakeTimeout: 5 * time.Second,
+		Logger:           slog.New(st),
 		// Room for every sender's and caller's frames at once.
 		OutboxMaxFrames: 4096,
 		MessageBuffer:   1024,
@@ -179,7 +213,8 @@ type wsLoad struct {
 	// more, until closed, keeps messages and files.stat requests going
 	// beyond the minimum, so that the faults a test makes all happen
 	// under load.
-	more <-chan struct{}
+	more    chan struct{}
+	endOnce sync.Once
 
 	echoed   atomic.Int64 // echoes received
 	answered atomic.Int64 // requests answered
@@ -195,16 +230,15 @@ type wsLoad struct {
 	received         chan struct{} // closed when the receiver ends
 }
 
-// startLoad starts the load on ws. If more is nil the load stops at the
-// issue's figures.
-func startLoad(t *testing.T, ws *wsclient.Client, files *loadFiles, more <-chan struct{}) *wsLoad {
+// startLoad starts the load on ws. It stops at the figures, or,
+// with keepGoing, once it reached them and end was called. After the first
+// failure it stops at once.
+func startLoad(t *testing.T, ws *wsclient.Client, files *loadFiles, keepGoing bool) *wsLoad {
 	t.Helper()
-	if more == nil {
-		closed := make(chan struct{})
-		close(closed)
-		more = closed
+	l := &wsLoad{t: t, ws: ws, files: files, more: make(chan struct{}), barrier: make(chan struct{}, 1), received: make(chan struct{})}
+	if !keepGoing {
+		l.end()
 	}
-	l := &wsLoad{t: t, ws: ws, files: files, more: more, barrier: make(chan struct{}, 1), received: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(t.Context(), loadTimeLimit)
 	t.Cleanup(cancel)
 
@@ -220,6 +254,8 @@ func startLoad(t *testing.T, ws *wsclient.Client, files *loadFiles, more <-chan 
 				i := int(nextReq.Add(1)) - 1
 				var r loadRequest
 				switch {
+				case l.failed():
+					return
 				case i < len(reqs):
 					r = reqs[i]
 				case l.stopping():
@@ -255,6 +291,9 @@ func (l *wsLoad) plan() []loadRequest {
 	return reqs
 }
 
+// end lets the load stop once it reached the figures.
+func (l *wsLoad) end() { l.endOnce.Do(func() { close(l.more) }) }
+
 func (l *wsLoad) stopping() bool {
 	select {
 	case <-l.more:
@@ -276,7 +315,7 @@ func (l *wsLoad) fail(err error) {
 // before: per sender, the echoes must come back in this order.
 func (l *wsLoad) send(ctx context.Context, s int) {
 	for i := 0; ; i++ {
-		if i >= loadMsgs/loadSenders && l.stopping() {
+		if i >= loadMsgs/loadSenders && l.stopping() || l.failed() {
 			return
 		}
 		if err := l.ws.Send(ctx, loadMsg{s, i}); err != nil {
@@ -376,6 +415,10 @@ func (l *wsLoad) waitProgress(msgs, reqs int64) {
 	waitFor(l.t, fmt.Sprintf("%d echoes and %d answers", msgs, reqs), func() bool {
 		return l.echoed.Load() >= msgs && l.answered.Load() >= reqs || l.failed()
 	})
+	if l.failed() {
+		l.finish() // reports what failed
+		l.t.FailNow()
+	}
 }
 
 func (l *wsLoad) failed() bool {
@@ -390,6 +433,7 @@ func (l *wsLoad) failed() bool {
 func (l *wsLoad) finish() {
 	t := l.t
 	t.Helper()
+	l.end()
 	done := make(chan struct{})
 	go func() { l.senders.Wait(); l.callers.Wait(); close(done) }()
 	select {
@@ -503,16 +547,13 @@ func TestDurableWSSurvivesSIGKILL(t *testing.T) {
 	start := func() *Process {
 		return StartProcessEnv(t, bin, dataDir, providerEnv(fp), "--listen", addr)
 	}
-	t0 := time.Now()
 	p := start()
-	t.Logf("started %v", time.Since(t0))
 	c := NewClient(t, p.URL, testKey)
 	files := mustUploadLoadFiles(t, c)
-	t.Logf("uploaded %v", time.Since(t0))
 	px := mustChaosProxy(t, addr)
 	ws, st := mustDialLoadClient(t, wsURL(px.Addr()), wsclient.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond})
 
-	load := startLoad(t, ws, files, nil)
+	load := startLoad(t, ws, files, false)
 	load.waitProgress(loadMsgs/4, loadRequests/4)
 	sigkill(t, p)
 	p = start()
@@ -521,9 +562,7 @@ func TestDurableWSSurvivesSIGKILL(t *testing.T) {
 	load.waitProgress(loadMsgs*3/4, loadRequests*3/4)
 	sigkill(t, p)
 	p = start()
-	t.Logf("killed %v", time.Since(t0))
 	load.finish()
-	t.Logf("finished %v", time.Since(t0))
 
 	checkResumed(t, st, 3)
 	checkEffects(t, NewClient(t, p.URL, testKey), fp, files)
@@ -563,11 +602,13 @@ func startInstances(t *testing.T, n int, fp *fakeprovider.Server) (db string, ad
 }
 
 // TestDurableWSMovesAcrossInstances: three instances on one PostgreSQL
-// behind a round-robin balancer that cuts the client's connection every
-// few hundred milliseconds, so that each reconnect lands on the next
-// instance; meanwhile every instance is restarted in turn (SIGTERM, which
-// closes the client's connection with 4005, then a new process). The
-// client must resume every time, wherever it lands.
+// behind a round-robin balancer. First the balancer cuts the client's
+// connection every few hundred milliseconds, so that each reconnect lands
+// on the next instance; then every instance is restarted in turn, as a
+// deploy does it: the balancer takes the instance out of the rotation
+// while the client is on it, SIGTERM closes the client's connection with
+// 4005, and a new process starts. The client must resume every time,
+// wherever it lands, and the load must flow throughout.
 func TestDurableWSMovesAcrossInstances(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the real binary")
@@ -582,37 +623,38 @@ func TestDurableWSMovesAcrossInstances(t *testing.T) {
 	px := mustChaosProxy(t, addrs...)
 	ws, st := mustDialLoadClient(t, wsURL(px.Addr()), wsclient.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond})
 
-	more := make(chan struct{})
-	load := startLoad(t, ws, files, more)
-	stopCuts := make(chan struct{})
-	var (
-		cutter sync.WaitGroup
-		cuts   atomic.Int64
-	)
-	cutter.Go(func() {
-		rng := rand.New(rand.NewPCG(3, 3))
-		for {
-			select {
-			case <-stopCuts:
-				return
-			case <-time.After(time.Duration(150+rng.IntN(200)) * time.Millisecond):
-			}
-			px.CutAll()
-			cuts.Add(1)
-		}
-	})
-	defer func() {
-		select {
-		case <-stopCuts:
-		default:
-			close(stopCuts)
-		}
-		cutter.Wait()
-	}()
+	load := startLoad(t, ws, files, true)
 
-	load.waitProgress(loadMsgs/4, loadRequests/4)
-	echoed, answered := load.echoed.Load(), load.answered.Load()
+	// Moves: cut the client's connection until it has been on every
+	// instance at least twice.
+	served := map[string]int{}
+	cuts := 0
+	for ; slices.ContainsFunc(addrs, func(a string) bool { return served[a] < 2 }); cuts++ {
+		if cuts == 100 {
+			t.Fatalf("after %d cuts the client was served by %v, want every instance twice", cuts, served)
+		}
+		load.waitProgress(load.echoed.Load()+50, load.answered.Load()+5)
+		for _, a := range px.ConnTargets() {
+			served[a]++
+		}
+		px.CutAll()
+	}
+	t.Logf("moves: %d cuts, connections served by instance: %v", cuts, served)
+
+	// Rolling restart, each instance with the client on it.
 	for i := range procs {
+		for j, a := range addrs {
+			px.Exclude(a, j != i)
+		}
+		px.CutAll()
+		waitFor(t, fmt.Sprintf("the client on instance %d", i), func() bool {
+			return slices.Equal(px.ConnTargets(), []string{addrs[i]}) || load.failed()
+		})
+		load.waitProgress(load.echoed.Load()+50, load.answered.Load()+5)
+		for j, a := range addrs {
+			px.Exclude(a, j == i)
+		}
+		shutdowns := st.closes(wsproto.CloseServerShutdown)
 		if err := procs[i].cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
@@ -620,17 +662,16 @@ func TestDurableWSMovesAcrossInstances(t *testing.T) {
 		if procs[i].err != nil {
 			t.Errorf("instance %d after SIGTERM: %v", i, procs[i].err)
 		}
+		if st.closes(wsproto.CloseServerShutdown) == shutdowns {
+			t.Errorf("instance %d stopped without closing the client's connection with %d", i, wsproto.CloseServerShutdown)
+		}
 		procs[i] = start(i)
+		px.Exclude(addrs[i], false)
+		load.waitProgress(load.echoed.Load()+50, load.answered.Load()+5)
 	}
-	// The load went on through the rolling restart.
-	load.waitProgress(echoed+loadMsgs/10, answered+loadRequests/10)
-	close(stopCuts)
-	cutter.Wait()
-	close(more)
 	load.finish()
 
-	checkResumed(t, st, cuts.Load()/2)
-	t.Logf("%d cuts, %d reconnects", cuts.Load(), st.welcomes.Load())
+	checkResumed(t, st, int64(cuts+len(procs)))
 	checkEffects(t, NewClient(t, procs[0].URL, testKey), fp, files)
 }
 
