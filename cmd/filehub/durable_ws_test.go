@@ -27,6 +27,7 @@ import (
 	"github.com/filehub/filehub/client"
 	"github.com/filehub/filehub/internal/chaosproxy"
 	"github.com/filehub/filehub/internal/fakeprovider"
+	"github.com/filehub/filehub/internal/testlog"
 	"github.com/filehub/filehub/wsclient"
 	"github.com/filehub/filehub/wsproto"
 )
@@ -110,27 +111,36 @@ func (s *wsStats) closes(code int) int {
 	return s.closedWith[code]
 }
 
-// Enabled, Handle, WithAttrs and WithGroup make wsStats the client's log
-// handler: it counts the close codes of the failed connections the client
-// logs (an "err" attribute holding a *wsclient.ConnError) and drops the
-// records.
-func (s *wsStats) Enabled(context.Context, slog.Level) bool { return true }
+// closeCounter is the client's log handler: it counts the close codes of
+// the failed connections the client logs (an "err" attribute holding a
+// *wsclient.ConnError) and passes the records on to the test's log.
+type closeCounter struct {
+	st   *wsStats
+	next slog.Handler
+}
 
-func (s *wsStats) Handle(_ context.Context, r slog.Record) error {
+func (h closeCounter) Enabled(ctx context.Context, l slog.Level) bool { return h.next.Enabled(ctx, l) }
+
+func (h closeCounter) Handle(ctx context.Context, r slog.Record) error {
 	r.Attrs(func(a slog.Attr) bool {
 		var ce *wsclient.ConnError
 		if err, ok := a.Value.Any().(error); ok && errors.As(err, &ce) && ce.CloseCode != 0 {
-			s.mu.Lock()
-			s.closedWith[ce.CloseCode]++
-			s.mu.Unlock()
+			h.st.mu.Lock()
+			h.st.closedWith[ce.CloseCode]++
+			h.st.mu.Unlock()
 		}
 		return true
 	})
-	return nil
+	return h.next.Handle(ctx, r)
 }
 
-func (s *wsStats) WithAttrs([]slog.Attr) slog.Handler { return s }
-func (s *wsStats) WithGroup(string) slog.Handler      { return s }
+func (h closeCounter) WithAttrs(as []slog.Attr) slog.Handler {
+	return closeCounter{h.st, h.next.WithAttrs(as)}
+}
+
+func (h closeCounter) WithGroup(name string) slog.Handler {
+	return closeCounter{h.st, h.next.WithGroup(name)}
+}
 
 type hookCounter func()
 
@@ -169,7 +179,7 @@ func mustDialLoadClient(t *testing.T, url string, backoff wsclient.Backoff) (*ws
 		Dialer:           &dialer,
 		Backoff:          backoff,
 		HandshakeTimeout: 5 * time.Second,
-		Logger:           slog.New(st),
+		Logger:           slog.New(closeCounter{st, testlog.New(t).Handler()}),
 		// Room for every sender's and caller's frames at once.
 		OutboxMaxFrames: 4096,
 		MessageBuffer:   1024,
