@@ -986,27 +986,72 @@ const resumeRoundsEnv = "FILEHUB_BENCH_RESUME"
 // server's share: upgrade, hello, loading and claiming the session), and
 // from the restart (exec) to the welcome. CI runs one round, which checks
 // that the client resumes each time; FILEHUB_BENCH_RESUME=N runs N for the
-// figure in docs/benchmarks.md.
+// figure in docs/benchmarks.md, and as many rounds against a server with
+// --ws-sessions memory as the same run's baseline: there the reconnect
+// gets a new session (nothing to load), as every reconnect did before
+// issue 16.
 func TestDurableWSResumeLatency(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the real binary")
 	}
-	rounds := 1
+	rounds, bench := 1, false
 	if v := os.Getenv(resumeRoundsEnv); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
 			t.Fatalf("%s=%q: want a number of rounds", resumeRoundsEnv, v)
 		}
-		rounds = n
+		rounds, bench = n, true
 	}
 	bin := buildBinary(t)
+	durable := measureResume(t, bin, rounds, true)
+	if t.Failed() {
+		return
+	}
+	t.Logf("resume after SIGKILL (durable sessions), %d rounds:", rounds)
+	t.Logf("  first accepted connection → welcome: %s", quantiles(durable.fromAccept))
+	t.Logf("  restart (exec) → welcome:             %s", quantiles(durable.fromStart))
+	if bench {
+		memory := measureResume(t, bin, rounds, false, "--ws-sessions", "memory")
+		t.Logf("baseline: a new session after SIGKILL (--ws-sessions memory), %d rounds:", rounds)
+		t.Logf("  first accepted connection → welcome: %s", quantiles(memory.fromAccept))
+		t.Logf("  restart (exec) → welcome:             %s", quantiles(memory.fromStart))
+	}
+}
+
+// resumeTimes are the durations measureResume measured, one per round.
+type resumeTimes struct {
+	fromAccept, fromStart []time.Duration
+}
+
+// measureResume runs a server with flags, a client streaming messages to
+// it, and rounds of SIGKILL and restart; it returns how long each
+// reconnect took. With resume the client must resume its session each
+// time and every message must be echoed once, in order; without (the
+// baseline), messages in flight at a kill fail with ErrSessionLost and
+// are not checked.
+func measureResume(t *testing.T, bin string, rounds int, resume bool, flags ...string) resumeTimes {
+	t.Helper()
 	dataDir, addr := t.TempDir(), freeAddr(t)
-	start := func() *Process { return StartProcess(t, bin, dataDir, "--listen", addr) }
+	start := func() *Process { return StartProcess(t, bin, dataDir, append([]string{"--listen", addr}, flags...)...) }
 	p := start()
+	defer func() {
+		// The baseline's server must not share the machine with this one.
+		p.cmd.Process.Kill()
+		<-p.exited
+	}()
 	// Retry at once and often: the figure is the server's, not the
 	// client's backoff.
 	ws, st := mustDialLoadClient(t, wsURL(addr), wsclient.Backoff{Initial: 2 * time.Millisecond, Max: 5 * time.Millisecond})
-	echoes := startEchoCheck(t, ws)
+	defer ws.Close()
+	var echoes *echoCheck
+	if resume {
+		echoes = startEchoCheck(t, ws)
+	} else {
+		go func() {
+			for range ws.Messages() {
+			}
+		}()
+	}
 
 	// One sender streams messages throughout, so that every kill finds
 	// frames in flight and unacknowledged state to resume.
@@ -1018,48 +1063,52 @@ func TestDurableWSResumeLatency(t *testing.T) {
 	)
 	sender.Go(func() {
 		for i := 0; ctx.Err() == nil; i++ {
-			if err := ws.Send(ctx, loadMsg{0, i}); err != nil {
-				if ctx.Err() == nil {
-					errs <- fmt.Errorf("message %d: %w", i, err)
-				}
+			err := ws.Send(ctx, loadMsg{0, i})
+			switch {
+			case err == nil:
+				sent.Add(1)
+			case ctx.Err() != nil:
+				return
+			case !resume && errors.Is(err, wsclient.ErrSessionLost):
+			default:
+				errs <- fmt.Errorf("message %d: %w", i, err)
 				return
 			}
-			sent.Add(1)
 		}
 	})
 	defer func() { cancel(); sender.Wait() }()
+	failed := func() bool { return len(errs) > 0 || resume && st.sessionsLost.Load() > 0 }
 
-	var fromAccept, fromStart []time.Duration
+	var times resumeTimes
 	for round := range rounds {
 		n := sent.Load()
-		waitFor(t, "messages to flow", func() bool { return sent.Load() >= n+50 || len(errs) > 0 })
+		waitFor(t, "messages to flow", func() bool { return sent.Load() >= n+50 || failed() })
 		welcomes := st.welcomes.Load()
 		sigkill(t, p)
 		restarted := time.Now()
 		p = start()
-		waitFor(t, "the client to reconnect", func() bool { return st.welcomes.Load() > welcomes || len(errs) > 0 })
-		welcome, dialed := st.lastWelcome()
-		if st.sessionsLost.Load() > 0 || len(errs) > 0 {
+		waitFor(t, "the client to reconnect", func() bool { return st.welcomes.Load() > welcomes || failed() })
+		if failed() {
 			break
 		}
-		fromAccept = append(fromAccept, welcome.Sub(dialed))
-		fromStart = append(fromStart, welcome.Sub(restarted))
-		t.Logf("round %d: accept→welcome %s, restart→welcome %s", round, welcome.Sub(dialed), welcome.Sub(restarted))
+		welcome, dialed := st.lastWelcome()
+		times.fromAccept = append(times.fromAccept, welcome.Sub(dialed))
+		times.fromStart = append(times.fromStart, welcome.Sub(restarted))
+		if testing.Verbose() {
+			t.Logf("round %d: accept→welcome %s, restart→welcome %s", round, welcome.Sub(dialed), welcome.Sub(restarted))
+		}
 	}
 	n := sent.Load()
-	waitFor(t, "messages to flow after the last resume", func() bool { return sent.Load() >= n+50 || len(errs) > 0 })
+	waitFor(t, "messages to flow after the last reconnect", func() bool { return sent.Load() >= n+50 || failed() })
 	cancel()
 	sender.Wait()
 	close(errs)
 	for err := range errs {
 		t.Error(err)
 	}
-	checkResumed(t, st, int64(rounds))
-	echoes.wait(t, int(sent.Load()))
-	if t.Failed() {
-		return
+	if resume {
+		checkResumed(t, st, int64(rounds))
+		echoes.wait(t, int(sent.Load()))
 	}
-	t.Logf("resume after SIGKILL, %d rounds, %d messages:", rounds, sent.Load())
-	t.Logf("  first accepted connection → welcome: %s", quantiles(fromAccept))
-	t.Logf("  restart (exec) → welcome:             %s", quantiles(fromStart))
+	return times
 }
