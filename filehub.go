@@ -420,7 +420,8 @@ type AuditFilter struct {
 // Cleanup kinds: what a cleanup run looks for, each counted separately.
 // The provider kinds, KindProviderCopy and KindProviderOrphan, are declared
 // with the provider types (provider.go), KindExpiredUpload with the upload
-// types (upload.go).
+// types (upload.go), KindWSSession with the WebSocket session types
+// (wssession.go).
 const (
 	KindTrash            = "trash"             // soft-deleted files past purge_after
 	KindOrphanObject     = "orphan_object"     // objects with no blob record
@@ -433,7 +434,7 @@ const (
 // It is the one list of kinds: the cleanup service, its API and the stores
 // read it.
 var CleanupKinds = []string{KindTrash, KindOrphanObject, KindUnreferencedBlob, KindMissingObject, KindStaleTemp,
-	KindExpiredUpload, KindProviderCopy, KindProviderOrphan}
+	KindExpiredUpload, KindWSSession, KindProviderCopy, KindProviderOrphan}
 
 // CleanupRunCounts reports whether a stored CleanupRun keeps kind's
 // counters in Counts: true for the kinds the run store has counter columns

@@ -94,7 +94,7 @@ func TestCleanupRunValidate(t *testing.T) {
 // TestCleanupKinds checks the one list of kinds: every kind once, the
 // provider kinds included.
 func TestCleanupKinds(t *testing.T) {
-	want := []string{"trash", "orphan_object", "unreferenced_blob", "missing_object", "stale_temp", "expired_upload", "provider_copy", "provider_orphan"}
+	want := []string{"trash", "orphan_object", "unreferenced_blob", "missing_object", "stale_temp", "expired_upload", "ws_session", "provider_copy", "provider_orphan"}
 	if strings.Join(filehub.CleanupKinds, ",") != strings.Join(want, ",") {
 		t.Errorf("CleanupKinds = %v, want %v", filehub.CleanupKinds, want)
 	}

@@ -138,3 +138,23 @@ type InstanceStore interface {
 	// RemoveInstance forgets instance id (a graceful shutdown).
 	RemoveInstance(ctx context.Context, id string) error
 }
+
+// WSSessionLister is an optional capability next to WSSessionStore: a
+// read-only look at the sessions ExpireWSSessions would delete, so that the
+// cleanup service can plan (and a dry run report) without deleting.
+type WSSessionLister interface {
+	// ListExpiredWSSessions returns at most limit sessions (all if limit
+	// <= 0) detached before detachedBefore, the longest detached first,
+	// without their Out and Results.
+	ListExpiredWSSessions(ctx context.Context, detachedBefore time.Time, limit int) ([]*WSSession, error)
+}
+
+// KindWSSession is the cleanup kind of durable WebSocket sessions detached
+// for longer than the session TTL (docs/cleanup.md).
+const KindWSSession = "ws_session"
+
+// Audit action and target kind of an expired WebSocket session.
+const (
+	AuditWSSessionExpired = "ws_session.expired" // a session detached past its TTL removed with its state
+	TargetWSSession       = "ws_session"         // Target is a WebSocket session ID
+)

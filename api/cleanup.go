@@ -21,7 +21,7 @@ type CleanupRunRequest struct {
 	Force bool `json:"force"`
 	// Only restricts the run to these kinds (trash, orphan_object,
 	// unreferenced_blob, missing_object, stale_temp, expired_upload,
-	// provider_copy, provider_orphan); empty means all.
+	// ws_session, provider_copy, provider_orphan); empty means all.
 	Only []string `json:"only,omitempty"`
 	// ProviderOrphans is "report" (default) or "delete": what to do with
 	// provider files no mapping names.

@@ -50,6 +50,7 @@ var wireTypes = []wireType{
 	{schema: "CheckRequest", typ: typeOf[api.CheckRequest](), request: true},
 	{schema: "CheckReport", typ: typeOf[api.CheckReport]()},
 	{schema: "CheckProblem", typ: typeOf[api.CheckProblem]()},
+	{schema: "Stats", typ: typeOf[api.Stats]()},
 }
 
 // untyped are the object schemas with no Go type of their own, and why.

@@ -12,6 +12,7 @@ const (
 	DefaultTrashGrace         = 7 * 24 * time.Hour
 	DefaultBlobGrace          = 24 * time.Hour
 	DefaultUploadExpiry       = 24 * time.Hour
+	DefaultWSSessionTTL       = 2 * time.Minute
 	DefaultMaxDeleteFraction  = 0.10
 	DefaultMinDeleteAllowance = 10
 	DefaultInterval           = time.Hour
@@ -34,6 +35,11 @@ type Config struct {
 	// UploadExpiry is how long a staged upload may be inactive (by
 	// modification time) before its temp file is removed. Default 24h.
 	UploadExpiry time.Duration
+	// WSSessionTTL is how long a durable WebSocket session may stay
+	// detached before the ws_session kind removes it; the daemon passes
+	// its --ws-session-ttl, the TTL it promises clients. Default 2m,
+	// wsserver's default.
+	WSSessionTTL time.Duration
 	// MaxDeleteFraction is the safety cap: a run that would delete more
 	// than this fraction of all blobs (records or objects, whichever are
 	// more) stops before deleting anything unless RunOptions.Force is set.
@@ -101,6 +107,7 @@ const (
 	PhaseSweep     = "sweep"     // delete marked blobs still unreferenced
 	PhaseMissing   = "missing"   // flag records whose object is missing
 	PhaseTemp      = "temp"      // remove stale temp files
+	PhaseSessions  = "sessions"  // remove expired WebSocket sessions
 	PhaseProviders = "providers" // delete provider copies and orphans
 	PhaseFinish    = "finish"    // record the run's result
 )
@@ -114,6 +121,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.UploadExpiry <= 0 {
 		c.UploadExpiry = DefaultUploadExpiry
+	}
+	if c.WSSessionTTL <= 0 {
+		c.WSSessionTTL = DefaultWSSessionTTL
 	}
 	if c.MaxDeleteFraction <= 0 {
 		c.MaxDeleteFraction = DefaultMaxDeleteFraction

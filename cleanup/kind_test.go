@@ -45,7 +45,7 @@ func TestParseKind(t *testing.T) {
 	if filehub.ErrorCode(err) != filehub.EINVALID {
 		t.Fatalf("ParseKind(unknown) = %v, want EINVALID", err)
 	}
-	want := `unknown cleanup kind "everything" (want trash, orphan_object, unreferenced_blob, missing_object, stale_temp, expired_upload, provider_copy or provider_orphan)`
+	want := `unknown cleanup kind "everything" (want trash, orphan_object, unreferenced_blob, missing_object, stale_temp, expired_upload, ws_session, provider_copy or provider_orphan)`
 	if msg := filehub.ErrorMessage(err); msg != want {
 		t.Errorf("ParseKind(unknown) message = %q, want %q", msg, want)
 	}

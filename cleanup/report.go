@@ -19,6 +19,7 @@ const (
 	KindMissingObject    Kind = filehub.KindMissingObject    // blob records whose object is gone (never deleted)
 	KindStaleTemp        Kind = filehub.KindStaleTemp        // staged uploads inactive for longer than UploadExpiry
 	KindExpiredUpload    Kind = filehub.KindExpiredUpload    // resumable uploads that expired unfinished, with their bytes
+	KindWSSession        Kind = filehub.KindWSSession        // WebSocket sessions detached for longer than WSSessionTTL
 	KindProviderCopy     Kind = filehub.KindProviderCopy     // provider copies of content no file has, unused for longer than BlobGrace
 	KindProviderOrphan   Kind = filehub.KindProviderOrphan   // provider files no mapping names (reported; deleted on request)
 )

@@ -116,6 +116,36 @@ function row(page, listId, name) {
     .filter({ has: page.getByText(name, { exact: true }) });
 }
 
+// until polls cond (an async function) until it returns true, failing the
+// step after T with what it was waiting for.
+async function until(page, what, cond) {
+  const deadline = Date.now() + T;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for " + what);
+    await page.waitForTimeout(100);
+  }
+}
+
+// auditRows returns the audit table's rows as arrays of cell texts
+// (#, time, actor, action, kind, target, bytes, run, reason).
+function auditRows(page) {
+  return page.locator("#audit-list tbody tr").evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
+}
+
+// filterAudit submits the audit filter form.
+async function filterAudit(page, action, run) {
+  await page.fill("#audit-action", action);
+  await page.fill("#audit-run", run);
+  await page.click("#audit-form button[type=submit]");
+}
+
+// apiGet calls the API with the admin key, outside the page.
+async function apiGet(path) {
+  const resp = await fetch(base + path, { headers: { Authorization: "Bearer " + adminKey } });
+  if (!resp.ok) throw new Error(`GET ${path}: HTTP ${resp.status}`);
+  return resp.json();
+}
+
 const userDataDir = mkdtempSync(join(tmpdir(), "filehub-chromium-"));
 mkdirSync(out, { recursive: true });
 const context = await chromium.launchPersistentContext(userDataDir, {
@@ -376,6 +406,101 @@ try {
     for (let i = 0; i < 50 && expected.length; i++) await admin.waitForTimeout(100);
     if (expected.length) throw new Error("provoked failures not seen: " + expected.join(", "));
     await shot(admin, "cleanup");
+  });
+
+  // The run the cap refused, forced by the admin; its id for the audit
+  // filter below.
+  let forcedRun = "";
+  if (process.env.FILEHUB_EXPECT_CAP) {
+    await step("an admin forces the refused run: the confirmation shows the dry run's findings, the run is listed", async () => {
+      // The confirmation's dry run is refused by the cap again (409).
+      expected.push(/HTTP 409 for POST .*\/v1\/cleanup\/runs$/, /console error: .*409/);
+      await admin.click("#cleanup-start");
+      await admin.waitForSelector("#confirm[open] #confirm-table", { timeout: T });
+      await admin.locator("#confirm-summary", { hasText: "The safety cap refuses this run" }).waitFor({ timeout: T });
+      const orphans = await admin.locator("#confirm-table tbody tr", { hasText: "orphan_object" }).locator("td").nth(1).textContent();
+      if (!(Number(orphans) >= 11)) throw new Error("the confirmation says " + orphans + " orphan objects would be deleted, want at least 11");
+      await admin.check("#confirm-force");
+      await shot(admin, "cleanup-force");
+      await admin.click("#confirm-run");
+      const done = admin.locator("#cleanup-status.ok", { hasText: "finished" });
+      await done.waitFor({ timeout: T });
+      const m = /^Run (\d+) finished: (\w+)/.exec(await done.textContent());
+      if (!m || m[2] !== "ok") throw new Error("the forced run ended as: " + (await done.textContent()));
+      forcedRun = m[1];
+      // In the last runs, as a real run that freed bytes.
+      const listed = admin.locator("#runs-table tbody tr").filter({ has: admin.locator("td").first().getByText(forcedRun, { exact: true }) });
+      await listed.waitFor({ timeout: T });
+      const cells = await listed.locator("td").allTextContents();
+      if (cells[4] !== "ok" || cells[5] === "0 B") throw new Error("the forced run is listed as " + JSON.stringify(cells));
+      // Its report: the orphan objects deleted.
+      await admin.locator('#report [data-kind="orphan_object"] h3', { hasText: "deleted" }).waitFor({ timeout: T });
+      const deleted = await admin.locator('#report [data-kind="orphan_object"] tbody tr', { hasText: "deleted" }).count();
+      if (deleted < 11) throw new Error("the forced run's report lists " + deleted + " deleted orphan objects");
+      for (let i = 0; i < 50 && expected.length; i++) await admin.waitForTimeout(100);
+      if (expected.length) throw new Error("provoked failures not seen: " + expected.join(", "));
+    });
+
+    await step("the audit log filter form", async () => {
+      // Unfiltered: the deletes and the restore of the file steps and the
+      // forced run's deletions, several actions.
+      await filterAudit(admin, "", "");
+      await until(admin, "an unfiltered audit log with object.deleted entries", async () => {
+        const actions = new Set((await auditRows(admin)).map((r) => r[3]));
+        return actions.has("object.deleted") && actions.has("file.deleted") && actions.has("file.restored");
+      });
+      const all = (await auditRows(admin)).length;
+      // By action: only those rows, all of them.
+      await filterAudit(admin, "object.deleted", "");
+      await until(admin, "only object.deleted rows", async () => {
+        const rows = await auditRows(admin);
+        return rows.length >= 11 && rows.every((r) => r[3] === "object.deleted");
+      });
+      const objects = (await auditRows(admin)).length;
+      if (objects >= all) throw new Error(`the action filter kept ${objects} of ${all} rows`);
+      if ((await auditRows(admin)).some((r) => r[7] !== forcedRun)) throw new Error("an object.deleted entry is not of the forced run " + forcedRun);
+      await filterAudit(admin, "file.restored", "");
+      await until(admin, "the one file.restored row", async () => {
+        const rows = await auditRows(admin);
+        return rows.length === 1 && rows[0][3] === "file.restored";
+      });
+      await shot(admin, "audit-filtered");
+      // By run: the forced run's entries only.
+      await filterAudit(admin, "", forcedRun);
+      await until(admin, "only rows of run " + forcedRun, async () => {
+        const rows = await auditRows(admin);
+        return rows.length >= objects && rows.every((r) => r[7] === forcedRun);
+      });
+      // A filter nothing matches says so.
+      await filterAudit(admin, "no.such.action", "");
+      await admin.locator("#audit-table p.note", { hasText: "No audit entries match" }).waitFor({ timeout: T });
+      await filterAudit(admin, "", "");
+      await until(admin, "the unfiltered log again", async () => (await auditRows(admin)).length === all);
+    });
+  }
+
+  await step("the overview shows the trash size after a delete", async () => {
+    const before = await apiGet("/v1/stats");
+    const body = "on its way to the trash\n";
+    await admin.click('nav a[data-page="files"]');
+    await admin.setInputFiles("#file-input", { name: "trash-me.txt", mimeType: "text/plain", buffer: Buffer.from(body) });
+    await row(admin, "files-list", "trash-me.txt").waitFor({ timeout: T });
+    await row(admin, "files-list", "trash-me.txt").locator("button.delete").click();
+    await row(admin, "files-list", "trash-me.txt").waitFor({ state: "detached", timeout: T });
+    await admin.click('nav a[data-page="overview"]');
+    // The page reads GET /v1/stats again after the feed reports the
+    // delete: one more file, its bytes more, in the trash.
+    const trash = admin.locator('#ov-cards [data-metric="trash"]');
+    const wantBytes = before.trash_bytes + Buffer.byteLength(body);
+    await trash.locator(".sub", { hasText: new RegExp("^" + (before.trash_files + 1) + " files") }).waitFor({ timeout: T });
+    const title = await trash.getAttribute("title");
+    if (title !== wantBytes + " bytes") throw new Error("the trash card says " + title + ", want " + wantBytes + " bytes");
+    const after = await apiGet("/v1/stats");
+    if (after.trash_files !== before.trash_files + 1 || after.files !== before.files) {
+      throw new Error("GET /v1/stats went from " + JSON.stringify(before) + " to " + JSON.stringify(after));
+    }
+    const files = await admin.locator('#ov-cards [data-metric="files"] .value').textContent();
+    if (files !== String(after.files)) throw new Error("the overview counts " + files + " files, the server " + after.files);
   });
 
   await step("providers page", async () => {

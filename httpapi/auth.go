@@ -56,3 +56,8 @@ func hasAny(key *filehub.APIKey, scopes []filehub.Scope) bool {
 	}
 	return false
 }
+
+// KeyLimiters returns the per-key rate limiters, or nil when
+// Config.RateLimit is 0. A daemon in a cluster sets their share
+// (auth.Limiters.SetShare) so that the limit holds across instances.
+func (h *Handler) KeyLimiters() *auth.Limiters { return h.keyLimits }

@@ -238,6 +238,7 @@ var routes = []Route{
 	{"DELETE", "/v1/files/{id}", filehub.ScopeWrite, (*Handler).delete, reflect.TypeFor[api.FileRequest]()},
 	{"POST", "/v1/files/{id}/restore", filehub.ScopeWrite, (*Handler).restore, reflect.TypeFor[api.FileRequest]()},
 	{"POST", "/v1/files/{id}/providers/{name}", filehub.ScopeWrite, (*Handler).push, reflect.TypeFor[api.PushRequest]()},
+	{"GET", "/v1/stats", filehub.ScopeRead, (*Handler).stats, nil},
 	{"POST", "/v1/cleanup/runs", filehub.ScopeAdmin, (*Handler).cleanupRun, reflect.TypeFor[api.CleanupRunRequest]()},
 	{"GET", "/v1/cleanup/runs", filehub.ScopeAdmin, (*Handler).cleanupRuns, nil},
 	{"GET", "/v1/cleanup/runs/{id}", filehub.ScopeAdmin, (*Handler).cleanupRunByID, nil},

@@ -50,7 +50,9 @@ type Backend interface {
 	// ENOTFOUND when there is no cleanup service.
 	CleanupPreview(ctx context.Context) (*CleanupPreview, error)
 
-	// StorageStats counts files, bytes and provider usage.
+	// StorageStats counts files, bytes and provider usage: with the
+	// metadata store's one query (filehub.StatsReader, GET /v1/stats)
+	// where it can, else by paging through the file records.
 	StorageStats(ctx context.Context) (*StorageStats, error)
 
 	// Watch calls fn, in ID order, with every event of the event log
@@ -124,8 +126,19 @@ type ProviderUsage struct {
 	Near     bool   `json:"near_quota"`
 }
 
-// statsCounter accumulates StorageStats from file listings, for both
-// backends.
+// statsFrom converts the metadata store's totals.
+func statsFrom(st *filehub.StorageStats) *StorageStats {
+	tf, tb := st.TrashFiles, st.TrashBytes
+	return &StorageStats{
+		Files: st.Files, LogicalBytes: st.LogicalBytes, StoredBytes: st.StoredBytes,
+		DedupSavingsBytes: st.LogicalBytes - st.StoredBytes,
+		TrashFiles:        &tf, TrashBytes: &tb,
+		Providers: []ProviderUsage{},
+	}
+}
+
+// statsCounter accumulates StorageStats from file listings, for stores
+// and servers that cannot count (both backends).
 type statsCounter struct {
 	st   StorageStats
 	seen map[string]struct{}

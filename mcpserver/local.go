@@ -129,6 +129,30 @@ func providerUsage(runs []*api.CleanupReport) []ProviderUsage {
 }
 
 func (l *Local) StorageStats(ctx context.Context) (*StorageStats, error) {
+	st, err := l.storeStats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if l.Cleanup != nil {
+		runs, err := l.Cleanup.Runs(ctx, 1)
+		if err != nil {
+			return nil, err
+		}
+		st.Providers = providerUsage(cleanup.ReportsWire(runs))
+	}
+	return st, nil
+}
+
+// storeStats asks the metadata store for its totals (one query) when it can
+// count them, and pages through the file records otherwise.
+func (l *Local) storeStats(ctx context.Context) (*StorageStats, error) {
+	if sr, ok := l.Meta.(filehub.StatsReader); ok {
+		st, err := sr.StorageStats(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return statsFrom(st), nil
+	}
 	c := newStatsCounter()
 	cursor := ""
 	for {
@@ -140,19 +164,10 @@ func (l *Local) StorageStats(ctx context.Context) (*StorageStats, error) {
 			c.add(f)
 		}
 		if next == "" {
-			break
+			return c.result(true), nil
 		}
 		cursor = next
 	}
-	st := c.result(true)
-	if l.Cleanup != nil {
-		runs, err := l.Cleanup.Runs(ctx, 1)
-		if err != nil {
-			return nil, err
-		}
-		st.Providers = providerUsage(cleanup.ReportsWire(runs))
-	}
-	return st, nil
 }
 
 func (l *Local) Watch(ctx context.Context, after int64, fn func(*filehub.Event)) error {

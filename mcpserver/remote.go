@@ -122,6 +122,35 @@ func (r *Remote) CleanupPreview(ctx context.Context) (*CleanupPreview, error) {
 }
 
 func (r *Remote) StorageStats(ctx context.Context) (*StorageStats, error) {
+	var st *StorageStats
+	ws, err := r.Client.Stats(ctx)
+	switch filehub.ErrorCode(err) {
+	case "":
+		st = statsFrom(&ws.StorageStats)
+	case filehub.ENOTFOUND:
+		// A server older than GET /v1/stats, or a store that cannot
+		// count: page through the live files.
+		if st, err = r.scanStats(ctx); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, err
+	}
+	runs, err := r.Client.CleanupRuns(ctx, 1)
+	switch filehub.ErrorCode(err) {
+	case "":
+		st.Providers = providerUsage(runs)
+	case filehub.EFORBIDDEN:
+		st.Notes = append(st.Notes, "provider usage needs a key with the admin scope")
+	default:
+		return nil, err
+	}
+	return st, nil
+}
+
+// scanStats counts the live files page by page; the HTTP API does not list
+// the trash, so it is reported as not counted.
+func (r *Remote) scanStats(ctx context.Context) (*StorageStats, error) {
 	c := newStatsCounter()
 	cursor := ""
 	for {
@@ -138,16 +167,7 @@ func (r *Remote) StorageStats(ctx context.Context) (*StorageStats, error) {
 		cursor = next
 	}
 	st := c.result(false)
-	st.Notes = append(st.Notes, "the trash is not counted: the HTTP API does not list deleted files (the MCP endpoint /v1/mcp does)")
-	runs, err := r.Client.CleanupRuns(ctx, 1)
-	switch filehub.ErrorCode(err) {
-	case "":
-		st.Providers = providerUsage(runs)
-	case filehub.EFORBIDDEN:
-		st.Notes = append(st.Notes, "provider usage needs a key with the admin scope")
-	default:
-		return nil, err
-	}
+	st.Notes = append(st.Notes, "the trash is not counted: this server has no GET /v1/stats, and its HTTP API does not list deleted files")
 	return st, nil
 }
 

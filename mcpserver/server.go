@@ -190,6 +190,11 @@ func (s *Server) ServeStdio(ctx context.Context, t mcp.Transport) error {
 	return s.mcp.Run(ctx, t)
 }
 
+// KeyLimiters returns the per-key limiters of tool calls, or nil when
+// Config.RateLimit is negative. A daemon in a cluster sets their share
+// (auth.Limiters.SetShare) so that the limit holds across instances.
+func (s *Server) KeyLimiters() *auth.Limiters { return s.limits }
+
 // Close ends every open session, so that their streams end and an HTTP
 // server's Shutdown is not held up by them.
 func (s *Server) Close() {

@@ -42,3 +42,9 @@ func TestChecker(t *testing.T) {
 		}
 	})
 }
+
+func TestInstanceStore(t *testing.T) {
+	storetest.RunInstanceStore(t, func(t *testing.T) filehub.MetaStore {
+		return mustOpen(t, postgres.Config{})
+	})
+}

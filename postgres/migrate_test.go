@@ -86,7 +86,7 @@ func TestMigrations(t *testing.T) {
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
-	want := "api_keys,audit_log,blobs,cleanup_runs,cleanup_settings,events,files,leases,log_counters,provider_files,uploads"
+	want := "api_keys,audit_log,blobs,cleanup_runs,cleanup_settings,events,files,instances,leases,log_counters,provider_files,uploads,ws_session_frames,ws_session_results,ws_sessions"
 	if got := tables(t, schema); strings.Join(got, ",") != want {
 		t.Errorf("after Migrate, tables = %v, want %s", got, want)
 	}

@@ -114,6 +114,12 @@ type Config struct {
 	// (3s).
 	WSMaxPendingHellos int
 	WSAnonHelloTimeout time.Duration
+	// WSSessions is where WebSocket sessions live: WSSessionsDurable saves
+	// them in the metadata store when it is a filehub.WSSessionStore (so
+	// they survive a crash, a restart, and resume on any instance; a store
+	// without that capability falls back to memory, with a warning), and
+	// WSSessionsMemory keeps them in this process. Default durable.
+	WSSessions string
 
 	// TrustedProxies are the reverse proxies whose Forwarded or
 	// X-Forwarded-For header names the client that failed
@@ -140,9 +146,18 @@ type Config struct {
 	// Default cleanup.DefaultInterval; negative: no scheduled runs (the
 	// interval setting then keeps its default).
 	CleanupInterval time.Duration
-	// InstanceID names this process as the holder of the cleanup lease.
-	// Default "<hostname>:<pid>".
+	// InstanceID names this process as the holder of the cleanup lease
+	// and, with a random suffix, in the heartbeats. Default
+	// "<hostname>:<pid>".
 	InstanceID string
+	// HeartbeatInterval is how often this instance records in the
+	// metadata store that it is alive. Each instance counts those heard
+	// from within 3 intervals, n, and enforces 1/n of the per-key rate
+	// limits (RateLimit, RateBurst, MCPRateLimit), so that they hold for
+	// the cluster (docs/decisions.md). Default DefaultHeartbeatInterval
+	// (5s); negative: no heartbeats, each instance enforces the whole
+	// limit by itself.
+	HeartbeatInterval time.Duration
 
 	// The MCP endpoint /v1/mcp: the most content one upload_file call
 	// carries, the sessions open at once, how long an idle session lives
@@ -190,6 +205,7 @@ const (
 	DefaultMaxConcurrentUploads = 256
 	DefaultUploadStallTimeout   = 60 * time.Second
 	DefaultShutdownTimeout      = 30 * time.Second
+	DefaultHeartbeatInterval    = 5 * time.Second
 )
 
 // withDefaults returns c with every zero field set to its default. The
@@ -219,6 +235,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.WSResultCacheTotalBytes, wsserver.DefaultResultCacheTotal)
 	setDefault(&c.WSMaxPendingHellos, wsserver.DefaultMaxPendingHellos)
 	setDefault(&c.WSAnonHelloTimeout, wsserver.DefaultAnonHelloTimeout)
+	setDefault(&c.WSSessions, WSSessionsDurable)
 	setDefault(&c.S3BufferMemory, s3.DefaultBufferMemory)
 	setDefault(&c.BlobGrace, cleanup.DefaultBlobGrace)
 	setDefault(&c.TusExpiry, tus.DefaultExpiry)
@@ -226,6 +243,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.UploadExpiry, cleanup.DefaultUploadExpiry)
 	setDefault(&c.MaxDeleteFraction, cleanup.DefaultMaxDeleteFraction)
 	setDefault(&c.CleanupInterval, cleanup.DefaultInterval)
+	setDefault(&c.HeartbeatInterval, DefaultHeartbeatInterval)
 	setDefault(&c.MCPMaxUpload, mcpserver.DefaultMaxUpload)
 	setDefault(&c.MCPMaxSessions, mcpserver.DefaultMaxSessions)
 	setDefault(&c.MCPIdleTimeout, mcpserver.DefaultSessionIdleTimeout)
@@ -242,3 +260,9 @@ func setDefault[T comparable](p *T, def T) {
 		*p = def
 	}
 }
+
+// Values of Config.WSSessions.
+const (
+	WSSessionsDurable = "durable"
+	WSSessionsMemory  = "memory"
+)

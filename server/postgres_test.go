@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,20 +16,18 @@ import (
 
 	"github.com/filehub/filehub"
 	"github.com/filehub/filehub/client"
+	"github.com/filehub/filehub/internal/citest"
 	"github.com/filehub/filehub/server"
 	"github.com/filehub/filehub/wsclient"
 )
 
 // postgresSchemaURL creates a schema of the test's own in the database of
 // FILEHUB_TEST_POSTGRES, drops it when the test ends, and returns a URL
-// whose connections use it. Without the variable the test is skipped
-// (CI sets it); set but unreachable, it fails.
+// whose connections use it. Without the variable the test is skipped,
+// or fails in CI; set but unreachable, it fails.
 func postgresSchemaURL(t *testing.T) string {
 	t.Helper()
-	base := os.Getenv("FILEHUB_TEST_POSTGRES")
-	if base == "" {
-		t.Skip("FILEHUB_TEST_POSTGRES is not set: skipping a test that needs PostgreSQL")
-	}
+	base := citest.PostgresDSN(t)
 	admin := func(sql string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/filehub/filehub"
+	"github.com/filehub/filehub/auth"
 	"github.com/filehub/filehub/cleanup"
 	"github.com/filehub/filehub/files"
 	"github.com/filehub/filehub/internal/stores"
@@ -59,6 +60,11 @@ type Server struct {
 	routes    []string         // what the API listener serves (Routes)
 	listeners []listener
 	bootstrap string // the generated bootstrap secret, if any
+
+	// keyLimiters are the transports' per-key rate limiters (nil ones
+	// when unlimited); instances shares them out over the cluster.
+	keyLimiters []*auth.Limiters
+	instances   *instances // nil without heartbeats
 
 	mu      sync.Mutex
 	state   runState
@@ -120,6 +126,7 @@ func (s *Server) open(ctx context.Context) error {
 	if err := s.bindListeners(); err != nil {
 		return err
 	}
+	s.buildInstances()
 	// Only now, with every setting checked and every port bound, may the
 	// data dir get its first key: a start that fails must not have
 	// created a secret that a later start would not show again.
@@ -256,6 +263,11 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	cleanupCtx, cleanupStop := context.WithCancel(gctx)
 	defer cleanupStop()
+	instCtx, instStop := context.WithCancel(gctx)
+	defer instStop()
+	if s.instances != nil {
+		group.Go(func() error { return s.instances.Run(instCtx) })
+	}
 	if s.cfg.CleanupInterval > 0 {
 		group.Go(func() error { return s.cleaner.Loop(cleanupCtx) })
 	}
@@ -274,6 +286,10 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-s.stop:
 	case <-gctx.Done(): // a listener or service failed; Wait says why
 	}
+	// Leave the cluster first: the instances that keep serving take over
+	// this one's share of the rate limits at their next heartbeat, while
+	// this one drains requests it has already admitted.
+	instStop()
 	s.shutdownTransports()
 	wsStop()
 	// A scheduled run in progress stops at its next phase; whatever it

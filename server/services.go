@@ -60,6 +60,9 @@ func (s *Server) buildServices(ctx context.Context) error {
 		BlobGrace:         cfg.BlobGrace,
 		UploadExpiry:      cfg.UploadExpiry,
 		MaxDeleteFraction: cfg.MaxDeleteFraction,
+		// The TTL the WebSocket server promises clients is the one after
+		// which the cleanup removes a detached durable session.
+		WSSessionTTL: cfg.WSSessionTTL,
 		// Without a scheduler the setting keeps its default; Run starts
 		// the scheduler only for a positive interval.
 		Interval:   max(cfg.CleanupInterval, 0),

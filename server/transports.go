@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/filehub/filehub"
 	"github.com/filehub/filehub/api"
 	"github.com/filehub/filehub/auth"
 	"github.com/filehub/filehub/check"
@@ -44,7 +45,19 @@ func (s *Server) buildTransports() (public, metrics, profiles *http.Server) {
 		Check:               check.New(s.meta, s.blobs, check.Config{Logger: log.With("component", "check")}),
 		Providers:           s.pusher,
 	})
+	s.keyLimiters = append(s.keyLimiters, handler.KeyLimiters())
 	s.mountTus(handler)
+	// Durable sessions when asked for and the metadata store can keep
+	// them; each process is a new instance (its sessions are claimed from
+	// the store, whatever instance saved them).
+	var sessions filehub.WSSessionStore
+	if cfg.WSSessions == WSSessionsDurable {
+		if st, ok := s.meta.(filehub.WSSessionStore); ok {
+			sessions = st
+		} else {
+			log.Warn("the metadata store cannot keep WebSocket sessions; they live in memory (--ws-sessions memory)")
+		}
+	}
 	s.ws = wsserver.New(s.files, s.meta, wsserver.Config{
 		Logger:            log.With("component", "ws"),
 		Registerer:        cfg.Registerer,
@@ -68,6 +81,10 @@ func (s *Server) buildTransports() (public, metrics, profiles *http.Server) {
 		AnonHelloTimeout:      cfg.WSAnonHelloTimeout,
 		ResultCacheBytes:      int(min(cfg.WSResultCacheBytes, math.MaxInt32)),
 		ResultCacheTotalBytes: int(min(cfg.WSResultCacheTotalBytes, math.MaxInt32)),
+
+		// Issue 16: durable sessions.
+		Sessions:   sessions,
+		InstanceID: filehub.NewID("i_"),
 	})
 
 	// The WebSocket endpoint authenticates by itself (a browser can only

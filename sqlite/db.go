@@ -381,7 +381,8 @@ func (db *DB) prepareStmts(ctx context.Context) {
 		return
 	}
 	stmts := make(map[string]*sql.Stmt)
-	for _, q := range []string{qSavepoint, qRelease, qRollbackTo, qInsertBlob, qRefBlob, qInsertFile, qInsertEvent} {
+	hot := []string{qSavepoint, qRelease, qRollbackTo, qInsertBlob, qRefBlob, qInsertFile, qInsertEvent}
+	for _, q := range append(hot, wsSessionStmts...) {
 		st, err := db.wdb.PrepareContext(ctx, q)
 		if err != nil {
 			for _, st := range stmts {

@@ -747,3 +747,9 @@ func TestChecker(t *testing.T) {
 		}
 	})
 }
+
+func TestInstanceStore(t *testing.T) {
+	storetest.RunInstanceStore(t, func(t *testing.T) filehub.MetaStore {
+		return mustOpen(t, tempPath(t), sqlite.Config{})
+	})
+}

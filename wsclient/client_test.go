@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -452,8 +453,14 @@ func TestSessionLostFailsUnacknowledgedSends(t *testing.T) {
 	fs.Forget()
 	fs.noProcess.Store(false)
 	fs.DropConns()
-	if err := <-errc; !errors.Is(err, wsclient.ErrSessionLost) {
+	err := <-errc
+	if !errors.Is(err, wsclient.ErrSessionLost) {
 		t.Fatalf("Send across a lost session = %v, want ErrSessionLost", err)
+	}
+	// It says why: the restarted server did not know the session.
+	var sl *wsclient.SessionLostError
+	if !errors.As(err, &sl) || sl.Reason != wsproto.RefusedUnknown || !strings.Contains(err.Error(), "does not know the session") {
+		t.Fatalf("Send across a lost session = %v (%#v), want reason %q", err, sl, wsproto.RefusedUnknown)
 	}
 	// The new session works.
 	if err := c.Send(context.Background(), "after"); err != nil {

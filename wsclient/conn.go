@@ -214,12 +214,12 @@ func (c *Client) applyWelcome(w *wsproto.Frame) error {
 		lost = c.sessionID != ""
 		c.epoch++
 		c.recvSeq, c.delivered, c.ackSent, c.ackNeeded, c.ackedSeq = 0, 0, 0, false, 0
-		c.renumberLocked()
+		c.renumberLocked(&SessionLostError{Reason: w.ResumeRefused})
 	}
 	c.sessionID, c.resumeToken = w.SessionID, w.ResumeToken
 	if lost {
 		c.m.sessionsLost.Inc()
-		c.log.Warn("wsclient: session lost; a new one started", "session", w.SessionID)
+		c.log.Warn("wsclient: session lost; a new one started", "session", w.SessionID, "reason", w.ResumeRefused)
 		if c.sub != nil {
 			select {
 			case c.sub.lost <- struct{}{}:
@@ -231,16 +231,16 @@ func (c *Client) applyWelcome(w *wsproto.Frame) error {
 }
 
 // renumberLocked prepares the outbox for a new session: frames that were
-// transmitted in the old session fail with ErrSessionLost (they may have
+// transmitted in the old session fail with lost, an ErrSessionLost (they may have
 // been processed; sending them again could run them twice), frames never
 // transmitted are renumbered from 1 and go out in the new session. Calls
 // waiting for the old session's responses fail too, unless the response
 // already arrived.
-func (c *Client) renumberLocked() {
+func (c *Client) renumberLocked(lost error) {
 	var keep []*outFrame
 	for _, of := range c.outbox {
 		if of.sent {
-			c.failLocked(of, ErrSessionLost)
+			c.failLocked(of, lost)
 			continue
 		}
 		keep = append(keep, of)
@@ -267,7 +267,7 @@ func (c *Client) renumberLocked() {
 	}
 	for id, cl := range c.calls {
 		if !answered[id] && !waiting[id] {
-			c.failCallLocked(cl, ErrSessionLost)
+			c.failCallLocked(cl, lost)
 		}
 	}
 	c.freeRoomLocked()

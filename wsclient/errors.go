@@ -15,10 +15,12 @@ var (
 	// Close, and by operations that were still pending when it was.
 	ErrClosed = errors.New("wsclient: client closed")
 
-	// ErrSessionLost is returned by Send and Call when the server no longer
-	// knew the session on reconnect (spec §5.3: it expired, or the server
-	// restarted). The message or request was transmitted at least once but
-	// its acknowledgement (or response) never arrived, so it may or may not
+	// ErrSessionLost is matched (with errors.Is) by the error Send and Call
+	// return when the server refused to resume the session on reconnect
+	// (spec §5.3: it expired, was unknown, or the resume token was
+	// refused); the error is a *SessionLostError that says which. The
+	// message or request was transmitted at least once but its
+	// acknowledgement (or response) never arrived, so it may or may not
 	// have been processed; the client does not resend it in the new session
 	// because that could run it twice.
 	ErrSessionLost = errors.New("wsclient: session lost before the server acknowledged")
@@ -35,6 +37,31 @@ var (
 	// method the server does not know.
 	ErrUnknownMethod = &filehub.Error{Code: wsproto.CodeUnknownMethod}
 )
+
+// SessionLostError is the error of the sends and calls a lost session
+// failed (see ErrSessionLost, which it matches with errors.Is). Reason is
+// the server's resume_refused: wsproto.RefusedExpired, RefusedUnknown or
+// RefusedBadToken, or "" from a server too old to say.
+type SessionLostError struct {
+	Reason string
+}
+
+func (e *SessionLostError) Error() string {
+	switch e.Reason {
+	case wsproto.RefusedExpired:
+		return ErrSessionLost.Error() + " (the session expired on the server)"
+	case wsproto.RefusedUnknown:
+		return ErrSessionLost.Error() + " (the server does not know the session: it expired and was removed, or the server kept it only in memory and restarted)"
+	case wsproto.RefusedBadToken:
+		return ErrSessionLost.Error() + " (the server refused the resume token)"
+	case "":
+		return ErrSessionLost.Error()
+	}
+	return ErrSessionLost.Error() + " (" + e.Reason + ")"
+}
+
+// Is makes errors.Is(err, ErrSessionLost) true.
+func (e *SessionLostError) Is(target error) bool { return target == ErrSessionLost }
 
 // ConnError tells why the server refused a connection or ended one. It is
 // what Err returns after a permanent failure, and what pending operations

@@ -206,6 +206,13 @@ func (fs *fakeServer) hello(conn *websocket.Conn, headerAuth bool) (*fakeSession
 	fs.mu.Lock()
 	s := fs.sessions[h.SessionID]
 	resumed := s != nil && s.token == h.ResumeToken
+	refused := ""
+	switch {
+	case h.SessionID != "" && s == nil:
+		refused = wsproto.RefusedUnknown
+	case h.SessionID != "" && !resumed:
+		refused = wsproto.RefusedBadToken
+	}
 	if !resumed {
 		fs.nextID++
 		s = &fakeSession{id: fmt.Sprintf("s_%d", fs.nextID)}
@@ -227,7 +234,7 @@ func (fs *fakeServer) hello(conn *websocket.Conn, headerAuth bool) (*fakeSession
 	}
 	welcome := &wsproto.Frame{Type: wsproto.TypeWelcome, SessionID: s.id, ResumeToken: s.token,
 		Resumed: resumed, LastSeq: s.recvSeq, HeartbeatMS: fs.heartbeatMS, SessionTTLMS: 120000,
-		MaxMessageBytes: wsproto.DefaultMaxMessageBytes}
+		MaxMessageBytes: wsproto.DefaultMaxMessageBytes, ResumeRefused: refused}
 	frames = append([]*wsproto.Frame{welcome}, s.outbox...)
 	b, _ := wsproto.Encode(nil, frames...)
 	if err := conn.WriteMessage(websocket.TextMessage, b); err != nil {

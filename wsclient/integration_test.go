@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -301,4 +302,63 @@ func TestIntegrationCallsRunAtMostOnceAcrossCuts(t *testing.T) {
 	if px.Cuts() < 3 {
 		t.Errorf("only %d cuts", px.Cuts())
 	}
+}
+
+// With durable sessions the server can be restarted (gracefully, 4005)
+// while a client sends: the client resumes the same session every time,
+// no Send fails, and every message is echoed once, in order.
+func TestIntegrationDurableSessionSurvivesRestarts(t *testing.T) {
+	srv, err := startRealServerFull(t.TempDir(), "127.0.0.1:0", "", nil, true)
+	if errors.Is(err, errNoDurable) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := srv.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	}()
+	reg := prometheus.NewRegistry()
+	opts := fastOptions(srv.key)
+	opts.Metrics = promMetrics(t, reg)
+	c := mustDial(t, srv.URL(), opts)
+
+	const n = 300
+	sendErr := make(chan error, 1)
+	go func() {
+		for i := 1; i <= n; i++ {
+			if err := c.Send(context.Background(), i); err != nil {
+				sendErr <- fmt.Errorf("Send %d: %w", i, err)
+				return
+			}
+		}
+		sendErr <- nil
+	}()
+	var got []string
+	for range 3 {
+		got = append(got, rawStrings(recvMessages(t, c, 50))...)
+		srv = srv.restart(t)
+	}
+	got = append(got, rawStrings(recvMessages(t, c, n-len(got)))...)
+	if err := <-sendErr; err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range got {
+		if m != strconv.Itoa(i+1) {
+			t.Fatalf("echo %d is %s: lost, duplicated or reordered (%v)", i+1, m, got)
+		}
+	}
+	if v := testutil.ToFloat64(metric(t, reg, "filehub_wsclient_sessions_lost_total")); v != 0 {
+		t.Errorf("sessions_lost_total = %v, want 0", v)
+	}
+}
+
+func rawStrings(ms []json.RawMessage) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = string(m)
+	}
+	return out
 }

@@ -35,6 +35,7 @@ type realServer struct {
 
 	stopOnce sync.Once
 	stopErr  error
+	durable  bool
 }
 
 // startRealServer starts a server on dir and addr ("127.0.0.1:0" for any
@@ -46,6 +47,15 @@ func startRealServer(dir, addr, key string) (*realServer, error) {
 // startRealServerWith is startRealServer with tune applied to the session
 // server's configuration (heartbeats, TTLs) before it starts.
 func startRealServerWith(dir, addr, key string, tune func(*wsserver.Config)) (*realServer, error) {
+	return startRealServerFull(dir, addr, key, tune, false)
+}
+
+// errNoDurable: the SQLite store cannot keep WebSocket sessions.
+var errNoDurable = errors.New("the SQLite store cannot keep WebSocket sessions (yet)")
+
+// startRealServerFull is startRealServerWith, with durable sessions in the
+// server's SQLite database if durable is set (errNoDurable if it cannot).
+func startRealServerFull(dir, addr, key string, tune func(*wsserver.Config), durable bool) (*realServer, error) {
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(dir, "meta.db"), sqlite.Config{})
 	if err != nil {
@@ -84,6 +94,16 @@ func startRealServerWith(dir, addr, key string, tune func(*wsserver.Config)) (*r
 	if tune != nil {
 		tune(&cfg)
 	}
+	if durable {
+		st, ok := any(db).(filehub.WSSessionStore)
+		if !ok {
+			ln.Close()
+			db.Close()
+			return nil, errNoDurable
+		}
+		cfg.Sessions = st
+	}
+	s.durable = durable
 	s.ws = wsserver.New(svc, db, cfg)
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/ws", s.ws)
@@ -151,7 +171,7 @@ func (s *realServer) restart(tb testing.TB) *realServer {
 	if err := s.Stop(); err != nil {
 		tb.Fatalf("stop server: %v", err)
 	}
-	s2, err := startRealServer(s.dir, s.addr, s.key)
+	s2, err := startRealServerFull(s.dir, s.addr, s.key, nil, s.durable)
 	if err != nil {
 		tb.Fatalf("restart server: %v", err)
 	}

@@ -16,7 +16,7 @@ import (
 func sampleFrames() []*wsproto.Frame {
 	return []*wsproto.Frame{
 		{Type: wsproto.TypeHello, Token: "fhk_<&>", SessionID: "s_1", ResumeToken: "tok", LastSeq: 41},
-		{Type: wsproto.TypeWelcome, SessionID: "s_\u2028", ResumeToken: "a\"b\\c", Resumed: true, LastSeq: -3,
+		{Type: wsproto.TypeWelcome, SessionID: "s_\u2028", ResumeToken: "a\"b\\c", Resumed: true, LastSeq: -3, ResumeRefused: "expired",
 			HeartbeatMS: 25000, SessionTTLMS: 120000, MaxMessageBytes: 1 << 20},
 		{Type: wsproto.TypeMsg, Seq: 1<<62 + 5, Ack: 3, Data: json.RawMessage(`{"x":[1,2.5e3,"y\u00e9"],"z":null}`)},
 		{Type: wsproto.TypeReq, Seq: 6, ID: "r\x00\x1f\t\n\r\b\f", Method: "files.stat", Params: json.RawMessage(`"\u003c"`)},

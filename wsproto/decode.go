@@ -93,6 +93,8 @@ func (f *Frame) setField(key, v []byte) bool {
 		f.SessionTTLMS, ok = integer(v)
 	case "max_message_bytes":
 		f.MaxMessageBytes, ok = integer(v)
+	case "resume_refused":
+		f.ResumeRefused, ok = simpleString(v)
 	case "data":
 		f.Data, ok = append(f.Data[:0], v...), true
 	case "id":
@@ -131,7 +133,7 @@ func (f *Frame) setField(key, v []byte) bool {
 
 var fieldNames = [...]string{
 	"type", "seq", "ack", "token", "session_id", "resume_token", "last_seq", "resumed", "heartbeat_ms",
-	"session_ttl_ms", "max_message_bytes", "data", "id", "method", "params", "result", "error", "event",
+	"session_ttl_ms", "max_message_bytes", "resume_refused", "data", "id", "method", "params", "result", "error", "event",
 	"code", "message",
 }
 

@@ -41,6 +41,7 @@ func AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 	dst = appendIntField(dst, `,"heartbeat_ms":`, f.HeartbeatMS)
 	dst = appendIntField(dst, `,"session_ttl_ms":`, f.SessionTTLMS)
 	dst = appendIntField(dst, `,"max_message_bytes":`, f.MaxMessageBytes)
+	dst = appendStringField(dst, `,"resume_refused":`, f.ResumeRefused)
 	if dst, err = appendRawField(dst, `,"data":`, f.Data); err != nil {
 		return dst[:start], fmt.Errorf("encode %s frame: data: %w", f.Type, err)
 	}

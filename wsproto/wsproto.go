@@ -67,6 +67,13 @@ const (
 	MethodProvidersPush     = "providers.push" // write scope; params api.PushRequest
 )
 
+// Reasons a resume was refused, in a welcome's resume_refused.
+const (
+	RefusedExpired  = "expired"   // the session outlived its TTL without a connection, or was dropped
+	RefusedUnknown  = "unknown"   // no server knows the session
+	RefusedBadToken = "bad_token" // the resume token (or the API key) does not match
+)
+
 // Error codes beyond filehub's own, used in res and error frames.
 const (
 	CodeGap           = "gap"            // the requested events were trimmed
@@ -94,6 +101,10 @@ type Frame struct {
 	HeartbeatMS     int64 `json:"heartbeat_ms,omitempty"`
 	SessionTTLMS    int64 `json:"session_ttl_ms,omitempty"`
 	MaxMessageBytes int64 `json:"max_message_bytes,omitempty"`
+	// ResumeRefused says why a resume was refused (a welcome with resumed
+	// false that answers a hello with session_id): one of the Refused*
+	// constants. Older servers do not send it.
+	ResumeRefused string `json:"resume_refused,omitempty"`
 
 	// msg
 	Data json.RawMessage `json:"data,omitempty"`

@@ -229,10 +229,17 @@ func (c *conn) hello(ctx context.Context, h *wsproto.Frame) (*session, *wsproto.
 		}
 		c.key, c.hash = key, hash
 	}
-	ss, welcome, err := srv.openSession(c, h)
-	if filehub.ErrorCode(err) == filehub.ERATELIMIT {
+	ss, welcome, err := srv.openSession(ctx, c, h)
+	switch filehub.ErrorCode(err) {
+	case filehub.ERATELIMIT:
 		srv.metrics.connections.WithLabelValues(connTooMany).Inc()
 		c.writeFatalNow(filehub.ERATELIMIT, filehub.ErrorMessage(err), wsproto.CloseTooManyConns)
+		return nil, nil, false
+	case filehub.EUNAVAILABLE:
+		// The session store failed: a later try may work.
+		srv.log.Warn("websocket hello failed", "err", err)
+		srv.metrics.connections.WithLabelValues(connUnavailable).Inc()
+		c.writeFatalNow(filehub.EUNAVAILABLE, filehub.ErrorMessage(err), websocket.CloseTryAgainLater)
 		return nil, nil, false
 	}
 	if err != nil {

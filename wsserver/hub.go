@@ -31,9 +31,10 @@ func encodeEvent(e *filehub.Event) (*hubEvent, error) {
 // hub reads new events from the store once for all sessions and keeps the
 // most recent ones in a ring.
 type hub struct {
-	srv    *Server
-	wake   chan struct{}
-	latest atomic.Int64 // highest event id in the ring
+	srv     *Server
+	wake    chan struct{}
+	latest  atomic.Int64 // highest event id in the ring
+	started atomic.Bool  // run has found the log's end: latest means something
 
 	mu     sync.RWMutex
 	ring   []*hubEvent // circular
@@ -47,13 +48,43 @@ type hub struct {
 }
 
 func newHub(srv *Server) *hub {
-	return &hub{
+	h := &hub{
 		srv:    srv,
 		wake:   make(chan struct{}, 1),
 		ring:   make([]*hubEvent, srv.cfg.EventBufferSize),
 		covers: math.MaxInt64, // nothing until run has found the log's end
 		subs:   make(map[*session]struct{}),
 	}
+	srv.metrics.hub.Store(h) // for filehub_events_lag_seconds
+	return h
+}
+
+// lagProbeTimeout bounds the store read of one lag measurement (a scrape).
+const lagProbeTimeout = 2 * time.Second
+
+// lagSeconds measures the hub's lag behind the event log, at scrape time:
+// how long the oldest event the hub has not read yet (and so not fanned
+// out to any session) has been in the store, 0 when the hub is caught up.
+// Reading the store here, rather than timing the hub's own polls, is what
+// makes a stuck hub show: its lag keeps growing while its loop does
+// nothing. It is NaN while the store cannot be read or before the hub has
+// found the log's end. Event times come from the clock of the process that
+// wrote the event, so clock skew between instances shows as lag (never
+// below 0).
+func (h *hub) lagSeconds() float64 {
+	if !h.started.Load() {
+		return math.NaN()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), lagProbeTimeout)
+	defer cancel()
+	events, err := h.srv.store.ListEvents(ctx, h.latest.Load(), 1)
+	if err != nil {
+		return math.NaN()
+	}
+	if len(events) == 0 {
+		return 0
+	}
+	return max(0, time.Since(events[0].Time).Seconds())
 }
 
 func (h *hub) notify() {
@@ -87,6 +118,7 @@ func (h *hub) run(ctx context.Context) {
 			h.covers = latest
 			h.mu.Unlock()
 			h.latest.Store(latest)
+			h.started.Store(true)
 			break
 		}
 		if ctx.Err() != nil {
@@ -227,6 +259,9 @@ func (ss *session) appendEventsLocked(events []*hubEvent) {
 		ss.out = append(ss.out, outFrame{seq: ss.outSeq, ev: e})
 		ss.evCount++
 		ss.evCursor = e.id
+	}
+	if len(events) > 0 {
+		ss.markDirtyLocked()
 	}
 	ss.srv.metrics.outboxDepth.Add(int64(len(events)))
 }

@@ -18,9 +18,11 @@ import (
 // the bodies held), another client's requests keep working and its recent
 // results are still served again, and a re-sent request whose result was
 // dropped is answered with an error instead of running twice.
-func TestResultCacheBoundedInBytes(t *testing.T) {
+func TestResultCacheBoundedInBytes(t *testing.T) { bothModes(t, testResultCacheBoundedInBytes) }
+
+func testResultCacheBoundedInBytes(t *testing.T, m mode) {
 	const perSession, total = 16 << 10, 24 << 10
-	e := newEnv(t, wsserver.Config{ResultCacheBytes: perSession, ResultCacheTotalBytes: total})
+	e := newEnvIn(t, m, wsserver.Config{ResultCacheBytes: perSession, ResultCacheTotalBytes: total})
 	long := strings.Repeat("n", 200)
 	for i := range 30 {
 		e.upload(t, fmt.Sprintf("%s-%02d.txt", long, i), fmt.Sprintf("content %d", i))
@@ -67,8 +69,10 @@ func TestResultCacheBoundedInBytes(t *testing.T) {
 
 // A result larger than the per-session bound is not kept at all, and its id
 // still guards against a second run.
-func TestOversizedResultNotKept(t *testing.T) {
-	e := newEnv(t, wsserver.Config{ResultCacheBytes: 512})
+func TestOversizedResultNotKept(t *testing.T) { bothModes(t, testOversizedResultNotKept) }
+
+func testOversizedResultNotKept(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{ResultCacheBytes: 512})
 	for i := range 10 {
 		e.upload(t, fmt.Sprintf("file-%02d.txt", i), fmt.Sprint(i))
 	}
@@ -88,8 +92,10 @@ func TestOversizedResultNotKept(t *testing.T) {
 // waiting for a resume: beyond it the upgrade is refused with 429 and a
 // problem document (header key) or hello with rate_limited and 4009 (key in
 // hello). Its sessions can still be resumed, and other keys are unaffected.
-func TestSessionsPerKeyCapped(t *testing.T) {
-	e := newEnv(t, wsserver.Config{MaxSessionsPerKey: 3})
+func TestSessionsPerKeyCapped(t *testing.T) { bothModes(t, testSessionsPerKeyCapped) }
+
+func testSessionsPerKeyCapped(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{MaxSessionsPerKey: 3})
 	var welcomes []*wsproto.Frame
 	for range 3 {
 		c, w := e.connect(t, "rw")
@@ -134,8 +140,10 @@ func TestSessionsPerKeyCapped(t *testing.T) {
 
 // Connections upgraded without a key are capped while they have not sent
 // hello (503 beyond), and time out sooner than those with a key.
-func TestPendingHellosCapped(t *testing.T) {
-	e := newEnv(t, wsserver.Config{MaxPendingHellos: 2, AnonHelloTimeout: time.Hour})
+func TestPendingHellosCapped(t *testing.T) { bothModes(t, testPendingHellosCapped) }
+
+func testPendingHellosCapped(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{MaxPendingHellos: 2, AnonHelloTimeout: time.Hour})
 	var anon []*client
 	for range 2 {
 		c, _, err := e.dial(t, "")
@@ -162,8 +170,10 @@ func TestPendingHellosCapped(t *testing.T) {
 	}
 }
 
-func TestAnonymousHelloTimeout(t *testing.T) {
-	e := newEnv(t, wsserver.Config{AnonHelloTimeout: 50 * time.Millisecond, HelloTimeout: time.Hour})
+func TestAnonymousHelloTimeout(t *testing.T) { bothModes(t, testAnonymousHelloTimeout) }
+
+func testAnonymousHelloTimeout(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{AnonHelloTimeout: 50 * time.Millisecond, HelloTimeout: time.Hour})
 	keyed, _, err := e.dial(t, e.keys["rw"])
 	if err != nil {
 		t.Fatal(err)

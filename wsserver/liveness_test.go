@@ -12,10 +12,14 @@ import (
 )
 
 func TestHalfOpenClientIsClosedAndSessionKept(t *testing.T) {
+	bothModes(t, testHalfOpenClientIsClosedAndSessionKept)
+}
+
+func testHalfOpenClientIsClosedAndSessionKept(t *testing.T, m mode) {
 	// A short ping interval makes many pings; a pong timeout well above it
 	// keeps a live but briefly descheduled client (a loaded machine, the
 	// race detector) from looking silent.
-	e := newEnv(t, wsserver.Config{PingInterval: 20 * time.Millisecond, PongTimeout: 300 * time.Millisecond})
+	e := newEnvIn(t, m, wsserver.Config{PingInterval: 20 * time.Millisecond, PongTimeout: 300 * time.Millisecond})
 	c, w := e.connect(t, "rw")
 	if w.HeartbeatMS != 20 {
 		t.Errorf("heartbeat_ms = %d, want 20", w.HeartbeatMS)
@@ -48,7 +52,11 @@ func TestHalfOpenClientIsClosedAndSessionKept(t *testing.T) {
 }
 
 func TestSlowConsumerThenLosslessResume(t *testing.T) {
-	e := newEnv(t, wsserver.Config{OutboxMaxFrames: 4, SlowConsumerTimeout: 50 * time.Millisecond})
+	bothModes(t, testSlowConsumerThenLosslessResume)
+}
+
+func testSlowConsumerThenLosslessResume(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{OutboxMaxFrames: 4, SlowConsumerTimeout: 50 * time.Millisecond})
 	c, w := e.connect(t, "rw")
 	const n = 7
 	for i := int64(1); i <= n; i++ {
@@ -98,8 +106,10 @@ func TestSlowConsumerThenLosslessResume(t *testing.T) {
 	}
 }
 
-func TestRevokedKeyIsCutOff(t *testing.T) {
-	e := newEnv(t, wsserver.Config{KeyRecheckInterval: 10 * time.Millisecond})
+func TestRevokedKeyIsCutOff(t *testing.T) { bothModes(t, testRevokedKeyIsCutOff) }
+
+func testRevokedKeyIsCutOff(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{KeyRecheckInterval: 10 * time.Millisecond})
 	c, _ := e.connect(t, "rw")
 	if _, err := e.db.RevokeAPIKey(t.Context(), "rw", time.Now()); err != nil {
 		t.Fatal(err)
@@ -113,8 +123,10 @@ func TestRevokedKeyIsCutOff(t *testing.T) {
 	waitFor(t, "the session to be dropped", func() bool { return e.metric("filehub_ws_sessions_active") == 0 })
 }
 
-func TestShutdown(t *testing.T) {
-	e := newEnv(t, wsserver.Config{})
+func TestShutdown(t *testing.T) { bothModes(t, testShutdown) }
+
+func testShutdown(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{})
 	var clients []*client
 	for range 3 {
 		c, _ := e.connect(t, "rw")

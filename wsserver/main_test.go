@@ -41,6 +41,72 @@ type env struct {
 	keys   map[string]string // name → secret
 	cancel context.CancelFunc
 	runErr chan error
+	// store is the session store of a durable env (nil in memory mode);
+	// sessions the same when it is the in-memory test store.
+	store    filehub.WSSessionStore
+	sessions *memSessions
+	stopped  bool
+}
+
+// mode is how an env keeps its sessions.
+type mode struct {
+	name    string
+	durable bool
+}
+
+// modes: in memory; durable in the in-memory test store (which can fail
+// on demand); durable in the env's SQLite database.
+var modes = []mode{{"memory", false}, {"durable", true}, {"sqlite", true}}
+
+// bothModes runs f as a subtest per mode: the in-memory sessions, and
+// durable ones in a store.
+func bothModes(t *testing.T, f func(t *testing.T, m mode)) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { f(t, m) })
+	}
+}
+
+// newEnvIn is newEnv with sessions kept as m says.
+func newEnvIn(t testing.TB, m mode, cfg wsserver.Config) *env {
+	t.Helper()
+	if m.name == "postgres" {
+		// Opened first, so that it is closed after the env's server.
+		st := postgresSessions(t)
+		cfg.Sessions = st
+		e := newEnv(t, cfg)
+		e.store = st
+		return e
+	}
+	if m.name == "sqlite" {
+		e := newEnv(t, cfg)
+		st, ok := any(e.db).(filehub.WSSessionStore)
+		if !ok {
+			t.Skip("the SQLite store cannot keep WebSocket sessions (yet)")
+		}
+		cfg.Sessions = st
+		e.restart(cfg)
+		e.store = st
+		return e
+	}
+	var store *memSessions
+	if m.durable && cfg.Sessions == nil {
+		store = newMemSessions()
+		cfg.Sessions = store
+	}
+	e := newEnv(t, cfg)
+	e.sessions = store
+	if store != nil {
+		e.store = store
+	}
+	return e
+}
+
+// restart replaces e's server by one with cfg, on the same stores.
+func (e *env) restart(cfg wsserver.Config) {
+	e.stop()
+	e.stopped = false
+	e.reg = prometheus.NewRegistry()
+	e.start(cfg)
 }
 
 // newEnv starts a server with cfg (Registerer and Logger are filled in).
@@ -82,11 +148,18 @@ func newEnv(t testing.TB, cfg wsserver.Config) *env {
 		}
 		e.keys[k.name] = secret
 	}
+	e.start(cfg)
+	t.Cleanup(e.close)
+	return e
+}
+
+// start starts e's server with cfg.
+func (e *env) start(cfg wsserver.Config) {
 	cfg.Registerer = e.reg
 	if cfg.Logger == nil {
-		cfg.Logger = testlog.New(t)
+		cfg.Logger = testlog.New(e.t)
 	}
-	e.srv = wsserver.New(svc, db, cfg)
+	e.srv = wsserver.New(e.files, e.db, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	e.runErr = make(chan error, 1)
@@ -95,21 +168,45 @@ func newEnv(t testing.TB, cfg wsserver.Config) *env {
 	mux.Handle("GET /v1/ws", e.srv)
 	e.http = httptest.NewServer(mux)
 	e.url = "ws" + strings.TrimPrefix(e.http.URL, "http") + "/v1/ws"
-	t.Cleanup(e.close)
-	return e
 }
 
-func (e *env) close() {
+// twin starts a second server ("another instance", or the restarted
+// process) on e's stores: the same database, files, keys and session
+// store. It is stopped before e.
+func (e *env) twin(t testing.TB, cfg wsserver.Config) *env {
+	t.Helper()
+	if cfg.Sessions == nil && e.store != nil {
+		cfg.Sessions = e.store
+	}
+	tw := &env{t: t, dir: e.dir, db: e.db, files: e.files, reg: prometheus.NewRegistry(), keys: e.keys,
+		store: e.store, sessions: e.sessions}
+	tw.start(cfg)
+	t.Cleanup(tw.stop)
+	return tw
+}
+
+// stop shuts e's server down (Shutdown, then Run's end); safe to call
+// twice.
+func (e *env) stop() {
+	if e.stopped {
+		return
+	}
+	e.stopped = true
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := e.srv.Shutdown(ctx); err != nil {
 		e.t.Errorf("Shutdown: %v", err)
 	}
+	e.http.CloseClientConnections()
 	e.http.Close()
 	e.cancel()
 	if err := <-e.runErr; err != nil {
 		e.t.Errorf("Run: %v", err)
 	}
+}
+
+func (e *env) close() {
+	e.stop()
 	e.db.Close()
 }
 

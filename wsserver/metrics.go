@@ -1,6 +1,7 @@
 package wsserver
 
 import (
+	"math"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,12 @@ type metrics struct {
 	ackLatency      prometheus.Histogram
 	eventDeliveries prometheus.Counter
 	rpcs            *prometheus.CounterVec
+	saveSeconds     prometheus.Histogram // durable sessions: one group commit
+	saveBatch       prometheus.Histogram
+	fenced          prometheus.Counter
+	// hub measures filehub_events_lag_seconds; set by newHub, which runs
+	// after newMetrics.
+	hub atomic.Pointer[hub]
 }
 
 // Connection results (label of filehub_ws_connections_total).
@@ -45,6 +52,7 @@ const (
 	resumeResumed  = "resumed"
 	resumeExpired  = "expired"
 	resumeBadToken = "bad_token"
+	resumeUnknown  = "unknown"
 )
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -56,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"result"}),
 		resumes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "resumes_total",
-			Help: "Session resume attempts by result (resumed, expired, bad_token).",
+			Help: "Session resume attempts by result (resumed, expired, bad_token, unknown).",
 		}, []string{"result"}),
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "slow_consumer_disconnects_total",
@@ -80,6 +88,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: ns, Subsystem: sub, Name: "rpcs_total",
 			Help: "Requests executed, by method and result (ok or an error code; cached for a re-sent request id; gone for a re-sent id whose result was dropped by the byte budget).",
 		}, []string{"method", "result"}),
+		saveSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "session_save_seconds",
+			Help:    "Duration of one group commit of durable session state.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		saveBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "session_save_batch_sessions",
+			Help:    "Sessions saved by one group commit of durable session state.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 14),
+		}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "sessions_fenced_total",
+			Help: "Durable sessions dropped here because another instance claimed them (their connection closed with 4007).",
+		}),
 		framesIn:  make(map[string]prometheus.Counter),
 		framesOut: make(map[string]prometheus.Counter),
 	}
@@ -109,7 +131,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		gauge("sessions_connected", "Sessions with a live connection.", &m.connected),
 		gauge("outbox_frames", "Unacknowledged server frames, summed over sessions.", &m.outboxDepth),
 		gauge("result_cache_bytes", "Bytes of request results kept for re-sent requests, summed over sessions.", &m.resultBytes),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: ns, Name: "events_lag_seconds",
+			Help: "Age of the oldest event in the store that the WebSocket event hub has not read and fanned out yet, 0 when caught up; measured at scrape time (NaN when the store cannot be read).",
+		}, func() float64 {
+			if h := m.hub.Load(); h != nil {
+				return h.lagSeconds()
+			}
+			return math.NaN()
+		}),
 		m.connections, m.resumes, m.slowConsumers, m.pingRTT, in, out, m.ackLatency, m.eventDeliveries, m.rpcs,
+		m.saveSeconds, m.saveBatch, m.fenced,
 	} {
 		// A second server on the same registry (tests) would collide;
 		// that is a wiring bug worth failing loudly on.

@@ -37,9 +37,11 @@ func (f *fakePusher) count() int {
 	return len(f.calls)
 }
 
-func TestProvidersPush(t *testing.T) {
+func TestProvidersPush(t *testing.T) { bothModes(t, testProvidersPush) }
+
+func testProvidersPush(t *testing.T, m mode) {
 	fp := &fakePusher{}
-	e := newEnv(t, wsserver.Config{Providers: fp})
+	e := newEnvIn(t, m, wsserver.Config{Providers: fp})
 	rw, _ := e.connect(t, "rw")
 
 	var res api.PushResult
@@ -75,8 +77,10 @@ func TestProvidersPush(t *testing.T) {
 	}
 }
 
-func TestProvidersPushWithoutService(t *testing.T) {
-	e := newEnv(t, wsserver.Config{})
+func TestProvidersPushWithoutService(t *testing.T) { bothModes(t, testProvidersPushWithoutService) }
+
+func testProvidersPushWithoutService(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{})
 	rw, _ := e.connect(t, "rw")
 	wantError(t, rw.call(1, "p1", wsserver.MethodProvidersPush, `{"id":"f_1","provider":"kimi"}`), filehub.ENOTFOUND)
 }

@@ -42,6 +42,16 @@ func (ss *session) request(ctx context.Context, f *wsproto.Frame) {
 	case cached:
 		m.rpcs.WithLabelValues(methodLabel(f.Method), "cached").Inc()
 	default:
+		if ss.srv.durable() && sideEffects[f.Method] {
+			// Save a tombstone for the id before running the request: if
+			// the process dies after the request's effect committed but
+			// before its result was saved, the client's replay finds the
+			// tombstone and is refused instead of running the request a
+			// second time (docs/protocol.md §5.4).
+			if !ss.saveBefore(ctx, f.ID) {
+				return
+			}
+		}
 		var result any
 		var err error
 		result, sub, err = ss.call(ctx, key, f.Method, f.Params)
@@ -60,10 +70,11 @@ func (ss *session) request(ctx context.Context, f *wsproto.Frame) {
 		return
 	}
 	if !cached {
-		ss.results = ss.srv.results.put(ss.results, f.ID, body)
+		ss.results = ss.srv.results.put(ss, ss.results, f.ID, body)
 	}
 	ss.advanceInLocked(f.Seq)
 	ss.enqueueLocked(wsproto.TypeRes, body)
+	ss.markDirtyLocked()
 	if sub != nil {
 		ss.subscribed = sub.on
 		if sub.on {
@@ -73,6 +84,15 @@ func (ss *session) request(ctx context.Context, f *wsproto.Frame) {
 			ss.srv.hub.unsubscribe(ss)
 		}
 	}
+}
+
+// sideEffects lists the methods whose effect must not be repeated: with
+// durable sessions their request id is saved before they run.
+var sideEffects = map[string]bool{
+	wsproto.MethodFilesDelete:   true,
+	wsproto.MethodFilesRestore:  true,
+	wsproto.MethodCleanupRun:    true,
+	wsproto.MethodProvidersPush: true,
 }
 
 // rpcError is an error with a protocol code that filehub's codes lack.

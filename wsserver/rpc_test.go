@@ -42,8 +42,10 @@ func wantError(t *testing.T, f *wsproto.Frame, code string) {
 	}
 }
 
-func TestRPC(t *testing.T) {
-	e := newEnv(t, wsserver.Config{})
+func TestRPC(t *testing.T) { bothModes(t, testRPC) }
+
+func testRPC(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{})
 	a := e.upload(t, "a.txt", "alpha")
 	b := e.upload(t, "b.txt", "beta")
 	c, _ := e.connect(t, "rw")
@@ -116,8 +118,10 @@ type subResult struct {
 	After, Oldest, Latest int64
 }
 
-func TestEventsSubscribe(t *testing.T) {
-	e := newEnv(t, wsserver.Config{EventPollInterval: time.Hour}) // only Notify wakes the hub
+func TestEventsSubscribe(t *testing.T) { bothModes(t, testEventsSubscribe) }
+
+func testEventsSubscribe(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{EventPollInterval: time.Hour}) // only Notify wakes the hub
 	var created []*filehub.File
 	for i := range 5 {
 		created = append(created, e.upload(t, fmt.Sprintf("f%d", i), fmt.Sprintf("content %d", i)))
@@ -189,7 +193,11 @@ func TestEventsSubscribe(t *testing.T) {
 }
 
 func TestEventsFromAnotherProcessArriveByPolling(t *testing.T) {
-	e := newEnv(t, wsserver.Config{EventPollInterval: 10 * time.Millisecond})
+	bothModes(t, testEventsFromAnotherProcessArriveByPolling)
+}
+
+func testEventsFromAnotherProcessArriveByPolling(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{EventPollInterval: 10 * time.Millisecond})
 	c, _ := e.connect(t, "ro")
 	var r subResult
 	wantResult(t, c.call(1, "sub", wsproto.MethodEventsSubscribe, `{"after":0}`), &r)

@@ -167,6 +167,21 @@ type Config struct {
 	// Providers runs the providers.push method. Nil: that method answers
 	// not_found (no provider is known).
 	Providers ProviderPusher
+	// Sessions makes sessions durable: their state is saved in this store
+	// (group-committed), acknowledgements and server frames wait for the
+	// save, and a session can be resumed by any server on the same store,
+	// also after this process died (docs/protocol.md §5.4). Nil: sessions
+	// live in this process's memory only.
+	Sessions filehub.WSSessionStore
+	// InstanceID names this process as the owner of the sessions it
+	// claims. Default: a fresh filehub.NewID("i_").
+	InstanceID string
+	// EpochCheckInterval is how often, with Sessions, an attached session
+	// that saved nothing meanwhile is saved without changes, so that a
+	// takeover by another instance closes its connection (4007) even
+	// when it is idle. Default 5s; negative: no check (a taken-over
+	// connection is then closed at its next save).
+	EpochCheckInterval time.Duration
 	// Auth authenticates connections (at the upgrade or in hello). Give
 	// the server the HTTP API's, so that both share one limiter of failed
 	// authentications. Default: one on the store without that limiter.
@@ -196,6 +211,7 @@ const (
 	DefaultEventMaxCount       = 1_000_000
 	DefaultTrimInterval        = time.Hour
 	DefaultKeyRecheckInterval  = time.Minute
+	DefaultEpochCheckInterval  = 5 * time.Second
 )
 
 func (c *Config) setDefaults() {
@@ -237,6 +253,10 @@ func (c *Config) setDefaults() {
 	}
 	def(&c.TrimInterval, DefaultTrimInterval)
 	def(&c.KeyRecheckInterval, DefaultKeyRecheckInterval)
+	def(&c.EpochCheckInterval, DefaultEpochCheckInterval)
+	if c.InstanceID == "" {
+		c.InstanceID = filehub.NewID("i_")
+	}
 	if c.MessageHandler == nil {
 		c.MessageHandler = Echo
 	}
@@ -272,6 +292,7 @@ type Server struct {
 	sessKey  map[string]int // sessions by key id
 	pending  int            // connections without a key before hello
 	results  *resultStore
+	commit   *committer         // nil: sessions in memory only
 	conns    map[*conn]struct{} // open connections
 	closing  bool
 
@@ -296,6 +317,11 @@ func New(files *files.Service, store Store, cfg Config) *Server {
 		conns:    make(map[*conn]struct{}),
 	}
 	s.results = newResultStore(cfg.ResultCacheSize, cfg.ResultCacheBytes, cfg.ResultCacheTotalBytes, &s.metrics.resultBytes)
+	if cfg.Sessions != nil {
+		s.commit = newCommitter(s, cfg.Sessions)
+		s.results.record = true
+		s.results.dirty = s.commit.mark
+	}
 	if s.auth == nil {
 		s.auth = auth.New(store, auth.Config{FailureLimit: -1})
 	}
@@ -503,10 +529,12 @@ func writeProblem(w http.ResponseWriter, status int, code, detail string) {
 }
 
 // Shutdown refuses new connections, closes every connection with 4005
-// (reconnect later; sessions are not resumable on this instance after it
-// stops) and waits for the connection goroutines to end, or for ctx. It
-// returns ctx's error if ctx ended first. Run should be stopped after
-// Shutdown returns.
+// (reconnect later) and waits for the connection goroutines to end, or for
+// ctx. With Config.Sessions it then waits until every session's last
+// changes are saved, so clients resume them on another instance or the
+// next process; without, sessions are not resumable after the process
+// stops. It returns ctx's error if ctx ended first. Run should be stopped
+// after Shutdown returns.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
@@ -525,10 +553,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if s.durable() {
+		return s.flushAll(ctx)
+	}
+	return nil
 }
 
 // Run runs the event hub, session expiry, key re-checks and event log
@@ -537,6 +568,15 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.hub.run(ctx) })
 	defer wg.Wait()
+	var epochC <-chan time.Time
+	if s.durable() {
+		wg.Go(func() { s.commit.run(ctx) })
+	}
+	if s.durable() && s.cfg.EpochCheckInterval > 0 {
+		epochs := time.NewTicker(s.cfg.EpochCheckInterval)
+		defer epochs.Stop()
+		epochC = epochs.C
+	}
 
 	sweep := time.NewTicker(min(max(s.cfg.SessionTTL/4, 10*time.Millisecond), 30*time.Second))
 	defer sweep.Stop()
@@ -559,6 +599,8 @@ func (s *Server) Run(ctx context.Context) error {
 			s.recheckKeys(ctx)
 		case <-trimC:
 			s.trim(ctx)
+		case <-epochC:
+			s.checkEpochs(s.cfg.EpochCheckInterval)
 		}
 	}
 }
@@ -599,6 +641,9 @@ func (s *Server) expireSessions(now time.Time) {
 	s.mu.Unlock()
 	for _, ss := range expired {
 		if ss.expired(now) {
+			// Also from the store, unless another instance has claimed
+			// it since (the epoch says). Sessions whose instance died
+			// are expired there by the cleanup service.
 			s.dropSession(ss)
 		}
 	}
@@ -632,8 +677,20 @@ func (s *Server) recheckKeys(ctx context.Context) {
 	}
 }
 
-// dropSession removes ss from the registry for good.
+// dropSession removes ss from the registry for good (and from the store).
 func (s *Server) dropSession(ss *session) {
+	if s.durable() {
+		ss.mu.Lock()
+		epoch, fenced := ss.epoch, ss.fenced
+		ss.mu.Unlock()
+		if !fenced {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := s.cfg.Sessions.DeleteWSSession(ctx, ss.id, epoch); err != nil {
+				s.log.Warn("cannot delete a dropped WebSocket session; the cleanup service will", "session_id", ss.id, "err", err)
+			}
+			cancel()
+		}
+	}
 	s.mu.Lock()
 	if s.sessions[ss.id] == ss {
 		delete(s.sessions, ss.id)

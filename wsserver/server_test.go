@@ -7,8 +7,10 @@ import (
 	"github.com/filehub/filehub/wsserver"
 )
 
-func TestEchoWithAcks(t *testing.T) {
-	e := newEnv(t, wsserver.Config{})
+func TestEchoWithAcks(t *testing.T) { bothModes(t, testEchoWithAcks) }
+
+func testEchoWithAcks(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{})
 	c, w := e.connect(t, "rw")
 	if w.SessionID == "" || w.ResumeToken == "" || w.Resumed || w.LastSeq != 0 {
 		t.Fatalf("welcome = %+v", w)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
@@ -43,17 +44,30 @@ type session struct {
 	// processed twice. Lock order: procMu before mu.
 	procMu sync.Mutex
 
-	mu    sync.Mutex
-	key   *filehub.APIKey // scopes; refreshed by key re-checks
-	token []byte          // the current resume token
-	// prevToken is the token the last resume presented. It stays valid
-	// until the client sends a frame on the new connection: the client may
-	// have lost the connection before it read the welcome carrying token
-	// (protocol §5.2).
-	prevToken  []byte
-	conn       *conn // nil while detached
-	detachedAt time.Time
-	dropped    bool
+	mu        sync.Mutex
+	key       *filehub.APIKey // scopes; refreshed by key re-checks
+	tokenHash []byte          // SHA-256 of the current resume token
+	// prevTokenHash is the hash of the token the last resume presented. It
+	// stays valid until the client sends a frame on the new connection:
+	// the client may have lost the connection before it read the welcome
+	// carrying the new token (protocol §5.2).
+	prevTokenHash []byte
+	conn          *conn // nil while detached
+	detachedAt    time.Time
+	dropped       bool
+
+	// Durable sessions (Config.Sessions); see durable.go. inSaved and
+	// outSaved are the durable marks: acks never exceed inSaved, and the
+	// writer writes no frame above outSaved.
+	epoch     int64
+	inSaved   int64
+	outSaved  int64
+	outQueued int64 // highest server seq handed to a save
+	ver       int64 // counts changes (markDirtyLocked)
+	savedVer  int64 // the ver the last successful save covered
+	savedAt   time.Time
+	fenced    bool // another instance claimed the session
+	queued    bool // in the committer's dirty list; guarded by committer.mu
 
 	// Client → server.
 	inSeq        int64 // last client seq processed
@@ -91,58 +105,104 @@ func newToken() []byte {
 	return []byte(base64.RawURLEncoding.EncodeToString(b[:]))
 }
 
+func hashToken(t []byte) []byte {
+	h := sha256.Sum256(t)
+	return h[:]
+}
+
+// tokenMatches reports whether presented is the current or the previous
+// resume token, in constant time.
+func (ss *session) tokenMatchesLocked(presented []byte) bool {
+	h := hashToken(presented)
+	current := subtle.ConstantTimeCompare(ss.tokenHash, h) == 1
+	previous := subtle.ConstantTimeCompare(ss.prevTokenHash, h) == 1
+	return current || previous
+}
+
 // openSession creates or resumes the session hello asks for, attaches c to
-// it (not yet welcomed) and returns the welcome frame. An error means a
+// it (not yet welcomed) and returns the welcome frame. An error with code
+// ERATELIMIT or EUNAVAILABLE refuses the hello; any other error means a
 // protocol violation.
-func (srv *Server) openSession(c *conn, h *wsproto.Frame) (*session, *wsproto.Frame, error) {
+func (srv *Server) openSession(ctx context.Context, c *conn, h *wsproto.Frame) (*session, *wsproto.Frame, error) {
 	now := time.Now()
+	refused := ""
 	if h.SessionID != "" {
-		srv.mu.Lock()
-		ss := srv.sessions[h.SessionID]
-		srv.mu.Unlock()
-		result := resumeExpired
-		if ss != nil {
-			welcome, res, err := ss.resume(c, h, now)
-			if err != nil {
-				return nil, nil, err
-			}
-			if res == resumeResumed {
-				srv.metrics.resumes.WithLabelValues(res).Inc()
-				return ss, welcome, nil
-			}
-			result = res
+		var ss *session
+		var welcome *wsproto.Frame
+		var err error
+		if srv.durable() {
+			ss, welcome, refused, err = srv.resumeDurable(ctx, c, h, now)
+		} else {
+			ss, welcome, refused, err = srv.resumeMemory(c, h, now)
 		}
-		srv.metrics.resumes.WithLabelValues(result).Inc()
+		if err != nil {
+			return nil, nil, err
+		}
+		if ss != nil {
+			srv.metrics.resumes.WithLabelValues(resumeResumed).Inc()
+			return ss, welcome, nil
+		}
+		srv.metrics.resumes.WithLabelValues(refused).Inc()
 	}
+	token := newToken()
 	ss := &session{
-		srv:     srv,
-		id:      filehub.NewID("s_"),
-		keyID:   c.key.ID,
-		keyHash: c.hash,
-		key:     c.key,
-		token:   newToken(),
-		next:    1,
+		srv:       srv,
+		id:        filehub.NewID("s_"),
+		keyID:     c.key.ID,
+		keyHash:   c.hash,
+		key:       c.key,
+		tokenHash: hashToken(token),
+		next:      1,
+	}
+	if srv.durable() {
+		if err := srv.createDurable(ctx, ss, now); err != nil {
+			return nil, nil, err
+		}
 	}
 	srv.mu.Lock()
-	if srv.sessKey[ss.keyID] >= srv.cfg.MaxSessionsPerKey {
+	if !srv.durable() && srv.sessKey[ss.keyID] >= srv.cfg.MaxSessionsPerKey {
 		srv.mu.Unlock()
-		return nil, nil, filehub.Errorf(filehub.ERATELIMIT,
-			"too many WebSocket sessions for this key (limit %d); resume one or wait for one to expire", srv.cfg.MaxSessionsPerKey)
+		return nil, nil, tooManySessions(srv.cfg.MaxSessionsPerKey)
 	}
+	// Attached before it is registered: others read conn under ss.mu only
+	// once they can find the session.
+	ss.conn = c
+	c.sess = ss
 	srv.sessKey[ss.keyID]++
 	srv.sessions[ss.id] = ss
 	srv.mu.Unlock()
-	ss.conn = c
-	c.sess = ss
 	srv.metrics.sessions.Add(1)
 	srv.metrics.connected.Add(1)
-	return ss, ss.welcomeFrame(false), nil
+	w := ss.welcomeFrame(false, token)
+	w.ResumeRefused = refused
+	return ss, w, nil
 }
 
-func (ss *session) welcomeFrame(resumed bool) *wsproto.Frame {
+func tooManySessions(limit int) error {
+	return filehub.Errorf(filehub.ERATELIMIT,
+		"too many WebSocket sessions for this key (limit %d); resume one or wait for one to expire", limit)
+}
+
+// resumeMemory resumes a session this process holds (the in-memory mode).
+// It returns the session, or the reason of a refusal.
+func (srv *Server) resumeMemory(c *conn, h *wsproto.Frame, now time.Time) (*session, *wsproto.Frame, string, error) {
+	srv.mu.Lock()
+	ss := srv.sessions[h.SessionID]
+	srv.mu.Unlock()
+	if ss == nil {
+		return nil, nil, wsproto.RefusedUnknown, nil
+	}
+	welcome, res, err := ss.resume(c, h, now)
+	if err != nil || res != resumeResumed {
+		return nil, nil, res, err
+	}
+	return ss, welcome, "", nil
+}
+
+func (ss *session) welcomeFrame(resumed bool, token []byte) *wsproto.Frame {
 	cfg := &ss.srv.cfg
 	return &wsproto.Frame{
-		Type: wsproto.TypeWelcome, SessionID: ss.id, ResumeToken: string(ss.token),
+		Type: wsproto.TypeWelcome, SessionID: ss.id, ResumeToken: string(token),
 		Resumed: resumed, LastSeq: ss.inSeq,
 		HeartbeatMS: cfg.PingInterval.Milliseconds(), SessionTTLMS: cfg.SessionTTL.Milliseconds(),
 		MaxMessageBytes: cfg.MaxMessageBytes,
@@ -150,18 +210,18 @@ func (ss *session) welcomeFrame(resumed bool) *wsproto.Frame {
 }
 
 // resume attaches c to ss if h presents the right key and token (§5.2).
-// It returns the result for the metrics; only resumeResumed attached c.
+// It returns the result for the metrics (a wsproto.Refused* reason when
+// refused); only resumeResumed attached c.
 func (ss *session) resume(c *conn, h *wsproto.Frame, now time.Time) (*wsproto.Frame, string, error) {
 	ss.mu.Lock()
 	// Compare the tokens even for the wrong key, so timing tells nothing.
 	presented := []byte(h.ResumeToken)
-	current := subtle.ConstantTimeCompare(ss.token, presented) == 1
-	previous := subtle.ConstantTimeCompare(ss.prevToken, presented) == 1
+	match := ss.tokenMatchesLocked(presented)
 	switch {
 	case ss.dropped || ss.expiredLocked(now):
 		ss.mu.Unlock()
 		return nil, resumeExpired, nil
-	case !current && !previous || ss.keyID != c.key.ID:
+	case !match || ss.keyID != c.key.ID:
 		ss.mu.Unlock()
 		return nil, resumeBadToken, nil
 	case h.LastSeq > ss.outSeq:
@@ -194,8 +254,9 @@ func (ss *session) resume(c *conn, h *wsproto.Frame, now time.Time) (*wsproto.Fr
 	case ss.conn != c:
 		// An even newer connection took the session over while this one
 		// waited, and has closed this one with 4007. Write it a welcome
-		// that changes nothing: its frames will be dropped.
-		return ss.welcomeFrame(true), resumeResumed, nil
+		// that changes nothing (its token resumes nothing): its frames
+		// will be dropped.
+		return ss.welcomeFrame(true, newToken()), resumeResumed, nil
 	case ss.dropped:
 		// Dropped while this one waited (key revoked, events trimmed).
 		ss.conn = nil
@@ -206,8 +267,16 @@ func (ss *session) resume(c *conn, h *wsproto.Frame, now time.Time) (*wsproto.Fr
 	ss.ackLocked(h.LastSeq)
 	// The presented token stays valid until the client shows, by sending
 	// a frame on c, that it read the welcome with the new one.
-	ss.prevToken = presented
-	ss.token = newToken()
+	ss.prevTokenHash = hashToken(presented)
+	token := newToken()
+	ss.tokenHash = hashToken(token)
+	ss.reattachLocked()
+	return ss.welcomeFrame(true, token), resumeResumed, nil
+}
+
+// reattachLocked prepares the session for the connection it was just
+// attached to.
+func (ss *session) reattachLocked() {
 	// Everything unacknowledged is re-sent on the new connection; the
 	// client's unprocessed frames will be replayed by the client.
 	ss.next = ss.outSeq + 1
@@ -227,7 +296,6 @@ func (ss *session) resume(c *conn, h *wsproto.Frame, now time.Time) (*wsproto.Fr
 	if !ss.roomLocked() || ss.eventsBlockedLocked() {
 		ss.markFullLocked()
 	}
-	return ss.welcomeFrame(true), resumeResumed, nil
 }
 
 // welcomed lets c's writer start: the welcome has been written.
@@ -247,6 +315,7 @@ func (ss *session) detach(c *conn) {
 	}
 	ss.conn = nil
 	ss.detachedAt = time.Now()
+	ss.markDirtyLocked() // the TTL runs from the saved DetachedAt
 	ss.backlog, ss.backlogBytes = nil, 0
 	ss.inRecv = ss.inSeq
 	if ss.slowTimer != nil {
@@ -308,10 +377,11 @@ func (ss *session) handle(ctx context.Context, c *conn, frames []*wsproto.Frame)
 	defer ss.procMu.Unlock()
 	ss.mu.Lock()
 	owner := ss.conn == c
-	if owner {
+	if owner && ss.prevTokenHash != nil {
 		// The client has the welcome of c, so its new token: the one the
 		// resume presented is spent.
-		ss.prevToken = nil
+		ss.prevTokenHash = nil
+		ss.markDirtyLocked()
 	}
 	ss.mu.Unlock()
 	if !owner {
@@ -432,6 +502,7 @@ func (ss *session) process(ctx context.Context, c *conn, f *wsproto.Frame) bool 
 		if body != nil {
 			ss.enqueueLocked(wsproto.TypeMsg, body)
 		}
+		ss.markDirtyLocked()
 		ss.mu.Unlock()
 	case wsproto.TypeReq:
 		ss.request(ctx, f)
@@ -557,6 +628,11 @@ func (ss *session) ack(n int64) error {
 		return fmt.Errorf("protocol error: ack %d is beyond the last frame sent (%d)", n, ss.outSeq)
 	}
 	hadEvents := ss.eventsBlockedLocked()
+	if n > ss.clientAcked {
+		// Saved lazily, with whatever comes next: it only lets the store
+		// forget frames (a resume's last_seq drops them too).
+		ss.markDirtyLocked()
+	}
 	ss.ackLocked(n)
 	ss.clearFullLocked()
 	if hadEvents && ss.conn != nil {
@@ -610,7 +686,7 @@ func (ss *session) ackLocked(n int64) {
 func (ss *session) scheduleAck(c *conn) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	pending := ss.inSeq - ss.ackSent
+	pending := ss.ackLimitLocked() - ss.ackSent
 	if pending <= 0 || ss.conn != c {
 		return
 	}
@@ -637,7 +713,7 @@ func (ss *session) ackTimeout() {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.ackArmed = false
-	if ss.conn != nil && ss.inSeq > ss.ackSent {
+	if ss.conn != nil && ss.ackLimitLocked() > ss.ackSent {
 		ss.kickLocked(ss.conn)
 	}
 }
@@ -687,8 +763,8 @@ func (ss *session) writeLoop(c *conn) {
 		needStore := ss.fillEventsLocked()
 		batch = ss.collectLocked(batch[:0])
 		var ack int64
-		if ss.inSeq > ss.ackSent {
-			ack, ss.ackSent = ss.inSeq, ss.inSeq
+		if limit := ss.ackLimitLocked(); limit > ss.ackSent {
+			ack, ss.ackSent = limit, limit
 		}
 		cursor := ss.evCursor
 		room := ss.srv.cfg.OutboxMaxFrames - ss.evCount
@@ -728,8 +804,12 @@ func (ss *session) collectLocked(batch []outFrame) []outFrame {
 	i := ss.head + int(ss.next-first)
 	now := time.Now().UnixNano()
 	size := 0
+	limit := ss.outLimitLocked()
 	for ; i < len(ss.out) && size < maxBatchBytes && len(batch) < 512; i++ {
 		f := &ss.out[i]
+		if f.seq > limit {
+			break // not saved yet: the committer kicks the writer when it is
+		}
 		if f.sent == 0 {
 			f.sent = now
 		}

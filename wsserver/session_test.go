@@ -13,8 +13,10 @@ import (
 	"github.com/filehub/filehub/wsserver"
 )
 
-func TestDuplicateFrameDropped(t *testing.T) {
-	e := newEnv(t, wsserver.Config{})
+func TestDuplicateFrameDropped(t *testing.T) { bothModes(t, testDuplicateFrameDropped) }
+
+func testDuplicateFrameDropped(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{})
 	c, _ := e.connect(t, "rw")
 	c.send(msg(1, `"a"`))
 	got := c.waitAck(1)
@@ -33,8 +35,10 @@ func TestDuplicateFrameDropped(t *testing.T) {
 	}
 }
 
-func TestSequenceGapIsProtocolError(t *testing.T) {
-	e := newEnv(t, wsserver.Config{})
+func TestSequenceGapIsProtocolError(t *testing.T) { bothModes(t, testSequenceGapIsProtocolError) }
+
+func testSequenceGapIsProtocolError(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{})
 	c, _ := e.connect(t, "rw")
 	c.send(msg(1, `1`), msg(3, `3`))
 	for {
@@ -51,8 +55,10 @@ func TestSequenceGapIsProtocolError(t *testing.T) {
 	}
 }
 
-func TestAckBeyondSentIsProtocolError(t *testing.T) {
-	e := newEnv(t, wsserver.Config{})
+func TestAckBeyondSentIsProtocolError(t *testing.T) { bothModes(t, testAckBeyondSentIsProtocolError) }
+
+func testAckBeyondSentIsProtocolError(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{})
 	c, _ := e.connect(t, "rw")
 	c.send(&wsproto.Frame{Type: wsproto.TypeAck, Ack: 5})
 	if f := c.expect(wsproto.TypeError); f.Code != "invalid" {
@@ -63,8 +69,10 @@ func TestAckBeyondSentIsProtocolError(t *testing.T) {
 	}
 }
 
-func TestMsgNeedsWriteScope(t *testing.T) {
-	e := newEnv(t, wsserver.Config{})
+func TestMsgNeedsWriteScope(t *testing.T) { bothModes(t, testMsgNeedsWriteScope) }
+
+func testMsgNeedsWriteScope(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{})
 	c, _ := e.connect(t, "ro")
 	c.send(msg(1, `1`))
 	if f := c.expect(wsproto.TypeError); f.Code != filehub.EFORBIDDEN {
@@ -75,8 +83,10 @@ func TestMsgNeedsWriteScope(t *testing.T) {
 	}
 }
 
-func TestResumeReplaysAndDedups(t *testing.T) {
-	e := newEnv(t, wsserver.Config{})
+func TestResumeReplaysAndDedups(t *testing.T) { bothModes(t, testResumeReplaysAndDedups) }
+
+func testResumeReplaysAndDedups(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{})
 	c, w := e.connect(t, "rw")
 	c.send(msg(1, `1`), msg(2, `2`))
 	echoes := c.waitAck(2)
@@ -119,8 +129,10 @@ func TestResumeReplaysAndDedups(t *testing.T) {
 	}
 }
 
-func TestResumeRefused(t *testing.T) {
-	e := newEnv(t, wsserver.Config{SessionTTL: 20 * time.Millisecond})
+func TestResumeRefused(t *testing.T) { bothModes(t, testResumeRefused) }
+
+func testResumeRefused(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{SessionTTL: 20 * time.Millisecond})
 	for _, tc := range []struct {
 		name   string
 		key    string
@@ -157,8 +169,10 @@ func TestResumeRefused(t *testing.T) {
 	}
 }
 
-func TestTakeover(t *testing.T) {
-	e := newEnv(t, wsserver.Config{})
+func TestTakeover(t *testing.T) { bothModes(t, testTakeover) }
+
+func testTakeover(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{})
 	old, w := e.connect(t, "rw")
 	old.send(msg(1, `1`))
 	old.waitAck(1)
@@ -183,8 +197,10 @@ func TestTakeover(t *testing.T) {
 	}
 }
 
-func TestManyMessagesAckedInOrder(t *testing.T) {
-	e := newEnv(t, wsserver.Config{})
+func TestManyMessagesAckedInOrder(t *testing.T) { bothModes(t, testManyMessagesAckedInOrder) }
+
+func testManyMessagesAckedInOrder(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{})
 	c, _ := e.connect(t, "rw")
 	const n = 2000
 	go func() {
@@ -219,6 +235,10 @@ func TestManyMessagesAckedInOrder(t *testing.T) {
 // it, the old connection processes nothing after it, and the client's replay
 // of the rest is processed once, on the new connection.
 func TestTakeoverWaitsForFrameInProgress(t *testing.T) {
+	bothModes(t, testTakeoverWaitsForFrameInProgress)
+}
+
+func testTakeoverWaitsForFrameInProgress(t *testing.T, m mode) {
 	entered := make(chan struct{})
 	release := make(chan struct{})
 	var mu sync.Mutex
@@ -234,7 +254,7 @@ func TestTakeoverWaitsForFrameInProgress(t *testing.T) {
 		}
 		return data, nil
 	}
-	e := newEnv(t, wsserver.Config{MessageHandler: handler})
+	e := newEnvIn(t, m, wsserver.Config{MessageHandler: handler})
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
 	t.Cleanup(unblock) // before the server is closed (cleanups run last first)
@@ -281,7 +301,11 @@ func TestTakeoverWaitsForFrameInProgress(t *testing.T) {
 // client read it: the token the resume presented stays valid until the
 // client sends a frame on the new connection (protocol §5.2).
 func TestResumeWithPreviousTokenUntilFirstFrame(t *testing.T) {
-	e := newEnv(t, wsserver.Config{})
+	bothModes(t, testResumeWithPreviousTokenUntilFirstFrame)
+}
+
+func testResumeWithPreviousTokenUntilFirstFrame(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{})
 	c, w := e.connect(t, "rw")
 	c.send(msg(1, `"a"`))
 	c.waitAck(1)
@@ -322,7 +346,11 @@ func TestResumeWithPreviousTokenUntilFirstFrame(t *testing.T) {
 // A resume's last_seq below an ack the client sent asks for frames the
 // server has dropped: a protocol error that leaves the session as it was.
 func TestResumeBelowOwnAckIsProtocolError(t *testing.T) {
-	e := newEnv(t, wsserver.Config{})
+	bothModes(t, testResumeBelowOwnAckIsProtocolError)
+}
+
+func testResumeBelowOwnAckIsProtocolError(t *testing.T, m mode) {
+	e := newEnvIn(t, m, wsserver.Config{})
 	c, w := e.connect(t, "rw")
 	c.send(msg(1, `1`))
 	c.expect(wsproto.TypeMsg)

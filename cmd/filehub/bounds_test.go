@@ -39,6 +39,7 @@ func TestBoundFlags(t *testing.T) {
 		func(c *ServeConfig) { c.WSMaxSessionsPerKey = 0 },
 		func(c *ServeConfig) { c.WSResultCacheBytes = 0 },
 		func(c *ServeConfig) { c.Blobs = "s3://b"; c.S3BufferMemory = 1 << 20 },
+		func(c *ServeConfig) { c.WSSessions = "disk" },
 	} {
 		c := DefaultServeConfig()
 		mod(&c)

@@ -22,7 +22,7 @@ func newCleanupRunCommand(env Env) *cobra.Command {
 		Short: "Run a cleanup now and print its report",
 		Long: `Run a cleanup now and print what was found, deleted and freed per kind, and
 every target. Kinds: trash, orphan_object, unreferenced_blob, missing_object,
-stale_temp, expired_upload.
+stale_temp, expired_upload, ws_session, provider_copy, provider_orphan.
 
 --dry-run reports exactly what a run would do and changes nothing. A run
 that would delete more than the safety cap (max_delete_fraction of all
@@ -30,7 +30,7 @@ blobs) deletes nothing and fails (exit 1) unless --force is given.
 
 With --data-dir the run works on the data directory itself, which a running
 server must not hold: run it through the server instead. Its defaults are
-then --blob-grace, --upload-expiry and --max-delete-fraction, read like the
+then --blob-grace, --upload-expiry, --max-delete-fraction and --ws-session-ttl, read like the
 server's (FILEHUB_BLOB_GRACE, the config file), so one environment or file
 gives both the same; settings stored with "cleanup config set" win over them.
 Through a server, the server's own settings apply and these are ignored.`,
@@ -48,7 +48,8 @@ Through a server, the server's own settings apply and these are ignored.`,
 	cmd.Flags().DurationVar(&local.UploadExpiry, "upload-expiry", def.UploadExpiry, "with --data-dir: the default upload expiry, as serve's flag")
 	cmd.Flags().Float64Var(&local.MaxDeleteFraction, "max-delete-fraction", def.MaxDeleteFraction, "with --data-dir: the default safety cap, as serve's flag")
 	cmd.Flags().DurationVar(&local.TrashGrace, "trash-grace", def.TrashGrace, "with --data-dir: the default trash grace, as serve's flag (reported in the settings)")
-	configurable(cmd.Flags(), "blob-grace", "upload-expiry", "max-delete-fraction", "trash-grace")
+	cmd.Flags().DurationVar(&local.WSSessionTTL, "ws-session-ttl", def.WSSessionTTL, "with --data-dir: how long a WebSocket session may stay detached, as serve's flag")
+	configurable(cmd.Flags(), "blob-grace", "upload-expiry", "max-delete-fraction", "trash-grace", "ws-session-ttl")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if provOrphans != cleanup.ProviderOrphansReport && provOrphans != cleanup.ProviderOrphansDelete {
 			return usageErrorf("--provider-orphans: want report or delete, not %q", provOrphans)
@@ -57,8 +58,8 @@ Through a server, the server's own settings apply and these are ignored.`,
 		if _, err := cleanup.RunOptionsFrom(req, "cli"); err != nil {
 			return usageErrorf("--only: %s", filehub.ErrorMessage(err))
 		}
-		if local.BlobGrace <= 0 || local.UploadExpiry <= 0 || local.TrashGrace <= 0 || !(local.MaxDeleteFraction > 0) {
-			return usageErrorf("--blob-grace, --upload-expiry, --trash-grace and --max-delete-fraction must be positive")
+		if local.BlobGrace <= 0 || local.UploadExpiry <= 0 || local.TrashGrace <= 0 || local.WSSessionTTL <= 0 || !(local.MaxDeleteFraction > 0) {
+			return usageErrorf("--blob-grace, --upload-expiry, --trash-grace, --ws-session-ttl and --max-delete-fraction must be positive")
 		}
 		svc, done, err := tf.openWith(cmd, env, true, local)
 		if err != nil {

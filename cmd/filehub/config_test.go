@@ -153,6 +153,8 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		"FILEHUB_WS_RESULT_CACHE_TOTAL":      "16MiB",
 		"FILEHUB_S3_BUFFER_MEMORY":           "128MiB",
 		"FILEHUB_TRUSTED_PROXIES":            "10.0.0.0/8,::1",
+		"FILEHUB_WS_SESSIONS":                "memory",
+		"FILEHUB_HEARTBEAT_INTERVAL":         "2s",
 	}
 	cfg, code, stderr := parseServe(t, env)
 	if code != ExitOK {
@@ -167,13 +169,13 @@ func TestEnvEveryServeFlag(t *testing.T) {
 		UploadStallTimeout: 5 * time.Second, ShutdownTimeout: 6 * time.Second,
 		WSSessionTTL: 3 * time.Minute, WSPingInterval: 7 * time.Second, WSPongTimeout: 8 * time.Second,
 		WSMaxConnsPerKey: 9, WSMaxMessageSize: 64 << 10, EventRetention: 48 * time.Hour, EventMaxCount: 1000,
-		BlobGrace: 10 * time.Hour, UploadExpiry: 11 * time.Hour, MaxDeleteFraction: 0.25, CleanupInterval: 0,
+		BlobGrace: 10 * time.Hour, UploadExpiry: 11 * time.Hour, MaxDeleteFraction: 0.25, CleanupInterval: 0, HeartbeatInterval: 2 * time.Second,
 		MCPMaxUpload: 1 << 20, MCPMaxSessions: 12, MCPIdleTimeout: 13 * time.Minute, MCPRateLimit: -1,
 		TusExpiry: 12 * time.Hour, MaxOpenUploads: 13, CORSOrigins: []string{"https://a.example", "https://b.example"},
 		LogLevel: "debug", LogFormat: "json",
 		WSMaxSessionsPerKey: 12, WSMaxPendingHellos: 13, WSAnonHelloTimeout: time.Second,
 		WSResultCacheBytes: 1 << 20, WSResultCacheTotalBytes: 16 << 20, S3BufferMemory: 128 << 20,
-		TrustedProxies: []string{"10.0.0.0/8", "::1"},
+		TrustedProxies: []string{"10.0.0.0/8", "::1"}, WSSessions: "memory",
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("config =\n%+v\nwant\n%+v", cfg, want)
@@ -276,6 +278,7 @@ func TestServeHelpDocumentsDefaults(t *testing.T) {
 		"--upload-expiry duration", "FILEHUB_UPLOAD_EXPIRY",
 		"--max-delete-fraction float", "(default 0.1)", "FILEHUB_MAX_DELETE_FRACTION",
 		"--cleanup-interval duration", "(default 1h0m0s)", "FILEHUB_CLEANUP_INTERVAL",
+		"--heartbeat-interval duration", "(default 5s)", "FILEHUB_HEARTBEAT_INTERVAL",
 		`--log-level string`, `(default "info")`, `--log-format string`, `(default "text")`,
 		"--config string",
 	} {
@@ -439,22 +442,31 @@ func TestServerConfig(t *testing.T) {
 		sc.MinFreeSpace != def.MinFreeSpace || sc.CleanupInterval != def.CleanupInterval ||
 		sc.MCPMaxUpload != def.MCPMaxUpload || sc.MCPMaxSessions != def.MCPMaxSessions ||
 		sc.MCPIdleTimeout != def.MCPIdleTimeout || sc.MCPRateLimit != def.MCPRateLimit ||
-		!reflect.DeepEqual(sc.DenyTypes, def.DenyTypes) {
+		sc.HeartbeatInterval != def.HeartbeatInterval || !reflect.DeepEqual(sc.DenyTypes, def.DenyTypes) {
 		t.Errorf("defaults changed on the way: %+v", sc)
 	}
 
 	off := DefaultServeConfig()
 	off.RateLimit, off.MinFreeSpace, off.CleanupInterval, off.DenyTypes = 0, 0, 0, nil
-	off.MCPRateLimit = 0
+	off.MCPRateLimit, off.HeartbeatInterval = 0, 0
 	sc, err = off.ServerConfig(nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if sc.HeartbeatInterval >= 0 {
+		t.Errorf("--heartbeat-interval 0 must switch the heartbeats off: %v", sc.HeartbeatInterval)
 	}
 	if sc.RateLimit >= 0 || sc.MinFreeSpace >= 0 || sc.CleanupInterval >= 0 || sc.MCPRateLimit >= 0 {
 		t.Errorf("0 on the command line must switch off: rate %v, free %v, interval %v, MCP rate %v", sc.RateLimit, sc.MinFreeSpace, sc.CleanupInterval, sc.MCPRateLimit)
 	}
 	if sc.DenyTypes == nil || len(sc.DenyTypes) != 0 {
 		t.Errorf("no deny types on the command line: DenyTypes %#v, want empty, not nil (the default)", sc.DenyTypes)
+	}
+
+	neg := DefaultServeConfig()
+	neg.HeartbeatInterval = -time.Second
+	if _, err := neg.ServerConfig(nil); !isUsageError(err) || !strings.Contains(err.Error(), "--heartbeat-interval") {
+		t.Errorf("negative --heartbeat-interval: %v, want a usage error naming it", err)
 	}
 
 	bad := DefaultServeConfig()

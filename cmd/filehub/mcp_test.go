@@ -142,6 +142,16 @@ func TestMCPStdioGo(t *testing.T) {
 	if err != nil || res.IsError {
 		t.Fatalf("storage_stats: %v %+v", err, res)
 	}
+	// Over stdio the totals come from GET /v1/stats: the trash is counted.
+	var st struct {
+		Files      int64  `json:"files"`
+		TrashFiles *int64 `json:"trash_files"`
+	}
+	b, _ = json.Marshal(res.StructuredContent)
+	json.Unmarshal(b, &st)
+	if st.Files != 0 || st.TrashFiles == nil || *st.TrashFiles != 1 {
+		t.Errorf("storage_stats over stdio = %s, want no live file and one in the trash", b)
+	}
 
 	read := connect(ro, nil)
 	if got, want := names(read), []string{"get_file", "list_files", "read_file", "storage_stats"}; !slices.Equal(got, want) {

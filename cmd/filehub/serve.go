@@ -70,12 +70,21 @@ type ServeConfig struct {
 	S3BufferMemory          int64
 	TrustedProxies          []string
 
+	// WSSessions is "durable" (WebSocket sessions saved in the metadata
+	// store, issue 16) or "memory".
+	WSSessions string
+
 	// The cleanup service's defaults; settings stored at run time
 	// ("filehub cleanup config set") win over them.
 	BlobGrace         time.Duration
 	UploadExpiry      time.Duration
 	MaxDeleteFraction float64
 	CleanupInterval   time.Duration // 0 disables the scheduler
+
+	// HeartbeatInterval is how often the instance tells the metadata
+	// store it is alive, so that instances share the per-key rate limits
+	// (issue 16); 0 disables the heartbeats.
+	HeartbeatInterval time.Duration
 
 	// The MCP endpoint /v1/mcp (see mcp.go).
 	MCPMaxUpload   int64
@@ -122,6 +131,7 @@ func DefaultServeConfig() ServeConfig {
 		UploadExpiry:         cleanup.DefaultUploadExpiry,
 		MaxDeleteFraction:    cleanup.DefaultMaxDeleteFraction,
 		CleanupInterval:      cleanup.DefaultInterval,
+		HeartbeatInterval:    server.DefaultHeartbeatInterval,
 		MCPMaxUpload:         mcpserver.DefaultMaxUpload,
 		MCPMaxSessions:       mcpserver.DefaultMaxSessions,
 		MCPIdleTimeout:       mcpserver.DefaultSessionIdleTimeout,
@@ -138,6 +148,7 @@ func DefaultServeConfig() ServeConfig {
 		WSResultCacheBytes:      wsserver.DefaultResultCacheBytes,
 		WSResultCacheTotalBytes: wsserver.DefaultResultCacheTotal,
 		S3BufferMemory:          s3.DefaultBufferMemory,
+		WSSessions:              server.WSSessionsDurable,
 	}
 }
 
@@ -167,6 +178,7 @@ func bindServeFlags(fs interface {
 	fs.StringSliceVar(&c.DenyTypes, "deny-types", c.DenyTypes, "MIME patterns refused whatever the file name; wins over --allow-types; \"\" denies nothing")
 	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests per second allowed per API key; 0: no limit")
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "requests per API key allowed in a burst above --rate-limit")
+	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", c.HeartbeatInterval, "how often this server records in the metadata store that it is alive; servers sharing a store each enforce 1/n of the per-key rate limits, n the servers heard from within 3 intervals; 0: no heartbeats, each server enforces the whole limit")
 	fs.IntVar(&c.MaxConcurrentUploads, "max-concurrent-uploads", c.MaxConcurrentUploads, "uploads processed at once; more are refused with 503 and Retry-After")
 	fs.DurationVar(&c.UploadStallTimeout, "upload-stall-timeout", c.UploadStallTimeout, "abort an upload whose body sends nothing for this long")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "on SIGTERM/SIGINT, how long in-flight requests may take to finish")
@@ -177,6 +189,7 @@ func bindServeFlags(fs interface {
 	fs.IntVar(&c.WSMaxSessionsPerKey, "ws-max-sessions-per-key", c.WSMaxSessionsPerKey, "WebSocket sessions one API key may hold, connected or awaiting a resume (they live --ws-session-ttl after a disconnect); a new one beyond gets 429")
 	fs.IntVar(&c.WSMaxPendingHellos, "ws-max-pending-hellos", c.WSMaxPendingHellos, "WebSocket connections without an Authorization header that may wait for their hello at once; more get 503")
 	fs.DurationVar(&c.WSAnonHelloTimeout, "ws-anon-hello-timeout", c.WSAnonHelloTimeout, "how long a WebSocket connection without an Authorization header may take to send hello (those with one get 10s)")
+	fs.StringVar(&c.WSSessions, "ws-sessions", c.WSSessions, "where WebSocket sessions live: durable (in the metadata store: they survive a crash or restart and resume on any instance) or memory (this process only)")
 	fs.StringSliceVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "CIDRs or addresses of reverse proxies whose X-Forwarded-For/Forwarded header names the client; failed authentications are limited per client address seen through them (default none: the peer address)")
 	fs.DurationVar(&c.EventRetention, "event-retention", c.EventRetention, "events younger than this are kept in the event log (subscribers can replay them)")
 	fs.IntVar(&c.EventMaxCount, "event-max-count", c.EventMaxCount, "the event log keeps at most this many events (the newest)")
@@ -256,8 +269,8 @@ once.`,
 		"mcp-max-upload", "mcp-max-sessions", "mcp-session-idle-timeout", "mcp-rate-limit",
 		"tus-expiry", "max-open-uploads", "cors-origins",
 		"ws-max-sessions-per-key", "ws-max-pending-hellos", "ws-anon-hello-timeout",
-		"ws-result-cache-size", "ws-result-cache-total", "s3-buffer-memory", "trusted-proxies",
-		"tls-cert", "tls-key")
+		"ws-result-cache-size", "ws-result-cache-total", "s3-buffer-memory", "trusted-proxies", "ws-sessions",
+		"tls-cert", "tls-key", "heartbeat-interval")
 	return cmd
 }
 
@@ -338,6 +351,12 @@ func (c ServeConfig) ServerConfig(environ []string) (server.Config, error) {
 	if err := checkBoundFlags(c); err != nil {
 		return server.Config{}, err
 	}
+	if c.WSSessions != server.WSSessionsDurable && c.WSSessions != server.WSSessionsMemory {
+		return server.Config{}, usageErrorf("--ws-sessions must be %s or %s, not %q", server.WSSessionsDurable, server.WSSessionsMemory, c.WSSessions)
+	}
+	if c.HeartbeatInterval < 0 {
+		return server.Config{}, usageErrorf("--heartbeat-interval must not be negative (0 disables the heartbeats)")
+	}
 	sc := server.Config{
 		DataDir:              c.DataDir,
 		DB:                   c.DB,
@@ -368,6 +387,7 @@ func (c ServeConfig) ServerConfig(environ []string) (server.Config, error) {
 		UploadExpiry:         c.UploadExpiry,
 		MaxDeleteFraction:    c.MaxDeleteFraction,
 		CleanupInterval:      c.CleanupInterval,
+		HeartbeatInterval:    c.HeartbeatInterval,
 		Providers:            provs,
 		MCPMaxUpload:         c.MCPMaxUpload,
 		MCPMaxSessions:       c.MCPMaxSessions,
@@ -386,6 +406,7 @@ func (c ServeConfig) ServerConfig(environ []string) (server.Config, error) {
 		WSResultCacheTotalBytes: c.WSResultCacheTotalBytes,
 		S3BufferMemory:          c.S3BufferMemory,
 		TrustedProxies:          proxies,
+		WSSessions:              c.WSSessions,
 	}
 	// On the command line 0 switches these off; in server.Config it means
 	// the default.
@@ -403,6 +424,9 @@ func (c ServeConfig) ServerConfig(environ []string) (server.Config, error) {
 	}
 	if c.MaxOpenUploads == 0 {
 		sc.MaxOpenUploads = -1
+	}
+	if c.HeartbeatInterval == 0 {
+		sc.HeartbeatInterval = -1
 	}
 	if sc.DenyTypes == nil {
 		sc.DenyTypes = []string{} // nil would mean files' defaults; the user asked for none

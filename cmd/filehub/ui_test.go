@@ -145,7 +145,10 @@ func requireChromium(t *testing.T) string {
 // list, live feed, download, delete
 // and restore, a hostile name shown as text, the live feed surviving cut
 // connections (the page resumes its session), the cleanup preview and a
-// run refused by the safety cap,
+// run refused by the safety cap, then forced by the admin (the
+// confirmation shows the dry run's findings, the run is listed, its
+// deletions filter in the audit log by action and by run), the trash size
+// on the overview after a delete,
 // and a read-only key without delete buttons; any console error or failed
 // request fails it. Screenshots go to the test's artifact directory
 // (go test -artifacts keeps them).
@@ -200,12 +203,15 @@ func TestUIBrowser(t *testing.T) {
 		"FILEHUB_READ_KEY=" + reader,
 		"UI_OUT_DIR=" + out,
 		"CHROMIUM=" + chromium,
+		// UI_DOCS_SHOT=$PWD/docs/img/dashboard-overview.png go test
+		// -run TestUIBrowser ./cmd/filehub/ renews the docs' screenshot.
+		"UI_DOCS_SHOT=" + os.Getenv("UI_DOCS_SHOT"),
 	}, "ui.mjs")
 	t.Logf("%s", stdout)
 	if n := counterValue(t, s, "filehub_ws_resumes_total", "result", "resumed"); n < 1 {
 		t.Errorf("the server resumed %v sessions after the cut, want the page's session resumed", n)
 	}
-	for _, name := range []string{"overview", "files", "files-hostile", "cleanup", "cleanup-confirm", "providers", "files-read-only"} {
+	for _, name := range []string{"overview", "files", "files-hostile", "cleanup", "cleanup-confirm", "cleanup-force", "audit-filtered", "providers", "files-read-only"} {
 		if fi, err := os.Stat(filepath.Join(out, name+".png")); err != nil || fi.Size() == 0 {
 			t.Errorf("screenshot %s.png missing: %v", name, err)
 		}

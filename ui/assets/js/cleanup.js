@@ -126,6 +126,7 @@ async function realRun() {
     notice(status, "error", "Run not started: " + e.message);
   }
   loadRuns();
+  loadAudit(false); // the run's deletions, under the filter in effect
 }
 
 // planned sums what a kind's targets would delete (or deleted): a dry

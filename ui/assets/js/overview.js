@@ -1,85 +1,115 @@
-// Overview: the store's size and deduplication (from paging GET /v1/files,
-// kept current by the live event feed) and the server's health and
-// connection metrics (from /metrics, read every POLL_MS).
+// Overview: the store's totals (GET /v1/stats, counted by the server in one
+// query, read again when the live event feed reports a change) and the
+// server's health and connection metrics (from /metrics, read every
+// POLL_MS).
 
 import { $, el, replace, fmtBytes, fmtNum, fmtSeconds } from "./dom.js";
 import { rate, meanOver } from "./metrics.js";
 
-const MAX_PAGES = 20; // 20,000 files: beyond that the totals say "at least"
-const RESCAN_MS = 60000;
+// The totals are read at sign-in, after a change the event feed reports
+// (at most every MIN_READ_MS, or ten times as long as the last read took:
+// a burst of uploads is one read, not one per file, and the server scans
+// its records for each, a few seconds per million files) and every
+// REREAD_MS as a safety net for a feed that was cut.
+const MIN_READ_MS = 5000;
+const REREAD_MS = 60000;
 
-// totals are what the last scan found, plus the changes the event feed
-// reported since. Events up to `upTo` are not applied: the feed's replay of
-// history, and events that arrived during the scan, which it may already
-// have counted (a rare miss is corrected by the next scan).
-const totals = { files: 0, logical: 0, blobs: new Map(), partial: false, done: false, upTo: 0 };
+let stats = null; // the last GET /v1/stats answer
+let statsError = "";
 let app;
-let scanTimer = 0;
+let lastRead = 0;
+let lastTook = 0; // how long the last read took, ms
+let readTimer = 0;
+let reading = false;
+let again = false;
 
 export function init(a) {
   app = a;
   a.on("event", onEvent);
   a.on("metrics", render);
-  scan();
+  readStats();
 }
 
 export function show() {
   render();
 }
 
-async function scan() {
-  const t = { files: 0, logical: 0, blobs: new Map(), partial: false, done: true, upTo: 0 };
-  try {
-    let cursor = "";
-    for (let i = 0; i < MAX_PAGES; i++) {
-      const page = await app.api.request("GET", "/v1/files", { query: { limit: 1000, cursor } });
-      for (const f of page.files) add(t, f, 1);
-      cursor = page.next_cursor || "";
-      if (!cursor) break;
-      if (i === MAX_PAGES - 1) t.partial = true;
-    }
-    t.upTo = Math.max(app.historyUpTo, app.lastEventId);
-    Object.assign(totals, t);
-  } catch (e) {
-    console.warn("file totals", e);
+async function readStats() {
+  clearTimeout(readTimer);
+  readTimer = 0;
+  if (reading) {
+    again = true; // a change arrived during the read: read once more after it
+    return;
   }
+  reading = true;
+  lastRead = Date.now();
+  try {
+    stats = await app.api.request("GET", "/v1/stats");
+    statsError = "";
+  } catch (e) {
+    statsError = e.message || String(e);
+  }
+  lastTook = Date.now() - lastRead;
+  reading = false;
   render();
-  scanTimer = setTimeout(scan, RESCAN_MS);
+  if (again) {
+    again = false;
+    soon();
+  } else {
+    readTimer = setTimeout(readStats, REREAD_MS);
+  }
 }
 
-function add(t, f, sign) {
-  t.files += sign;
-  t.logical += sign * f.size;
-  const b = t.blobs.get(f.sha256) || { size: f.size, refs: 0 };
-  b.refs += sign;
-  if (b.refs > 0) t.blobs.set(f.sha256, b);
-  else t.blobs.delete(f.sha256);
+// soon reads the totals now, or as soon as the gap since the last read
+// is long enough.
+function soon() {
+  if (reading) {
+    again = true;
+    return;
+  }
+  const wait = lastRead + Math.max(MIN_READ_MS, 10 * lastTook) - Date.now();
+  if (wait <= 0) {
+    readStats();
+    return;
+  }
+  clearTimeout(readTimer);
+  readTimer = setTimeout(readStats, wait);
 }
 
 function onEvent(ev) {
-  if (!totals.done || !ev.file || ev.id <= Math.max(totals.upTo, app.historyUpTo)) return;
-  if (ev.type === "file.created" || ev.type === "file.restored") add(totals, ev.file, 1);
-  else if (ev.type === "file.deleted") add(totals, ev.file, -1);
-  else return;
-  render();
+  // Also for the replay of recent history at sign-in: a change made
+  // between the first read and the subscription is among those events,
+  // and the throttle makes the whole replay one more read.
+  if (ev.file || ev.type === "cleanup.finished") soon();
 }
 
-function card(label, value, sub, id) {
-  return el("div", { class: "card", "data-metric": id }, el("div", { class: "label", text: label }),
+// lagText shows a caught-up hub as "0 s" rather than "0.0 ms".
+function lagText(s) {
+  return s === 0 ? "0 s" : fmtSeconds(s);
+}
+
+// card is one figure; title, if given, is shown on hover (the exact bytes).
+function card(label, value, sub, id, title) {
+  return el("div", { class: "card", "data-metric": id, title: title || null }, el("div", { class: "label", text: label }),
     el("div", { class: "value", text: value }), sub ? el("div", { class: "sub", text: sub }) : null);
 }
 
 function render() {
   if (!app || $("page-overview").hidden) return;
-  let stored = 0;
-  for (const b of totals.blobs.values()) stored += b.size;
-  const atLeast = totals.partial ? "≥ " : "";
-  const saved = totals.logical - stored;
+  const st = stats || {};
+  const have = stats !== null;
+  const v = (n, fmt) => (have ? fmt(n) : "–");
   const cards = [
-    card("Files", atLeast + fmtNum(totals.files), totals.done ? "live files" : "counting…", "files"),
-    card("Logical bytes", atLeast + fmtBytes(totals.logical), "sum of file sizes", "logical"),
-    card("Stored bytes", atLeast + fmtBytes(stored), "distinct contents", "stored"),
-    card("Dedup savings", fmtBytes(saved), totals.logical > 0 ? fmtNum((100 * saved) / totals.logical, 1) + " % of logical" : "", "dedup"),
+    card("Files", v(st.files, fmtNum), have ? "live files" : statsError ? "cannot count" : "counting…", "files"),
+    card("Logical bytes", v(st.logical_bytes, fmtBytes), "sum of file sizes", "logical", have && st.logical_bytes + " bytes"),
+    card("Stored bytes", v(st.stored_bytes, fmtBytes), "distinct contents", "stored", have && st.stored_bytes + " bytes"),
+    card("Dedup savings", v(st.dedup_savings_bytes, fmtBytes),
+      have && st.logical_bytes > 0 ? fmtNum((100 * st.dedup_savings_bytes) / st.logical_bytes, 1) + " % of logical" : "", "dedup"),
+    card("Trash", v(st.trash_bytes, fmtBytes), have ? fmtNum(st.trash_files) + " files, restorable until purged" : "", "trash",
+      have && st.trash_bytes + " bytes"),
+    card("Blob store", v(st.blob_bytes, fmtBytes),
+      have ? fmtNum(st.blobs) + " contents, " + fmtNum(st.unreferenced_blobs) + " unreferenced (" + fmtBytes(st.unreferenced_bytes) + ") awaiting cleanup" : "",
+      "blobs", have && st.blob_bytes + " bytes"),
   ];
   const p = app.prev;
   const c = app.cur;
@@ -98,13 +128,14 @@ function render() {
       card("Delivery (ping RTT)", fmtSeconds(meanOver(p, c, "filehub_ws_ping_rtt_seconds")), "mean over the last interval (a ping every " + fmtNum((app.ws.heartbeatMs || 0) / 1000) + " s)", "delivery"),
       card("Ack latency", fmtSeconds(meanOver(p, c, "filehub_ws_ack_latency_seconds")), "mean over the last interval", "ack"),
       card("Queue depth", fmtNum(c.sum("filehub_ws_outbox_frames")), "unacknowledged server frames", "queue"),
+      card("Event log lag", lagText(c.sum("filehub_events_lag_seconds")), "oldest event the server has not fanned out yet", "lag"),
       card("Events delivered / s", fmtNum(rate(p, c, "filehub_ws_event_deliveries_total"), 2), "", "events"),
       card("Slow-consumer disconnects", fmtNum(c.sum("filehub_ws_slow_consumer_disconnects_total")), "since start", "slow"),
     );
   }
   replace($("ov-cards"), cards);
   replace($("ov-note"),
-    "Files and bytes: from the file list (rescanned every minute, updated live from the event feed). " +
-      "Trash size is not in the API (it lists live files only); the cleanup preview shows the trash due for purging. " +
+    (statsError ? "Cannot read the totals: " + statsError + ". " : "") +
+      "Files, bytes and trash: GET /v1/stats, counted by the server in one query, read again after each change the live feed reports (at most every 5 s). " +
       (c ? "Connection metrics: from /metrics, read every 15 s; rates need two reads." : "Connection metrics need a key with the metrics or admin scope."));
 }

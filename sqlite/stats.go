@@ -1,0 +1,45 @@
+package sqlite
+
+import (
+	"context"
+
+	"github.com/filehub/filehub"
+)
+
+var _ filehub.StatsReader = (*DB)(nil)
+
+// statsQuery reads every figure of filehub.StorageStats in one statement,
+// so one snapshot: one pass over files, one over blobs, and the distinct
+// contents of live files through the files_sha256 index (only for blobs
+// that have references at all).
+const statsQuery = `WITH
+	f AS (SELECT
+		count(*) FILTER (WHERE deleted_at IS NULL) AS files,
+		coalesce(sum(size) FILTER (WHERE deleted_at IS NULL), 0) AS logical,
+		count(deleted_at) AS trash,
+		coalesce(sum(size) FILTER (WHERE deleted_at IS NOT NULL), 0) AS trash_bytes
+		FROM files),
+	b AS (SELECT
+		count(*) AS blobs,
+		coalesce(sum(size), 0) AS blob_bytes,
+		count(*) FILTER (WHERE ref_count = 0) AS unref,
+		coalesce(sum(size) FILTER (WHERE ref_count = 0), 0) AS unref_bytes
+		FROM blobs),
+	s AS (SELECT coalesce(sum(size), 0) AS stored FROM blobs
+		WHERE ref_count > 0 AND EXISTS (SELECT 1 FROM files WHERE files.sha256 = blobs.sha256 AND files.deleted_at IS NULL))
+	SELECT f.files, f.logical, s.stored, f.trash, f.trash_bytes, b.blobs, b.blob_bytes, b.unref, b.unref_bytes FROM f, b, s`
+
+// StorageStats counts files, bytes, trash and blobs; see
+// filehub.StatsReader.
+func (db *DB) StorageStats(ctx context.Context) (*filehub.StorageStats, error) {
+	if db.closed.Load() {
+		return nil, errClosed
+	}
+	var st filehub.StorageStats
+	err := db.rdb.QueryRowContext(ctx, statsQuery).Scan(&st.Files, &st.LogicalBytes, &st.StoredBytes,
+		&st.TrashFiles, &st.TrashBytes, &st.Blobs, &st.BlobBytes, &st.UnreferencedBlobs, &st.UnreferencedBytes)
+	if err != nil {
+		return nil, mapError(ctx, "count storage", err)
+	}
+	return &st, nil
+}
