@@ -660,7 +660,7 @@ func TestDurableWSMovesAcrossInstances(t *testing.T) {
 		}
 		px.CutAll()
 	}
-	t.Logf("moves: %d cuts, connections served by instance: %v", cuts, served)
+	t.Logf("moves: %d cuts, connections served by instance: %v; %d conflicts", cuts, served, load.conflicts.Load())
 
 	// Rolling restart, each instance with the client on it.
 	for i := range procs {
