@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -282,7 +283,7 @@ func (c *client) read(timeout time.Duration) (*wsproto.Frame, error) {
 		}
 		frames, err := wsproto.Decode(msg)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w in %q", err, msg)
 		}
 		c.pending = frames
 	}

@@ -31,18 +31,25 @@ func (ss *session) request(ctx context.Context, f *wsproto.Frame) {
 	key := ss.key
 	ss.mu.Unlock()
 	body, cached, gone := ss.srv.results.get(results, f.ID)
+	// A tombstone of a durable session's request that can be replayed
+	// safely: run it again in replay mode, which looks at the state its
+	// first run may have left before acting (see replayable).
+	replay := gone && ss.srv.durable() && replayable[f.Method]
 	var sub *subscription
 	switch {
-	case gone:
+	case gone && !replay:
 		// Ran once; its result was dropped to keep memory within the
 		// configured bounds. Running it again would break at-most-once.
 		m.rpcs.WithLabelValues(methodLabel(f.Method), "gone").Inc()
 		body = resBody(f.ID, nil, &rpcError{code: filehub.ECONFLICT,
 			msg: "this request already ran; its result is no longer kept (see docs/protocol.md)"})
-	case cached:
+	case cached && !replay: // (a tombstone is found too)
 		m.rpcs.WithLabelValues(methodLabel(f.Method), "cached").Inc()
 	default:
-		if ss.srv.durable() && sideEffects[f.Method] {
+		if replay {
+			m.rpcs.WithLabelValues(methodLabel(f.Method), "replayed").Inc()
+			ctx = withReplay(ctx)
+		} else if ss.srv.durable() && sideEffects[f.Method] {
 			// Save a tombstone for the id before running the request: if
 			// the process dies after the request's effect committed but
 			// before its result was saved, the client's replay finds the
@@ -69,7 +76,7 @@ func (ss *session) request(ctx context.Context, f *wsproto.Frame) {
 	if ss.dropped {
 		return
 	}
-	if !cached {
+	if !cached || replay {
 		ss.results = ss.srv.results.put(ss, ss.results, f.ID, body)
 	}
 	ss.advanceInLocked(f.Seq)
@@ -93,6 +100,35 @@ var sideEffects = map[string]bool{
 	wsproto.MethodFilesRestore:  true,
 	wsproto.MethodCleanupRun:    true,
 	wsproto.MethodProvidersPush: true,
+}
+
+// replayable lists the side-effect methods that a durable session runs
+// again when a replayed request finds only its tombstone — the process
+// that ran it died between saving the tombstone and saving the result, or
+// another instance took the session over meanwhile — instead of answering
+// conflict. Each is exactly-once by itself in replay mode: files.delete and
+// files.restore return the file as it is if it is already deleted (or
+// live), and providers.push is once per content anyway (a second push finds
+// the first one's copy, reused: true). cleanup.run is not: a run cannot
+// tell whether it ran.
+var replayable = map[string]bool{
+	wsproto.MethodFilesDelete:   true,
+	wsproto.MethodFilesRestore:  true,
+	wsproto.MethodProvidersPush: true,
+}
+
+type replayKey struct{}
+
+// withReplay marks ctx as the replay of a request that may have run.
+func withReplay(ctx context.Context) context.Context {
+	return context.WithValue(ctx, replayKey{}, true)
+}
+
+// isReplay reports whether ctx runs the replay of a request that may have
+// run already.
+func isReplay(ctx context.Context) bool {
+	v, _ := ctx.Value(replayKey{}).(bool)
+	return v
 }
 
 // rpcError is an error with a protocol code that filehub's codes lack.

@@ -228,11 +228,9 @@ type wsLoad struct {
 
 	echoed   atomic.Int64 // echoes received
 	answered atomic.Int64 // requests answered
-	// conflicts counts requests with effects answered "conflict: this
-	// request already ran; its result is no longer kept": the documented
-	// outcome (docs/protocol.md §5.4) of a request whose result the
-	// session lost while its effect happened. Whether it did happen, once,
-	// checkEffects counts at the store and at the provider.
+	// conflicts counts requests answered "conflict: this request already
+	// ran; its result is no longer kept". files.delete and providers.push
+	// are replayed instead (docs/protocol.md §5.4), so any is a failure.
 	conflicts atomic.Int64
 
 	mu       sync.Mutex
@@ -411,17 +409,14 @@ func (l *wsLoad) call(ctx context.Context, r loadRequest) bool {
 		case err != nil:
 		case res.ProviderFileID == "":
 			err = errors.New("no provider file id")
-		case res.Reused:
-			// The only push of this content found it at the provider
-			// already: it ran twice.
-			err = fmt.Errorf("reused %s: the push ran before", res.ProviderFileID)
 		}
+		// reused: true is what a replayed push (its first run's result
+		// lost to a kill or a move) answers; that the content went to the
+		// provider once, checkEffects counts at the stand-in.
 	}
 	l.answered.Add(1)
-	if err != nil && r.method != wsproto.MethodFilesStat && filehub.ErrorCode(err) == filehub.ECONFLICT &&
-		strings.Contains(err.Error(), "already ran") {
+	if err != nil && filehub.ErrorCode(err) == filehub.ECONFLICT && strings.Contains(err.Error(), "already ran") {
 		l.conflicts.Add(1)
-		return true
 	}
 	if err != nil {
 		l.fail(fmt.Errorf("%s %s: %w", r.method, r.id, err))
