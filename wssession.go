@@ -102,7 +102,16 @@ type WSClaim struct {
 	// SHA-256 of the resume token it presented.
 	KeyID     string
 	TokenHash []byte
+	// AliveAfter, if set, makes a session last seen alive before it (as
+	// ExpireWSSessions reckons) count as expired: the claim fails with
+	// ErrWSSessionExpired and changes nothing. It enforces the session TTL
+	// between the cleanup service's runs.
+	AliveAfter time.Time
 }
+
+// ErrWSSessionExpired is the error of a claim of a session past its TTL
+// (WSClaim.AliveAfter). Its code is ENOTFOUND.
+var ErrWSSessionExpired = &Error{Code: ENOTFOUND, Message: "the WebSocket session expired"}
 
 // Valid reports whether every field of c is set.
 func (c WSClaim) Valid() bool {
@@ -137,9 +146,11 @@ type WSSessionStore interface {
 	// its epoch is epoch (any epoch if 0). Not an error if it is gone.
 	DeleteWSSession(ctx context.Context, id string, epoch int64) error
 
-	// ExpireWSSessions deletes at most limit sessions detached before
-	// detachedBefore, with their frames and results, and returns their
-	// IDs.
+	// ExpireWSSessions deletes at most limit sessions last seen alive
+	// before detachedBefore — detached before it, or still marked attached
+	// but not saved since (their owner died while a connection was
+	// attached; a live owner saves every attached session at least every
+	// few seconds) — with their frames and results, and returns their IDs.
 	ExpireWSSessions(ctx context.Context, detachedBefore time.Time, limit int) ([]string, error)
 
 	// CountWSSessions returns how many sessions key keyID has, attached or
@@ -165,7 +176,8 @@ type InstanceStore interface {
 // cleanup service can plan (and a dry run report) without deleting.
 type WSSessionLister interface {
 	// ListExpiredWSSessions returns at most limit sessions (all if limit
-	// <= 0) detached before detachedBefore, the longest detached first,
+	// <= 0) that ExpireWSSessions(detachedBefore) would delete, the
+	// longest gone first,
 	// without their Out and Results.
 	ListExpiredWSSessions(ctx context.Context, detachedBefore time.Time, limit int) ([]*WSSession, error)
 }

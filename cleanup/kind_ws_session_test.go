@@ -35,7 +35,15 @@ func TestWSSessions(t *testing.T) {
 	expired := mk("k_1", now.Add(-time.Hour))
 	racer := mk("k_1", now.Add(-2*time.Hour)) // resumed between plan and apply
 	mk("k_2", now.Add(-time.Minute))          // within the TTL
-	mk("k_2", time.Time{})                    // attached, created two days ago
+	live := mk("k_2", time.Time{})            // attached, created two days ago
+	// ... and saved a moment ago by its live owner (a session still marked
+	// attached but not saved for longer than the TTL lost its owner, and
+	// expires: storetest's Expire case).
+	if lost, err := e.meta.SaveWSSessions(ctx, []filehub.WSSessionUpdate{{
+		ID: live.ID, Epoch: live.Epoch, TokenHash: live.TokenHash, OutSeq: 1, UpdatedAt: now.Add(-time.Minute),
+	}}); err != nil || len(lost) > 0 {
+		t.Fatalf("save: %v %v", lost, err)
+	}
 	count := func() int {
 		t.Helper()
 		n1, err := e.meta.CountWSSessions(ctx, "k_1")

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -122,15 +123,23 @@ func (db *DB) ClaimWSSession(ctx context.Context, c filehub.WSClaim, now time.Ti
 		return nil, filehub.Errorf(filehub.EINVALID, "a WebSocket session claim needs an id, an owner, a key and a token hash")
 	}
 	id := c.ID
+	var aliveAfter *time.Time
+	if !c.AliveAfter.IsZero() {
+		aliveAfter = &c.AliveAfter
+	}
 	var ws *filehub.WSSession
 	err := db.tx(ctx, "claim ws session", func(tx pgx.Tx) error {
 		s, err := scanWSSession(tx.QueryRow(ctx, `UPDATE ws_sessions
 			SET epoch = epoch + 1, owner = $1, detached_at = NULL, updated_at = $2
 			WHERE id = $3 AND key_id = $4 AND (token_hash = $5 OR prev_token_hash = $5)
-			RETURNING `+wsSessionColumns, c.Owner, now, id, c.KeyID, c.TokenHash))
+				AND ($6::timestamptz IS NULL OR coalesce(detached_at, updated_at) >= $6)
+			RETURNING `+wsSessionColumns, c.Owner, now, id, c.KeyID, c.TokenHash, aliveAfter))
 		if errNoRows(err) {
-			var one int
-			switch err := tx.QueryRow(ctx, `SELECT 1 FROM ws_sessions WHERE id = $1`, id).Scan(&one); {
+			var expired bool
+			switch err := tx.QueryRow(ctx, `SELECT $2::timestamptz IS NOT NULL AND coalesce(detached_at, updated_at) < $2
+				FROM ws_sessions WHERE id = $1`, id, aliveAfter).Scan(&expired); {
+			case err == nil && expired:
+				return fmt.Errorf("claim ws session %s: %w", id, filehub.ErrWSSessionExpired)
 			case err == nil:
 				return wsClaimRefused(id)
 			case !errNoRows(err):
@@ -357,9 +366,9 @@ func (db *DB) ExpireWSSessions(ctx context.Context, detachedBefore time.Time, li
 	var ids []string
 	err := db.tx(ctx, "expire ws sessions", func(tx pgx.Tx) error {
 		rows, _ := tx.Query(ctx, `DELETE FROM ws_sessions WHERE id IN (
-				SELECT id FROM ws_sessions WHERE detached_at < $1
-				ORDER BY detached_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
-			AND detached_at < $1 RETURNING id`, detachedBefore, lim)
+				SELECT id FROM ws_sessions WHERE coalesce(detached_at, updated_at) < $1
+				ORDER BY coalesce(detached_at, updated_at), id LIMIT $2 FOR UPDATE SKIP LOCKED)
+			AND coalesce(detached_at, updated_at) < $1 RETURNING id`, detachedBefore, lim)
 		var err error
 		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
 		return mapError(ctx, "expire ws sessions", err)
@@ -381,7 +390,7 @@ func (db *DB) ListExpiredWSSessions(ctx context.Context, detachedBefore time.Tim
 		lim = &limit
 	}
 	rows, _ := db.pool.Query(ctx, `SELECT `+wsSessionColumns+` FROM ws_sessions
-		WHERE detached_at < $1 ORDER BY detached_at, id LIMIT $2`, detachedBefore, lim)
+		WHERE coalesce(detached_at, updated_at) < $1 ORDER BY coalesce(detached_at, updated_at), id LIMIT $2`, detachedBefore, lim)
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*filehub.WSSession, error) { return scanWSSession(r) })
 	if err != nil {
 		return nil, mapError(ctx, "list expired ws sessions", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/filehub/filehub"
@@ -150,10 +151,13 @@ func (db *DB) ClaimWSSession(ctx context.Context, c filehub.WSClaim, now time.Ti
 		s, err := scanWSSession(tx.queryRow(wctx, `UPDATE ws_sessions
 			SET epoch = epoch + 1, owner = ?, detached_at = NULL, updated_at = ?
 			WHERE id = ? AND key_id = ? AND (token_hash = ? OR prev_token_hash = ?)
-			RETURNING `+wsSessionColumns, c.Owner, nanos(now), c.ID, c.KeyID, c.TokenHash, c.TokenHash))
+				AND coalesce(detached_at, updated_at) >= ?
+			RETURNING `+wsSessionColumns, c.Owner, nanos(now), c.ID, c.KeyID, c.TokenHash, c.TokenHash, nanosOrZero(c.AliveAfter)))
 		if errors.Is(err, sql.ErrNoRows) {
-			var one int
-			switch err := tx.queryRow(wctx, `SELECT 1 FROM ws_sessions WHERE id = ?`, c.ID).Scan(&one); {
+			var alive int64
+			switch err := tx.queryRow(wctx, `SELECT coalesce(detached_at, updated_at) FROM ws_sessions WHERE id = ?`, c.ID).Scan(&alive); {
+			case err == nil && alive < nanosOrZero(c.AliveAfter):
+				return fmt.Errorf("claim ws session %s: %w", c.ID, filehub.ErrWSSessionExpired)
 			case err == nil:
 				return wsClaimRefused(c.ID)
 			case !errors.Is(err, sql.ErrNoRows):
@@ -343,8 +347,8 @@ func (db *DB) ExpireWSSessions(ctx context.Context, detachedBefore time.Time, li
 	err := db.write(ctx, "expire ws sessions", func(wctx context.Context, tx *wtx) error {
 		ids = ids[:0]
 		rows, err := tx.tx.QueryContext(wctx, `DELETE FROM ws_sessions WHERE id IN (
-			SELECT id FROM ws_sessions WHERE detached_at IS NOT NULL AND detached_at < ?
-			ORDER BY detached_at, id LIMIT ?) RETURNING id`, nanos(detachedBefore), limit)
+			SELECT id FROM ws_sessions WHERE coalesce(detached_at, updated_at) < ?
+			ORDER BY coalesce(detached_at, updated_at), id LIMIT ?) RETURNING id`, nanos(detachedBefore), limit)
 		if err != nil {
 			return mapError(wctx, "expire ws sessions", err)
 		}
@@ -374,7 +378,7 @@ func (db *DB) ListExpiredWSSessions(ctx context.Context, detachedBefore time.Tim
 		limit = -1
 	}
 	rows, err := db.rdb.QueryContext(ctx, `SELECT `+wsSessionColumns+` FROM ws_sessions
-		WHERE detached_at IS NOT NULL AND detached_at < ? ORDER BY detached_at, id LIMIT ?`, nanos(detachedBefore), limit)
+		WHERE coalesce(detached_at, updated_at) < ? ORDER BY coalesce(detached_at, updated_at), id LIMIT ?`, nanos(detachedBefore), limit)
 	if err != nil {
 		return nil, mapError(ctx, "list expired ws sessions", err)
 	}
@@ -406,4 +410,12 @@ func (db *DB) CountWSSessions(ctx context.Context, keyID string) (int, error) {
 // wsClaimRefused is the error of a claim whose key or token does not match.
 func wsClaimRefused(id string) error {
 	return filehub.Errorf(filehub.EFORBIDDEN, "WebSocket session %s: the key or the resume token does not match", id)
+}
+
+// nanosOrZero is nanos(t), or 0 for the zero time (no bound).
+func nanosOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return nanos(t)
 }

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -448,6 +449,11 @@ func testWSExpire(t *testing.T, s filehub.WSSessionStore) {
 	// One that was detached and is claimed again is attached.
 	resumed := detached(5 * time.Hour)
 	mustClaimWS(t, s, resumed.ID, "b")
+	// One still marked attached but not saved for 2.5 h: its owner died
+	// while a connection was attached.
+	deadOwner := newWSSession("k_owner")
+	deadOwner.UpdatedAt = wsEpoch.Add(-150 * time.Minute)
+	mustCreateWS(t, s, deadOwner)
 
 	cutoff := wsEpoch.Add(-30 * time.Minute)
 	if l, ok := s.(filehub.WSSessionLister); ok {
@@ -458,12 +464,12 @@ func testWSExpire(t *testing.T, s filehub.WSSessionStore) {
 		var ids []string
 		for _, ws := range list {
 			ids = append(ids, ws.ID)
-			if ws.KeyID != "k_owner" || ws.DetachedAt.IsZero() {
+			if ws.KeyID != "k_owner" || ws.DetachedAt.IsZero() && ws.ID != deadOwner.ID {
 				t.Errorf("listed %+v", ws)
 			}
 		}
-		if want := []string{oldest.ID, old.ID, bySave.ID}; !slices.Equal(ids, want) {
-			t.Errorf("ListExpiredWSSessions = %v, want %v (longest detached first)", ids, want)
+		if want := []string{oldest.ID, deadOwner.ID, old.ID, bySave.ID}; !slices.Equal(ids, want) {
+			t.Errorf("ListExpiredWSSessions = %v, want %v (longest gone first)", ids, want)
 		}
 		if list, err := l.ListExpiredWSSessions(t.Context(), cutoff, 1); err != nil || len(list) != 1 || list[0].ID != oldest.ID {
 			t.Errorf("ListExpiredWSSessions(limit 1) = %v, %v", list, err)
@@ -476,7 +482,7 @@ func testWSExpire(t *testing.T, s filehub.WSSessionStore) {
 	}
 	ids, err = s.ExpireWSSessions(t.Context(), cutoff, 10)
 	slices.Sort(ids)
-	want := []string{old.ID, bySave.ID}
+	want := []string{deadOwner.ID, old.ID, bySave.ID}
 	slices.Sort(want)
 	if err != nil || !slices.Equal(ids, want) {
 		t.Fatalf("ExpireWSSessions = %v, %v; want %v", ids, err, want)
@@ -666,5 +672,17 @@ func testWSClaimCredentials(t *testing.T, s filehub.WSSessionStore) {
 	}
 	if got.Epoch != 2 || got.InSeq != 3 {
 		t.Errorf("claimed epoch %d, in_seq %d; want 2 and 3", got.Epoch, got.InSeq)
+	}
+
+	// Past its TTL (AliveAfter after the last sign of life: here the
+	// claim's updated_at, attached), a session is expired and unchanged.
+	late := filehub.WSClaim{ID: ws.ID, Owner: "c", KeyID: "k_owner", TokenHash: wsHash("token"), AliveAfter: wsEpoch.Add(time.Hour)}
+	if _, err := s.ClaimWSSession(t.Context(), late, wsEpoch.Add(2*time.Hour)); !errors.Is(err, filehub.ErrWSSessionExpired) {
+		t.Fatalf("claim past the TTL: %v, want ErrWSSessionExpired", err)
+	}
+	late.AliveAfter = wsEpoch.Add(-time.Hour)
+	got, err = s.ClaimWSSession(t.Context(), late, wsEpoch.Add(time.Minute))
+	if err != nil || got.Epoch != 3 {
+		t.Fatalf("claim within the TTL: %+v, %v; want epoch 3", got, err)
 	}
 }

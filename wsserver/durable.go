@@ -510,20 +510,23 @@ func (srv *Server) resumeDurable(ctx context.Context, c *conn, h *wsproto.Frame,
 	h2 := hashToken(presented)
 	st, err := store.ClaimWSSession(sctx, filehub.WSClaim{
 		ID: h.SessionID, Owner: srv.cfg.InstanceID, KeyID: c.key.ID, TokenHash: h2,
+		// The TTL holds between the cleanup service's runs too, also for
+		// a session whose instance died while it was attached.
+		AliveAfter: now.Add(-srv.cfg.SessionTTL),
 	}, now)
-	switch filehub.ErrorCode(err) {
-	case filehub.ENOTFOUND:
+	switch {
+	case errors.Is(err, filehub.ErrWSSessionExpired):
+		return nil, nil, wsproto.RefusedExpired, nil
+	case filehub.ErrorCode(err) == filehub.ENOTFOUND:
 		return nil, nil, wsproto.RefusedUnknown, nil
-	case filehub.EFORBIDDEN:
+	case filehub.ErrorCode(err) == filehub.EFORBIDDEN:
 		return nil, nil, wsproto.RefusedBadToken, nil
 	}
 	if err != nil {
 		return nil, nil, "", filehub.WrapError(filehub.EUNAVAILABLE, "cannot load the WebSocket session", err)
 	}
-	// A session past its TTL was deleted by the instance that held it, or
-	// by the cleanup service if that instance died: what a claim finds is
-	// resumable. (The claim returns DetachedAt cleared, so it could not
-	// tell anyway.)
+	// The claim refused a session past its TTL (AliveAfter): what it
+	// finds is resumable.
 	current := subtle.ConstantTimeCompare(st.TokenHash, h2) == 1
 	previous := subtle.ConstantTimeCompare(st.PrevTokenHash, h2) == 1
 	var refusal string

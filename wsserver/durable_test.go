@@ -585,3 +585,34 @@ func TestDurableRefusedResumeElsewhereDoesNotFence(t *testing.T) {
 		}
 	})
 }
+
+// TestDurableResumeAfterTTLOfDeadOwner: the instance holding an attached
+// session dies; the session's last sign of life is its last save. A
+// resume on another instance later than the TTL is refused as expired
+// (the claim enforces the TTL between the cleanup service's runs); within
+// the TTL it resumes.
+func TestDurableResumeAfterTTLOfDeadOwner(t *testing.T) {
+	inDurableModes(t, func(t *testing.T, m mode) {
+		const ttl = 300 * time.Millisecond
+		for _, late := range []bool{false, true} {
+			a := newEnvIn(t, m, wsserver.Config{SessionTTL: ttl})
+			c, w := a.connect(t, "rw")
+			c.send(msg(1, `1`))
+			c.waitAck(1)
+			a.srv.Crash()
+			a.stop()
+			crashed := time.Now()
+			b := a.twin(t, wsserver.Config{SessionTTL: ttl})
+			if late {
+				waitFor(t, "the TTL to pass", func() bool { return time.Since(crashed) > 2*ttl })
+			}
+			_, w2 := b.resume(t, "rw", w, 1)
+			switch {
+			case late && (w2.Resumed || w2.ResumeRefused != wsproto.RefusedExpired):
+				t.Fatalf("resume after the TTL: welcome = %+v, want refused expired", w2)
+			case !late && !w2.Resumed && time.Since(crashed) < ttl/2:
+				t.Fatalf("resume within the TTL: welcome = %+v, want resumed", w2)
+			}
+		}
+	})
+}

@@ -82,6 +82,9 @@ func (m *memSessions) ClaimWSSession(_ context.Context, c filehub.WSClaim, now t
 	if s.KeyID != c.KeyID || !bytes.Equal(s.TokenHash, c.TokenHash) && !bytes.Equal(s.PrevTokenHash, c.TokenHash) {
 		return nil, filehub.Errorf(filehub.EFORBIDDEN, "session %s: key or token refused", c.ID)
 	}
+	if !c.AliveAfter.IsZero() && lastAlive(s).Before(c.AliveAfter) {
+		return nil, filehub.ErrWSSessionExpired
+	}
 	s.Epoch++
 	s.Owner = c.Owner
 	s.DetachedAt = time.Time{}
@@ -144,7 +147,7 @@ func (m *memSessions) ExpireWSSessions(_ context.Context, before time.Time, limi
 	defer m.mu.Unlock()
 	var ids []string
 	for id, s := range m.rows {
-		if len(ids) < limit && !s.DetachedAt.IsZero() && s.DetachedAt.Before(before) {
+		if len(ids) < limit && lastAlive(s).Before(before) {
 			ids = append(ids, id)
 			delete(m.rows, id)
 		}
@@ -162,4 +165,13 @@ func (m *memSessions) CountWSSessions(_ context.Context, keyID string) (int, err
 		}
 	}
 	return n, nil
+}
+
+// lastAlive is when s was last known alive: detached then, or saved then
+// while attached (the stores' coalesce(detached_at, updated_at)).
+func lastAlive(s *filehub.WSSession) time.Time {
+	if !s.DetachedAt.IsZero() {
+		return s.DetachedAt
+	}
+	return s.UpdatedAt
 }

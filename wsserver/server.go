@@ -179,8 +179,12 @@ type Config struct {
 	// EpochCheckInterval is how often, with Sessions, an attached session
 	// that saved nothing meanwhile is saved without changes, so that a
 	// takeover by another instance closes its connection (4007) even
-	// when it is idle. Default 5s; negative: no check (a taken-over
-	// connection is then closed at its next save).
+	// when it is idle. The save also shows the session alive: one still
+	// marked attached but not saved for SessionTTL counts as expired (its
+	// owner died; WSSessionStore.ExpireWSSessions). Default 5s, and at
+	// most a quarter of SessionTTL; negative: no check (a taken-over
+	// connection is then closed at its next save, and an idle attached
+	// session expires after SessionTTL).
 	EpochCheckInterval time.Duration
 	// Auth authenticates connections (at the upgrade or in hello). Give
 	// the server the HTTP API's, so that both share one limiter of failed
@@ -254,6 +258,9 @@ func (c *Config) setDefaults() {
 	def(&c.TrimInterval, DefaultTrimInterval)
 	def(&c.KeyRecheckInterval, DefaultKeyRecheckInterval)
 	def(&c.EpochCheckInterval, DefaultEpochCheckInterval)
+	if c.EpochCheckInterval > c.SessionTTL/4 {
+		c.EpochCheckInterval = max(c.SessionTTL/4, time.Millisecond)
+	}
 	if c.InstanceID == "" {
 		c.InstanceID = filehub.NewID("i_")
 	}

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -735,6 +737,9 @@ func TestDurableWSFencesPausedOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.cmd.Process.Signal(syscall.SIGCONT) })
+	// kill returns before every thread has stopped: a thread running on
+	// the other core could still read and answer the first frames.
+	waitFor(t, "every thread of the paused instance to stop", func() bool { return allThreadsStopped(t, a.cmd.Process.Pid) })
 	before := px.Upstream()
 	// Each from a sender of its own, so that all are sent at once.
 	const paused = 20
@@ -1106,4 +1111,26 @@ func measureResume(t *testing.T, bin string, rounds int, resume bool, flags ...s
 		echoes.wait(t, int(sent.Load()))
 	}
 	return times
+}
+
+// allThreadsStopped reports whether every thread of process pid is in the
+// stopped state (T in /proc/<pid>/task/<tid>/stat).
+func allThreadsStopped(t *testing.T, pid int) bool {
+	t.Helper()
+	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(stats) == 0 {
+		t.Fatalf("threads of %d: %v", pid, err)
+	}
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return false // a thread ended meanwhile: look again
+		}
+		// The state follows the command name, which is in parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' && b[i+2] != 't' {
+			return false
+		}
+	}
+	return true
 }
