@@ -225,9 +225,9 @@ type wsLoad struct {
 	// sessions": the one case a crash is not recovered from at once). The
 	// killer takes it for writing; every push holds it for reading.
 	pushGate sync.RWMutex
-	t     *testing.T
-	ws    *wsclient.Client
-	files *loadFiles
+	t        *testing.T
+	ws       *wsclient.Client
+	files    *loadFiles
 	// more, until closed, keeps messages and files.stat requests going
 	// beyond the minimum, so that the faults a test makes all happen
 	// under load.
