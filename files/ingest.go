@@ -163,18 +163,32 @@ func (s *Service) commit(ctx context.Context, staged filehub.StagedBlob, f *file
 	// can repair it: one stat (a HEAD on S3) tells. If the record vanishes
 	// before CreateFile runs, CreateFile calls place, which commits the
 	// staged copy after all.
-	commit, flagged := true, false
-	known, err := s.meta.FindBlob(cctx, sum)
-	switch {
-	case err == nil:
-		flagged = known.MissingSince != nil
+	//
+	// On a store whose Stat is a local system call (localfs), the stat
+	// comes first: an absent object is committed whether its content is
+	// known or not, so new content (the common case) skips the metadata
+	// lookup, a ninth of a small upload's CPU (issue 14). Whether the
+	// record existed is then learnt from CreateFile (dedup), and the
+	// missing flag cleared as below; SetBlobMissing changes nothing if the
+	// flag was not set.
+	commit, flagged, absent := true, false, false
+	if _, ok := s.blobs.(localStater); ok {
 		_, err := s.blobs.Stat(cctx, sum)
-		if err != nil && filehub.ErrorCode(err) != filehub.ENOTFOUND {
+		absent = filehub.ErrorCode(err) == filehub.ENOTFOUND
+	}
+	if !absent {
+		known, err := s.meta.FindBlob(cctx, sum)
+		switch {
+		case err == nil:
+			flagged = known.MissingSince != nil
+			_, err := s.blobs.Stat(cctx, sum)
+			if err != nil && filehub.ErrorCode(err) != filehub.ENOTFOUND {
+				return nil, err
+			}
+			commit = err != nil
+		case filehub.ErrorCode(err) != filehub.ENOTFOUND:
 			return nil, err
 		}
-		commit = err != nil
-	case filehub.ErrorCode(err) != filehub.ENOTFOUND:
-		return nil, err
 	}
 	if commit {
 		if err := staged.Commit(cctx, sum); err != nil {
@@ -188,10 +202,16 @@ func (s *Service) commit(ctx context.Context, staged filehub.StagedBlob, f *file
 	if err != nil {
 		return nil, err
 	}
-	if flagged {
+	if flagged || (absent && dedup) {
 		s.objectFound(cctx, sum)
 	}
 	return &Upload{File: f, Deduplicated: dedup}, nil
+}
+
+// localStater is a BlobStore whose Stat is answered by the local file
+// system, far cheaper than a metadata lookup (not a HEAD request).
+type localStater interface {
+	StatIsLocal()
 }
 
 // objectFound clears the missing flag of a blob whose object an upload
