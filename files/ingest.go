@@ -164,19 +164,22 @@ func (s *Service) commit(ctx context.Context, staged filehub.StagedBlob, f *file
 	// before CreateFile runs, CreateFile calls place, which commits the
 	// staged copy after all.
 	//
-	// On a store whose Stat is a local system call (localfs), the stat
-	// comes first: an absent object is committed whether its content is
-	// known or not, so new content (the common case) skips the metadata
-	// lookup, a ninth of a small upload's CPU (issue 14). Whether the
-	// record existed is then learnt from CreateFile (dedup), and the
-	// missing flag cleared as below; SetBlobMissing changes nothing if the
-	// flag was not set.
-	commit, flagged, absent := true, false, false
-	if _, ok := s.blobs.(localStater); ok {
-		_, err := s.blobs.Stat(cctx, sum)
-		absent = filehub.ErrorCode(err) == filehub.ENOTFOUND
+	// A staged blob that can link itself only if its object is absent
+	// (localfs: the link's EEXIST tells) is committed first: an absent
+	// object is committed whether its content is known or not, so new
+	// content (the common case) skips the metadata lookup, a ninth of a
+	// small upload's CPU (issue 14). Whether the record existed is then
+	// learnt from CreateFile (dedup), and the missing flag cleared as below;
+	// SetBlobMissing changes nothing if the flag was not set.
+	commit, flagged, linked := true, false, false
+	if nc, ok := staged.(newCommitter); ok {
+		existed, err := nc.CommitNew(cctx, sum)
+		if err != nil {
+			return nil, err
+		}
+		linked = !existed
 	}
-	if !absent {
+	if !linked {
 		known, err := s.meta.FindBlob(cctx, sum)
 		switch {
 		case err == nil:
@@ -189,10 +192,10 @@ func (s *Service) commit(ctx context.Context, staged filehub.StagedBlob, f *file
 		case filehub.ErrorCode(err) != filehub.ENOTFOUND:
 			return nil, err
 		}
-	}
-	if commit {
-		if err := staged.Commit(cctx, sum); err != nil {
-			return nil, err
+		if commit {
+			if err := staged.Commit(cctx, sum); err != nil {
+				return nil, err
+			}
 		}
 	}
 	f.CreatedAt = s.now().UTC()
@@ -202,16 +205,17 @@ func (s *Service) commit(ctx context.Context, staged filehub.StagedBlob, f *file
 	if err != nil {
 		return nil, err
 	}
-	if flagged || (absent && dedup) {
+	if flagged || (linked && dedup) {
 		s.objectFound(cctx, sum)
 	}
 	return &Upload{File: f, Deduplicated: dedup}, nil
 }
 
-// localStater is a BlobStore whose Stat is answered by the local file
-// system, far cheaper than a metadata lookup (not a HEAD request).
-type localStater interface {
-	StatIsLocal()
+// newCommitter is a StagedBlob that commits itself only if its object does
+// not exist yet, telling which (localfs). On S3 the same check would be a
+// HEAD request per upload, dearer than the metadata lookup.
+type newCommitter interface {
+	CommitNew(ctx context.Context, sum string) (existed bool, err error)
 }
 
 // objectFound clears the missing flag of a blob whose object an upload

@@ -24,13 +24,24 @@ func (m *findBlobCounter) FindBlob(ctx context.Context, sum string) (*filehub.Bl
 	return m.MetaStore.FindBlob(ctx, sum)
 }
 
-// opaqueBlobs hides the blob store's optional methods.
+// opaqueBlobs hides the optional methods of the blob store and of its
+// staged blobs.
 type opaqueBlobs struct{ filehub.BlobStore }
 
+func (o opaqueBlobs) Stage(ctx context.Context) (filehub.StagedBlob, error) {
+	st, err := o.BlobStore.Stage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return opaqueStaged{st}, nil
+}
+
+type opaqueStaged struct{ filehub.StagedBlob }
+
 // On the local disk, new content is committed without a metadata lookup
-// (its object's absence is one stat); known content is looked up, so that it
-// is not linked again. A blob store without a local Stat looks every upload
-// up.
+// (the link tells the object was absent); known content is looked up, so
+// that it is not committed again. A blob store without CommitNew looks every
+// upload up.
 func TestUploadLookups(t *testing.T) {
 	for _, tc := range []struct {
 		name             string

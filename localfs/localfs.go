@@ -264,11 +264,6 @@ func (s *Store) Stat(ctx context.Context, sum string) (filehub.BlobInfo, error) 
 	return filehub.BlobInfo{SHA256: sum, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
 
-// StatIsLocal marks Stat as a local system call, cheaper than a metadata
-// lookup: the ingest pipeline (files) then stats an upload's object before
-// it looks its content up.
-func (s *Store) StatIsLocal() {}
-
 // Delete removes the object sum and fsyncs its directory. Deleting a missing
 // object is not an error. Returns EINVALID for an invalid sum.
 func (s *Store) Delete(ctx context.Context, sum string) error {
