@@ -17,6 +17,7 @@ import (
 	"errors"
 	"math"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,8 @@ const (
 	DefaultFailureLimit = 10
 	DefaultMaxLimiters  = 10000
 	DefaultMaxBadKeys   = 10000
+	DefaultKeyCacheTTL  = 2 * time.Second
+	DefaultMaxGoodKeys  = 1000
 )
 
 // Config configures an Authenticator. The zero value is ready to use.
@@ -58,6 +61,19 @@ type Config struct {
 	// an address over its budget is refused without a lookup. Default
 	// 10000.
 	MaxBadKeys int
+
+	// KeyCacheTTL is how long a key found valid is trusted without asking
+	// the KeyStore again, so that a burst of requests with one key costs
+	// one lookup. A key revoked in the store is refused at the latest
+	// KeyCacheTTL after its last lookup. Default 2s (DefaultKeyCacheTTL);
+	// negative disables the cache. See docs/decisions.md ("A short-lived
+	// cache of valid API keys").
+	KeyCacheTTL time.Duration
+	// MaxGoodKeys bounds the cached valid keys. Default 1000.
+	MaxGoodKeys int
+	// Now is the clock of the key cache. Default time.Now; tests inject
+	// their own.
+	Now func() time.Time
 }
 
 // Authenticator checks bearer secrets against a KeyStore. It is safe for
@@ -73,6 +89,21 @@ type Authenticator struct {
 	bad    map[string]struct{}
 	badQ   []string
 	maxBad int
+
+	// good caches keys found valid, by hash, until their expiry; at most
+	// maxGood. Only valid keys: a failure is never cached here, so a key
+	// created after a failed attempt works at once.
+	goodTTL time.Duration // 0: no cache
+	maxGood int
+	now     func() time.Time
+	goodMu  sync.Mutex
+	good    map[string]goodKey
+}
+
+// goodKey is a cached valid key.
+type goodKey struct {
+	key     filehub.APIKey
+	expires time.Time
 }
 
 // New returns an Authenticator that looks keys up in keys.
@@ -89,7 +120,19 @@ func New(keys KeyStore, cfg Config) *Authenticator {
 	if cfg.MaxBadKeys <= 0 {
 		cfg.MaxBadKeys = DefaultMaxBadKeys
 	}
-	a := &Authenticator{keys: keys, proxies: cfg.TrustedProxies, bad: make(map[string]struct{}), maxBad: cfg.MaxBadKeys}
+	if cfg.KeyCacheTTL == 0 {
+		cfg.KeyCacheTTL = DefaultKeyCacheTTL
+	}
+	if cfg.MaxGoodKeys <= 0 {
+		cfg.MaxGoodKeys = DefaultMaxGoodKeys
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &Authenticator{
+		keys: keys, proxies: cfg.TrustedProxies, bad: make(map[string]struct{}), maxBad: cfg.MaxBadKeys,
+		goodTTL: max(0, cfg.KeyCacheTTL), maxGood: cfg.MaxGoodKeys, now: cfg.Now, good: make(map[string]goodKey),
+	}
 	if cfg.FailureLimit > 0 {
 		a.failures = NewLimiters(cfg.FailureLimit, cfg.FailureBurst, cfg.MaxLimiters)
 	}
@@ -106,7 +149,9 @@ const Missing = "missing or malformed credentials"
 // missing is the message when secret is empty ("" for Missing).
 //
 // A valid key is always accepted, whatever addr's failures: the limiter
-// counts failures only, and refuses failures only. Errors: EUNAUTHORIZED
+// counts failures only, and refuses failures only. A key found valid is
+// trusted for Config.KeyCacheTTL without another store lookup (each call
+// returns its own copy). Errors: EUNAUTHORIZED
 // for an empty, unknown or revoked key; ERATELIMIT instead when addr is
 // over its failure budget (RetryAfter says for how long; a bad key already
 // seen is then refused without a store lookup); and EUNAVAILABLE when the
@@ -123,8 +168,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, addr, secret, missing 
 			return nil, nil, err
 		}
 	}
+	if key := a.cached(hash); key != nil {
+		return key, hash, nil
+	}
 	key, err := a.lookup(ctx, hash, missing)
 	if err == nil {
+		a.remember(hash, key)
 		return key, hash, nil
 	}
 	if filehub.ErrorCode(err) != filehub.EUNAUTHORIZED || a.failures == nil {
@@ -177,6 +226,55 @@ func (a *Authenticator) rememberBad(hash []byte) {
 	}
 	a.bad[string(hash)] = struct{}{}
 	a.badQ = append(a.badQ, string(hash))
+}
+
+// cached returns a copy of the valid key cached under hash, or nil if there
+// is none or it expired.
+func (a *Authenticator) cached(hash []byte) *filehub.APIKey {
+	if a.goodTTL == 0 || hash == nil {
+		return nil
+	}
+	a.goodMu.Lock()
+	defer a.goodMu.Unlock()
+	g, ok := a.good[string(hash)]
+	if !ok {
+		return nil
+	}
+	if !a.now().Before(g.expires) {
+		delete(a.good, string(hash))
+		return nil
+	}
+	k := g.key
+	k.Scopes = slices.Clone(k.Scopes)
+	return &k
+}
+
+// remember caches a valid key. When the cache is full, expired entries go
+// first, then an arbitrary one (map order): a bound on memory, not an LRU,
+// since a miss costs only one lookup.
+func (a *Authenticator) remember(hash []byte, key *filehub.APIKey) {
+	if a.goodTTL == 0 {
+		return
+	}
+	now := a.now()
+	a.goodMu.Lock()
+	defer a.goodMu.Unlock()
+	if _, ok := a.good[string(hash)]; !ok && len(a.good) >= a.maxGood {
+		for h, g := range a.good {
+			if !now.Before(g.expires) {
+				delete(a.good, h)
+			}
+		}
+		for h := range a.good {
+			if len(a.good) < a.maxGood {
+				break
+			}
+			delete(a.good, h)
+		}
+	}
+	k := *key
+	k.Scopes = slices.Clone(k.Scopes)
+	a.good[string(hash)] = goodKey{key: k, expires: now.Add(a.goodTTL)}
 }
 
 func (a *Authenticator) lookup(ctx context.Context, hash []byte, missing string) (*filehub.APIKey, error) {

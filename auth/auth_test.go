@@ -18,8 +18,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // keys is a KeyStore of fixed keys by secret.
 type keys struct {
-	m    map[string]*filehub.APIKey // by hash
-	down bool
+	m       map[string]*filehub.APIKey // by hash
+	down    bool
+	lookups int
 }
 
 func newKeys(secrets map[string]*filehub.APIKey) *keys {
@@ -31,6 +32,7 @@ func newKeys(secrets map[string]*filehub.APIKey) *keys {
 }
 
 func (k *keys) FindAPIKeyByHash(_ context.Context, hash []byte) (*filehub.APIKey, error) {
+	k.lookups++
 	if k.down {
 		return nil, errors.New("connection refused")
 	}
@@ -47,7 +49,7 @@ func TestAuthenticate(t *testing.T) {
 		"good": {ID: "k_good", Scopes: []filehub.Scope{filehub.ScopeRead}},
 		"old":  {ID: "k_old", RevokedAt: &revoked},
 	})
-	a := auth.New(ks, auth.Config{FailureLimit: -1})
+	a := auth.New(ks, auth.Config{FailureLimit: -1, KeyCacheTTL: -1})
 	ctx := context.Background()
 	key, hash, err := a.Authenticate(ctx, "a", "good", "")
 	if err != nil || key.ID != "k_good" || string(hash) != string(filehub.HashAPIKey("good")) {
@@ -66,6 +68,80 @@ func TestAuthenticate(t *testing.T) {
 	ks.down = true
 	if _, _, err := a.Authenticate(ctx, "a", "good", ""); filehub.ErrorCode(err) != filehub.EUNAVAILABLE {
 		t.Errorf("store down: %v, want unavailable", err)
+	}
+}
+
+// clock is a manual clock for the key cache.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+// A valid key is looked up once per KeyCacheTTL: within it a revoked (or
+// deleted) key is still accepted from the cache, from its expiry on it is
+// refused; the cache holds no failures, and its bound holds.
+func TestKeyCache(t *testing.T) {
+	ks := newKeys(map[string]*filehub.APIKey{
+		"good":  {ID: "k_good", Scopes: []filehub.Scope{filehub.ScopeRead}},
+		"other": {ID: "k_other"},
+	})
+	c := &clock{t: time.Unix(1_000_000, 0)}
+	a := auth.New(ks, auth.Config{FailureLimit: -1, KeyCacheTTL: 2 * time.Second, MaxGoodKeys: 1, Now: c.now})
+	ctx := context.Background()
+	mustAuth := func(secret, id string) {
+		t.Helper()
+		key, hash, err := a.Authenticate(ctx, "a", secret, "")
+		if err != nil || key.ID != id || string(hash) != string(filehub.HashAPIKey(secret)) {
+			t.Fatalf("%s: %v, %v", secret, key, err)
+		}
+	}
+	for range 5 {
+		mustAuth("good", "k_good")
+	}
+	if ks.lookups != 1 {
+		t.Fatalf("5 requests with one key: %d lookups, want 1", ks.lookups)
+	}
+	// A caller changing its copy does not change the cached key.
+	key, _, _ := a.Authenticate(ctx, "a", "good", "")
+	key.Scopes[0] = filehub.ScopeAdmin
+	if key, _, _ := a.Authenticate(ctx, "a", "good", ""); key.Has(filehub.ScopeWrite) {
+		t.Fatalf("cached key was changed through a returned copy: %+v", key)
+	}
+
+	revoked := c.t
+	ks.m[string(filehub.HashAPIKey("good"))] = &filehub.APIKey{ID: "k_good", RevokedAt: &revoked}
+	c.t = c.t.Add(2*time.Second - time.Nanosecond)
+	mustAuth("good", "k_good") // within the TTL: still trusted
+	c.t = c.t.Add(time.Nanosecond)
+	if _, _, err := a.Authenticate(ctx, "a", "good", ""); filehub.ErrorMessage(err) != "API key has been revoked" {
+		t.Fatalf("revoked key after the TTL: %v, want refused as revoked", err)
+	}
+	// Failures are not cached here: each is looked up again.
+	n := ks.lookups
+	a.Authenticate(ctx, "a", "good", "")
+	if ks.lookups != n+1 {
+		t.Fatalf("revoked key: %d lookups, want %d", ks.lookups, n+1)
+	}
+
+	// MaxGoodKeys 1: a second key pushes the first out.
+	ks.m[string(filehub.HashAPIKey("good"))] = &filehub.APIKey{ID: "k_good"}
+	mustAuth("good", "k_good")
+	mustAuth("other", "k_other")
+	n = ks.lookups
+	mustAuth("good", "k_good")
+	if ks.lookups != n+1 {
+		t.Fatalf("evicted key: %d lookups, want %d", ks.lookups, n+1)
+	}
+
+	// A negative TTL disables the cache.
+	off := auth.New(ks, auth.Config{FailureLimit: -1, KeyCacheTTL: -1, Now: c.now})
+	n = ks.lookups
+	for range 3 {
+		if _, _, err := off.Authenticate(ctx, "a", "good", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ks.lookups != n+3 {
+		t.Fatalf("without cache: %d lookups, want 3", ks.lookups-n)
 	}
 }
 

@@ -163,22 +163,39 @@ func (s *Service) commit(ctx context.Context, staged filehub.StagedBlob, f *file
 	// can repair it: one stat (a HEAD on S3) tells. If the record vanishes
 	// before CreateFile runs, CreateFile calls place, which commits the
 	// staged copy after all.
-	commit, flagged := true, false
-	known, err := s.meta.FindBlob(cctx, sum)
-	switch {
-	case err == nil:
-		flagged = known.MissingSince != nil
-		_, err := s.blobs.Stat(cctx, sum)
-		if err != nil && filehub.ErrorCode(err) != filehub.ENOTFOUND {
+	//
+	// A staged blob that can link itself only if its object is absent
+	// (localfs: the link's EEXIST tells) is committed first: an absent
+	// object is committed whether its content is known or not, so new
+	// content (the common case) skips the metadata lookup, a ninth of a
+	// small upload's CPU (issue 14). Whether the record existed is then
+	// learnt from CreateFile (dedup), and the missing flag cleared as below;
+	// SetBlobMissing changes nothing if the flag was not set.
+	commit, flagged, linked := true, false, false
+	if nc, ok := staged.(newCommitter); ok {
+		existed, err := nc.CommitNew(cctx, sum)
+		if err != nil {
 			return nil, err
 		}
-		commit = err != nil
-	case filehub.ErrorCode(err) != filehub.ENOTFOUND:
-		return nil, err
+		linked = !existed
 	}
-	if commit {
-		if err := staged.Commit(cctx, sum); err != nil {
+	if !linked {
+		known, err := s.meta.FindBlob(cctx, sum)
+		switch {
+		case err == nil:
+			flagged = known.MissingSince != nil
+			_, err := s.blobs.Stat(cctx, sum)
+			if err != nil && filehub.ErrorCode(err) != filehub.ENOTFOUND {
+				return nil, err
+			}
+			commit = err != nil
+		case filehub.ErrorCode(err) != filehub.ENOTFOUND:
 			return nil, err
+		}
+		if commit {
+			if err := staged.Commit(cctx, sum); err != nil {
+				return nil, err
+			}
 		}
 	}
 	f.CreatedAt = s.now().UTC()
@@ -188,10 +205,17 @@ func (s *Service) commit(ctx context.Context, staged filehub.StagedBlob, f *file
 	if err != nil {
 		return nil, err
 	}
-	if flagged {
+	if flagged || (linked && dedup) {
 		s.objectFound(cctx, sum)
 	}
 	return &Upload{File: f, Deduplicated: dedup}, nil
+}
+
+// newCommitter is a StagedBlob that commits itself only if its object does
+// not exist yet, telling which (localfs). On S3 the same check would be a
+// HEAD request per upload, dearer than the metadata lookup.
+type newCommitter interface {
+	CommitNew(ctx context.Context, sum string) (existed bool, err error)
 }
 
 // objectFound clears the missing flag of a blob whose object an upload

@@ -111,17 +111,32 @@ func (b *staged) syncLocked() error {
 // Returns EINVALID for an invalid sum, ESTORAGE on a full disk, and an error
 // if the staged blob is closed or an earlier Write or Sync failed.
 func (b *staged) Commit(ctx context.Context, sum string) error {
+	_, err := b.commit(ctx, sum, false)
+	return err
+}
+
+// CommitNew is Commit for content nobody has looked up yet: if an object
+// sum exists already (and this staged blob did not commit it), it returns
+// existed true and leaves it as it is, without the directory fsync, for
+// the caller to decide from the metadata whether to Commit after all. The
+// link's EEXIST is the existence check, so new content costs no extra
+// stat (issue 14). Errors are Commit's.
+func (b *staged) CommitNew(ctx context.Context, sum string) (existed bool, err error) {
+	return b.commit(ctx, sum, true)
+}
+
+func (b *staged) commit(ctx context.Context, sum string, onlyNew bool) (existed bool, err error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return false, err
 	}
 	fanOut, path, err := b.s.objectPath(sum)
 	if err != nil {
-		return err
+		return false, err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.syncLocked(); err != nil {
-		return err
+		return false, err
 	}
 	// A repeated Commit (the MetaStore's place callback after the
 	// pre-commit) usually finds the object it made durable itself: one stat
@@ -129,7 +144,7 @@ func (b *staged) Commit(ctx context.Context, sum string) error {
 	// callback runs inside the metadata store's serialized write batch.
 	if b.committed == sum {
 		if _, err := os.Lstat(path); err == nil {
-			return nil
+			return false, nil
 		}
 	}
 
@@ -139,34 +154,41 @@ func (b *staged) Commit(ctx context.Context, sum string) error {
 		// The fan-out directory was removed after Open (or the staged
 		// file was removed, in which case the retry fails again).
 		if err := os.Mkdir(fanOut, dirPerm); err != nil && !errors.Is(err, fs.ErrExist) {
-			return storageError("create fan-out directory", err)
+			return false, storageError("create fan-out directory", err)
 		} else if err == nil {
 			createdDir = true
 		}
 		err = b.s.link(b.path, path)
 	}
 	switch {
+	case errors.Is(err, fs.ErrExist) && onlyNew:
+		return true, nil
 	case err == nil, errors.Is(err, fs.ErrExist):
 		// Linked, or an object with the same sum (so the same bytes) is
 		// already there. In both cases fsync the directory: the existing
 		// entry may come from a concurrent Commit that has not synced yet.
 	case linkUnsupported(err):
+		if onlyNew {
+			if _, err := os.Lstat(path); err == nil {
+				return true, nil
+			}
+		}
 		if err := b.copyInto(path); err != nil {
-			return err
+			return false, err
 		}
 	default:
-		return storageError("commit blob "+sum, err)
+		return false, storageError("commit blob "+sum, err)
 	}
 	if err := syncDir(fanOut); err != nil {
-		return storageError("commit blob "+sum, err)
+		return false, storageError("commit blob "+sum, err)
 	}
 	if createdDir {
 		if err := syncDir(b.s.blobDir); err != nil {
-			return storageError("commit blob "+sum, err)
+			return false, storageError("commit blob "+sum, err)
 		}
 	}
 	b.committed = sum
-	return nil
+	return false, nil
 }
 
 // linkUnsupported reports whether a link error means the file system has no

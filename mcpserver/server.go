@@ -217,6 +217,10 @@ func (s *Server) initialized(_ context.Context, req *mcp.InitializedRequest) {
 
 func (s *Server) sessionCount() int { return int(s.sessions.Load()) }
 
+// Sessions returns the number of MCP sessions open now (those that
+// completed their handshake), for Local.Idle.
+func (s *Server) Sessions() int { return s.sessionCount() }
+
 // keyExtra is the TokenInfo.Extra entry holding the authenticated key.
 const keyExtra = "filehub_key"
 

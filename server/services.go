@@ -109,7 +109,14 @@ func (s *Server) buildServices(ctx context.Context) error {
 		Logger:             log.With("component", "mcp"),
 		Registerer:         cfg.Registerer,
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	// With no MCP session open, its feed skips the events instead of
+	// reading each upload's event for nobody.
+	mcpSrv := s.mcp
+	s.mcpLocal.Idle = func() bool { return mcpSrv.Sessions() == 0 }
+	return nil
 }
 
 // instanceID names this process as the holder of the cleanup lease, so an

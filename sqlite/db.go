@@ -74,6 +74,9 @@ type DB struct {
 
 	// stmts are the writer's prepared statements; see prepareStmts.
 	stmts map[string]*sql.Stmt
+	// rstmts are the read pool's prepared statements, by query; see
+	// readQuery.
+	rstmts sync.Map // string -> *sql.Stmt
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -218,6 +221,10 @@ func (db *DB) Close() error {
 		// The writer is started only by a successful Open; a DB that
 		// exists was opened.
 		<-db.stopped
+		db.rstmts.Range(func(_, st any) bool {
+			st.(*sql.Stmt).Close()
+			return true
+		})
 		db.closeErr = errors.Join(db.rdb.Close(), db.wdb.Close())
 		if db.closeErr != nil {
 			db.closeErr = unavailable("close database", db.closeErr)
@@ -393,6 +400,44 @@ func (db *DB) prepareStmts(ctx context.Context) {
 		stmts[q] = st
 	}
 	db.stmts = stmts
+}
+
+// readStmt returns the read pool's prepared form of q, preparing it at
+// first use: the reads of every upload (FindBlob, the API key) and of the
+// event pollers (ListEvents) otherwise spent a large part of their time
+// parsing their SQL. database/sql prepares it again once on each pooled
+// connection it is used on. It returns nil if preparing fails (a NoMigrate
+// store without its schema yet): the caller runs q unprepared, and the next
+// call tries again.
+func (db *DB) readStmt(ctx context.Context, q string) *sql.Stmt {
+	if st, ok := db.rstmts.Load(q); ok {
+		return st.(*sql.Stmt)
+	}
+	st, err := db.rdb.PrepareContext(ctx, q)
+	if err != nil {
+		return nil
+	}
+	if prev, loaded := db.rstmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt)
+	}
+	return st
+}
+
+// readQuery runs q on the read pool, prepared (readStmt).
+func (db *DB) readQuery(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := db.readStmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return db.rdb.QueryContext(ctx, q, args...)
+}
+
+// readQueryRow runs q for one row on the read pool, prepared (readStmt).
+func (db *DB) readQueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := db.readStmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return db.rdb.QueryRowContext(ctx, q, args...)
 }
 
 func (db *DB) closeStmts() {

@@ -285,7 +285,7 @@ func (db *DB) FindBlob(ctx context.Context, sum string) (*filehub.Blob, error) {
 	if db.closed.Load() {
 		return nil, errClosed
 	}
-	b, err := scanBlob(db.rdb.QueryRowContext(ctx, `SELECT `+blobColumns+` FROM blobs WHERE sha256 = ?`, sum))
+	b, err := scanBlob(db.readQueryRow(ctx, `SELECT `+blobColumns+` FROM blobs WHERE sha256 = ?`, sum))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, filehub.Errorf(filehub.ENOTFOUND, "content %s not found", sum)
 	}
@@ -305,7 +305,7 @@ func (db *DB) ListEvents(ctx context.Context, afterID int64, limit int) ([]*file
 		limit = paging.DefaultLimit
 	}
 	limit = min(limit, paging.MaxLimit)
-	rows, err := db.rdb.QueryContext(ctx,
+	rows, err := db.readQuery(ctx,
 		`SELECT id, type, time, file, run FROM events WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
 	if err != nil {
 		return nil, mapError(ctx, "list events", err)

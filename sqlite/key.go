@@ -43,7 +43,7 @@ func (db *DB) FindAPIKeyByHash(ctx context.Context, hash []byte) (*filehub.APIKe
 	if db.closed.Load() {
 		return nil, errClosed
 	}
-	k, err := scanKey(db.rdb.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE hash = ?`, hash))
+	k, err := scanKey(db.readQueryRow(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE hash = ?`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, filehub.Errorf(filehub.ENOTFOUND, "API key not found")
 	}

@@ -237,17 +237,18 @@ func TestKeys(t *testing.T) {
 	MustFail(t, clientEnv(s, secret), main.ExitFailure, "scope", "upload", f)
 	MustCLI(t, clientEnv(s, writer), "upload", f)
 
-	// revoke, by name and by ID: the key gets 401 at once.
+	// revoke, by name and by ID: the key gets 401 once the server's cache
+	// of valid keys has expired (auth.DefaultKeyCacheTTL).
 	r = MustCLI(t, keysEnv, "keys", "revoke", "reader")
 	if !strings.Contains(r.Stdout, keys[1].ID) {
 		t.Errorf("keys revoke printed %q", r.Stdout)
 	}
 	MustFail(t, keysEnv, main.ExitFailure, "revoke", "keys", "revoke", "reader")
 	MustFail(t, keysEnv, main.ExitFailure, "not found", "keys", "revoke", "nobody")
-	assertStatus(t, s.URL+"/v1/files", secret, 401)
+	waitFor(t, "the revoked key to be refused", func() bool { return getStatus(t, s.URL+"/v1/files", secret) == 401 })
 	r = MustFail(t, clientEnv(s, secret), main.ExitFailure, "revoked", "ls")
 	MustCLI(t, keysEnv, "keys", "revoke", keys[2].ID)
-	assertStatus(t, s.URL+"/v1/files", writer, 401)
+	waitFor(t, "the revoked key to be refused", func() bool { return getStatus(t, s.URL+"/v1/files", writer) == 401 })
 	assertStatus(t, s.URL+"/v1/files", testKey, 200)
 
 	r = MustCLI(t, keysEnv, "keys", "list", "--json")

@@ -30,6 +30,14 @@ func NewClient(tb testing.TB, url, key string) *client.Client {
 // assertStatus checks the status of GET url with key ("" for none).
 func assertStatus(tb testing.TB, url, key string, want int) {
 	tb.Helper()
+	if got := getStatus(tb, url, key); got != want {
+		tb.Errorf("GET %s: status %d, want %d", url, got, want)
+	}
+}
+
+// getStatus returns the status of GET url with key ("" for none).
+func getStatus(tb testing.TB, url, key string) int {
+	tb.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		tb.Fatal(err)
@@ -45,9 +53,7 @@ func assertStatus(tb testing.TB, url, key string, want int) {
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != want {
-		tb.Errorf("GET %s: status %d, want %d", url, resp.StatusCode, want)
-	}
+	return resp.StatusCode
 }
 
 func TestBootstrapFromEnv(t *testing.T) {
