@@ -50,8 +50,11 @@ type WSSession struct {
 	DetachedAt time.Time
 }
 
-// WSFrame is a reliable server frame kept until the client acknowledges it:
-// its seq and its whole encoding.
+// WSFrame is stored server output kept until the client acknowledges it:
+// Data and the Seq it ends at. To the store it is opaque: the WebSocket
+// server packs the frames of one commit into one WSFrame (their encodings
+// joined by newlines, Seq the last one's), so that a commit writes one row
+// per session, and the store deletes it once ClientAcked reaches Seq.
 type WSFrame struct {
 	Seq  int64
 	Data []byte
@@ -191,3 +194,44 @@ const (
 	AuditWSSessionExpired = "ws_session.expired" // a session detached past its TTL removed with its state
 	TargetWSSession       = "ws_session"         // Target is a WebSocket session ID
 )
+
+// Validate checks what every WSSessionStore requires of a new session
+// (CreateWSSession returns its EINVALID).
+func (s *WSSession) Validate() error {
+	switch {
+	case s.ID == "", s.KeyID == "", len(s.TokenHash) == 0, s.Epoch < 1, s.CreatedAt.IsZero():
+		return Errorf(EINVALID, "incomplete WebSocket session record (id, key, token hash, epoch >= 1 and creation time are required)")
+	case s.InSeq < 0, s.OutSeq < 0, s.ClientAcked < 0, s.ClientAcked > s.OutSeq:
+		return Errorf(EINVALID, "WebSocket session %s: inconsistent sequence numbers", s.ID)
+	}
+	return nil
+}
+
+// ValidateWSUpdates checks a batch for SaveWSSessions before any of it is
+// written: a malformed update is a bug of the caller, and failing the batch
+// for it (nothing is committed, EINVALID) is better than storing a session
+// that cannot be resumed.
+func ValidateWSUpdates(updates []WSSessionUpdate) error {
+	seen := make(map[string]bool, len(updates))
+	for i := range updates {
+		u := &updates[i]
+		if u.ID == "" || u.Epoch < 1 || len(u.TokenHash) == 0 || u.ClientAcked > u.OutSeq {
+			return Errorf(EINVALID, "WebSocket session update %d (%q): incomplete or inconsistent", i, u.ID)
+		}
+		if seen[u.ID] {
+			return Errorf(EINVALID, "WebSocket session %s: two updates in one batch (merge a session's changes into one)", u.ID)
+		}
+		seen[u.ID] = true
+		for _, f := range u.AddOut {
+			if f.Seq <= 0 || f.Seq > u.OutSeq || f.Data == nil {
+				return Errorf(EINVALID, "WebSocket session %s: frame seq %d outside 1..%d or without data", u.ID, f.Seq, u.OutSeq)
+			}
+		}
+		for _, r := range u.PutResults {
+			if r.ID == "" {
+				return Errorf(EINVALID, "WebSocket session %s: result without a request id", u.ID)
+			}
+		}
+	}
+	return nil
+}

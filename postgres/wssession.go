@@ -44,48 +44,9 @@ func detachedAt(t time.Time) *time.Time {
 	return &t
 }
 
-// validateWSSession checks what every backend requires of a new session.
-func validateWSSession(s *filehub.WSSession) error {
-	switch {
-	case s.ID == "", s.KeyID == "", len(s.TokenHash) == 0, s.Epoch < 1, s.CreatedAt.IsZero():
-		return filehub.Errorf(filehub.EINVALID, "incomplete WebSocket session record (id, key, token hash, epoch >= 1 and creation time are required)")
-	case s.InSeq < 0, s.OutSeq < 0, s.ClientAcked < 0, s.ClientAcked > s.OutSeq:
-		return filehub.Errorf(filehub.EINVALID, "WebSocket session %s: inconsistent sequence numbers", s.ID)
-	}
-	return nil
-}
-
-// validateWSUpdates checks a batch before any of it is written: a malformed
-// update is a bug of the caller, and failing the batch for it (nothing is
-// committed) is better than storing a session that cannot be resumed.
-func validateWSUpdates(updates []filehub.WSSessionUpdate) error {
-	seen := make(map[string]bool, len(updates))
-	for i := range updates {
-		u := &updates[i]
-		if u.ID == "" || u.Epoch < 1 || len(u.TokenHash) == 0 || u.ClientAcked > u.OutSeq {
-			return filehub.Errorf(filehub.EINVALID, "WebSocket session update %d (%q): incomplete or inconsistent", i, u.ID)
-		}
-		if seen[u.ID] {
-			return filehub.Errorf(filehub.EINVALID, "WebSocket session %s: two updates in one batch (merge a session's changes into one)", u.ID)
-		}
-		seen[u.ID] = true
-		for _, f := range u.AddOut {
-			if f.Seq <= 0 || f.Seq > u.OutSeq || f.Data == nil {
-				return filehub.Errorf(filehub.EINVALID, "WebSocket session %s: frame seq %d outside 1..%d or without data", u.ID, f.Seq, u.OutSeq)
-			}
-		}
-		for _, r := range u.PutResults {
-			if r.ID == "" {
-				return filehub.Errorf(filehub.EINVALID, "WebSocket session %s: result without a request id", u.ID)
-			}
-		}
-	}
-	return nil
-}
-
 // CreateWSSession stores a new session; see filehub.WSSessionStore.
 func (db *DB) CreateWSSession(ctx context.Context, s *filehub.WSSession) error {
-	if err := validateWSSession(s); err != nil {
+	if err := s.Validate(); err != nil {
 		return err
 	}
 	updated := s.UpdatedAt
@@ -193,7 +154,7 @@ func (db *DB) SaveWSSessions(ctx context.Context, updates []filehub.WSSessionUpd
 	if len(updates) == 0 {
 		return nil, nil
 	}
-	if err := validateWSUpdates(updates); err != nil {
+	if err := filehub.ValidateWSUpdates(updates); err != nil {
 		return nil, err
 	}
 	n := len(updates)
