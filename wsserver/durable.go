@@ -361,7 +361,8 @@ func (ss *session) flushLocked() int64 {
 	return ss.ver
 }
 
-// saveBefore saves a tombstone for request id before the request runs. It
+// saveBefore saves request id as started (pendingResult) before the
+// request runs. It
 // returns false if the request must not run (the session was taken over,
 // or the store failed, and the connection is being closed).
 func (ss *session) saveBefore(ctx context.Context, id string) bool {
@@ -370,7 +371,7 @@ func (ss *session) saveBefore(ctx context.Context, id string) bool {
 		ss.mu.Unlock()
 		return false
 	}
-	ss.results = ss.srv.results.put(ss, ss.results, id, nil)
+	ss.results = ss.srv.results.put(ss, ss.results, id, pendingResult)
 	ver := ss.flushLocked()
 	c := ss.conn
 	ss.mu.Unlock()

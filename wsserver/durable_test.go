@@ -195,7 +195,7 @@ func TestDurableRequestReplayedAfterCrash(t *testing.T) {
 	a.sessions.onSave = func(m *memSessions, updates []filehub.WSSessionUpdate) error {
 		for _, u := range updates {
 			for _, res := range u.PutResults {
-				if res.ID == "del" && res.Body != nil {
+				if res.ID == "del" && len(res.Body) > 0 {
 					m.fail = errStoreDown // from here on, nothing is saved
 				}
 			}
@@ -285,7 +285,7 @@ func TestDurableAcksCoverOnlySavedState(t *testing.T) {
 
 func savedResult(s *filehub.WSSession, id string) bool {
 	for _, r := range s.Results {
-		if r.ID == id && r.Body != nil {
+		if r.ID == id && len(r.Body) > 0 {
 			return true
 		}
 	}
@@ -613,6 +613,28 @@ func TestDurableResumeAfterTTLOfDeadOwner(t *testing.T) {
 			case !late && !w2.Resumed && time.Since(crashed) < ttl/2:
 				t.Fatalf("resume within the TTL: welcome = %+v, want resumed", w2)
 			}
+		}
+	})
+}
+
+// TestDurableDroppedResultIsNeverReplayed: a request with effects whose
+// result was dropped for space ran to its end; re-sent with its id it is
+// refused (conflict), not run in replay mode — here it would delete the
+// file a second time, after a restore.
+func TestDurableDroppedResultIsNeverReplayed(t *testing.T) {
+	inDurableModes(t, func(t *testing.T, m mode) {
+		e := newEnvIn(t, m, wsserver.Config{ResultCacheBytes: 64}) // every file result is over the bound
+		f := e.upload(t, "one.txt", "1")
+		c, _ := e.connect(t, "rw")
+		if res := c.call(1, "del", wsproto.MethodFilesDelete, `{"id":"`+f.ID+`"}`); res.Error != nil {
+			t.Fatal(res.Error)
+		}
+		if res := c.call(2, "undo", wsproto.MethodFilesRestore, `{"id":"`+f.ID+`"}`); res.Error != nil {
+			t.Fatal(res.Error)
+		}
+		wantError(t, c.call(3, "del", wsproto.MethodFilesDelete, `{"id":"`+f.ID+`"}`), filehub.ECONFLICT)
+		if g, err := e.files.Find(t.Context(), f.ID); err != nil || g.Deleted() {
+			t.Fatalf("after the refused re-send the file is %+v (%v), want live", g, err)
 		}
 	})
 }

@@ -31,30 +31,34 @@ func (ss *session) request(ctx context.Context, f *wsproto.Frame) {
 	key := ss.key
 	ss.mu.Unlock()
 	body, cached, gone := ss.srv.results.get(results, f.ID)
-	// A tombstone of a durable session's request that can be replayed
-	// safely: run it again in replay mode, which looks at the state its
-	// first run may have left before acting (see replayable).
-	replay := gone && ss.srv.durable() && replayable[f.Method]
+	// A request of a durable session that started but whose result was
+	// never saved (pendingResult) runs again in replay mode if that is
+	// safe: it looks at the state its first run may have left before
+	// acting (see replayable). A result dropped for space (gone) ran to
+	// its end: it is never run again.
+	pending := cached && !gone && len(body) == 0
+	replay := pending && ss.srv.durable() && replayable[f.Method]
 	var sub *subscription
 	switch {
-	case gone && !replay:
+	case gone || pending && !replay:
 		// Ran once; its result was dropped to keep memory within the
 		// configured bounds. Running it again would break at-most-once.
 		m.rpcs.WithLabelValues(methodLabel(f.Method), "gone").Inc()
 		body = resBody(f.ID, nil, &rpcError{code: filehub.ECONFLICT,
 			msg: "this request already ran; its result is no longer kept (see docs/protocol.md)"})
-	case cached && !replay: // (a tombstone is found too)
+	case cached && !replay:
 		m.rpcs.WithLabelValues(methodLabel(f.Method), "cached").Inc()
 	default:
 		if replay {
 			m.rpcs.WithLabelValues(methodLabel(f.Method), "replayed").Inc()
 			ctx = withReplay(ctx)
 		} else if ss.srv.durable() && sideEffects[f.Method] {
-			// Save a tombstone for the id before running the request: if
-			// the process dies after the request's effect committed but
-			// before its result was saved, the client's replay finds the
-			// tombstone and is refused instead of running the request a
-			// second time (docs/protocol.md §5.4).
+			// Save the id as started (pendingResult) before running the
+			// request: if the process dies after the request's effect
+			// committed but before its result was saved, the client's
+			// replay finds it and runs in replay mode, or is refused,
+			// instead of running the request a second time
+			// (docs/protocol.md §5.4).
 			if !ss.saveBefore(ctx, f.ID) {
 				return
 			}
@@ -102,9 +106,16 @@ var sideEffects = map[string]bool{
 	wsproto.MethodProvidersPush: true,
 }
 
+// pendingResult is the cached result of a request with effects that has
+// started: saved (durable sessions) before the request runs, replaced by
+// its result when it ends. It is empty, which no result is (a res tail
+// starts with `,"id":`), and not nil, which is a result dropped for space.
+var pendingResult = []byte{}
+
 // replayable lists the side-effect methods that a durable session runs
-// again when a replayed request finds only its tombstone — the process
-// that ran it died between saving the tombstone and saving the result, or
+// again when a replayed request finds it started but without a result —
+// the process that ran it died between saving pendingResult and saving the
+// result, or
 // another instance took the session over meanwhile — instead of answering
 // conflict. Each is exactly-once by itself in replay mode: files.delete and
 // files.restore return the file as it is if it is already deleted (or
