@@ -138,7 +138,34 @@ func (h *hub) run(ctx context.Context) {
 			return
 		case <-h.wake:
 		case <-tick.C:
+			h.kickLagging()
 		}
+	}
+}
+
+// kickLagging starts the writer of every subscribed session that is behind
+// the ring's latest event and has no writer running. A session is woken
+// by publish when the hub reads new events and by its own traffic; this
+// is the safety net under both, as the poll is under notifications: a
+// wake-up lost while a subscription was being set up (the events arrived
+// between the subscription's read of the log and its registration here)
+// costs at most one poll interval, not the rest of the session.
+func (h *hub) kickLagging() {
+	latest := h.latest.Load()
+	h.subMu.Lock()
+	snap := h.snap[:0]
+	for ss := range h.subs {
+		snap = append(snap, ss)
+	}
+	h.snap = snap
+	h.subMu.Unlock()
+	for i, ss := range snap {
+		ss.mu.Lock()
+		if ss.subscribed && ss.evCursor < latest && ss.conn != nil {
+			ss.kickLocked(ss.conn)
+		}
+		ss.mu.Unlock()
+		snap[i] = nil
 	}
 }
 
