@@ -90,6 +90,9 @@ func (db *DB) ClaimWSSession(ctx context.Context, c filehub.WSClaim, now time.Ti
 	}
 	var ws *filehub.WSSession
 	err := db.tx(ctx, "claim ws session", func(tx pgx.Tx) error {
+		if err := boundIdleInTx(ctx, tx); err != nil {
+			return mapError(ctx, "claim ws session", err)
+		}
 		s, err := scanWSSession(tx.QueryRow(ctx, `UPDATE ws_sessions
 			SET epoch = epoch + 1, owner = $1, detached_at = NULL, updated_at = $2
 			WHERE id = $3 AND key_id = $4 AND (token_hash = $5 OR prev_token_hash = $5)
@@ -176,6 +179,9 @@ func (db *DB) SaveWSSessions(ctx context.Context, updates []filehub.WSSessionUpd
 		subscribed[i], updatedAt[i], detached[i] = u.Subscribed, u.UpdatedAt, detachedAt(u.DetachedAt)
 	}
 	err := db.tx(ctx, "save ws sessions", func(tx pgx.Tx) error {
+		if err := boundIdleInTx(ctx, tx); err != nil {
+			return mapError(ctx, "save ws sessions", err)
+		}
 		rows, _ := tx.Query(ctx, `UPDATE ws_sessions s SET token_hash = u.token_hash, prev_token_hash = u.prev_token_hash,
 				in_seq = u.in_seq, out_seq = u.out_seq, client_acked = u.client_acked, subscribed = u.subscribed,
 				event_cursor = u.event_cursor, updated_at = u.updated_at, detached_at = u.detached_at
@@ -374,4 +380,19 @@ func (db *DB) CountWSSessions(ctx context.Context, keyID string) (int, error) {
 // wsClaimRefused is the error of a claim whose key or token does not match.
 func wsClaimRefused(id string) error {
 	return filehub.Errorf(filehub.EFORBIDDEN, "WebSocket session %s: the key or the resume token does not match", id)
+}
+
+// wsIdleInTxTimeout bounds how long a claim's or a save's transaction may sit
+// idle between its statements — milliseconds when its process runs. A
+// process that stopped inside one (SIGSTOP, a VM paused, a GC stall of
+// minutes) holds the session's row lock; PostgreSQL ends its connection
+// after this long, so that another instance's claim gets the session
+// instead of waiting for the stopped owner to wake. The woken owner's
+// commit then fails, and its next save is fenced.
+const wsIdleInTxTimeout = "5s"
+
+// boundIdleInTx applies wsIdleInTxTimeout to the rest of tx.
+func boundIdleInTx(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, "SET LOCAL idle_in_transaction_session_timeout = '"+wsIdleInTxTimeout+"'")
+	return err
 }
