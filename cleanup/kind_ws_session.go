@@ -14,12 +14,12 @@ func init() { registerKind(KindWSSession, func() kind { return &wsSessionKind{} 
 // group commit shares) only briefly at a time.
 const expirePage = 500
 
-// wsSessionKind removes durable WebSocket sessions detached for longer than
-// the session TTL (Config.WSSessionTTL, the daemon's --ws-session-ttl),
-// with their unacknowledged frames and cached results: sessions whose
-// client never came back, typically because the process that held them
-// died. The store deletes each only if it is still detached before the
-// cutoff, in the same statement, so a session resumed between plan and
+// wsSessionKind removes durable WebSocket sessions gone for longer than the
+// session TTL (Config.WSSessionTTL, the daemon's --ws-session-ttl) — detached
+// and never resumed, or still marked attached but not saved since (their
+// process died with the connection open) — with their unacknowledged
+// frames and cached results. The store deletes each only if that still
+// holds, in the same statement, so a session resumed between plan and
 // apply stays; that re-check is also why the deletion needs no lease
 // fence: a run acting late deletes nothing a timely one would not.
 type wsSessionKind struct {

@@ -44,7 +44,7 @@ type hub struct {
 
 	subMu sync.Mutex
 	subs  map[*session]struct{}
-	snap  []*session // reused by publish
+	snap  []*session // reused by eachSubscriber
 }
 
 func newHub(srv *Server) *hub {
@@ -152,21 +152,13 @@ func (h *hub) run(ctx context.Context) {
 // costs at most one poll interval, not the rest of the session.
 func (h *hub) kickLagging() {
 	latest := h.latest.Load()
-	h.subMu.Lock()
-	snap := h.snap[:0]
-	for ss := range h.subs {
-		snap = append(snap, ss)
-	}
-	h.snap = snap
-	h.subMu.Unlock()
-	for i, ss := range snap {
+	h.eachSubscriber(func(ss *session) {
 		ss.mu.Lock()
 		if ss.subscribed && ss.evCursor < latest && ss.conn != nil {
 			ss.kickLocked(ss.conn)
 		}
 		ss.mu.Unlock()
-		snap[i] = nil
-	}
+	})
 }
 
 // poll reads every event after the ring's latest into the ring and wakes
@@ -220,6 +212,13 @@ func (h *hub) pushLocked(e *hubEvent) {
 
 // publish wakes every subscribed session.
 func (h *hub) publish() {
+	h.eachSubscriber(func(ss *session) { ss.kick() })
+}
+
+// eachSubscriber calls fn for every subscribed session, on a snapshot taken
+// under subMu so that fn may lock the session. Only the hub goroutine calls
+// it (publish, kickLagging), so the reused snapshot needs no lock.
+func (h *hub) eachSubscriber(fn func(ss *session)) {
 	h.subMu.Lock()
 	snap := h.snap[:0]
 	for ss := range h.subs {
@@ -227,9 +226,8 @@ func (h *hub) publish() {
 	}
 	h.snap = snap
 	h.subMu.Unlock()
-	// Only the hub goroutine calls publish, so snap is safe to use unlocked.
 	for i, ss := range snap {
-		ss.kick()
+		fn(ss)
 		snap[i] = nil
 	}
 }
