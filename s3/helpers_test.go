@@ -192,6 +192,30 @@ func stageCommit(t testing.TB, s *s3.Store, data []byte) string {
 	return sum
 }
 
+// stageSyncCommit is stageCommit with a Sync before the Commit, which
+// stores a temp object first and makes Commit copy it.
+func stageSyncCommit(t testing.TB, s *s3.Store, data []byte) string {
+	t.Helper()
+	ctx := context.Background()
+	sum := sumOf(data)
+	b, err := s.Stage(ctx)
+	if err != nil {
+		t.Fatalf("Stage: %v", err)
+	}
+	defer b.Close(context.Background())
+	writeOdd(t, b, data)
+	if err := b.Sync(); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	if err := b.Commit(ctx, sum); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	if err := b.Close(t.Context()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	return sum
+}
+
 func writeOdd(t testing.TB, w io.Writer, data []byte) {
 	t.Helper()
 	for rest, chunk := data, 1000; len(rest) > 0; chunk = chunk*7%300_007 + 1 {

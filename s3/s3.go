@@ -34,14 +34,27 @@
 // requires every part but the last to be at least 5 MiB, hence the minimum
 // PartSize.
 //
-// Sync completes the temp object (PutObject or CompleteMultipartUpload): S3
-// acknowledges a write only once it is durable. Commit then checks whether the
-// object of the sum exists (HeadObject) and if not copies the temp object to
-// it on the server (CopyObject, or UploadPartCopy for objects above 5 GiB, the
-// limit of a single copy); no content travels through filehub again. The temp
-// object is kept until Close, so Commit can be called again and re-creates the
-// object if it vanished meanwhile (see docs/decisions.md). Close aborts an
-// unfinished multipart upload and deletes the temp object. Uploads abandoned
+// # Commit
+//
+// Content that stayed in the first part buffer (at most PartSize bytes) and
+// is committed without a Sync before, the ingest pipeline's case, costs one
+// request: a PutObject straight to the object's key, conditional on the
+// key being absent (If-None-Match: *; an existing object is kept, 412) and
+// carrying the sum as its x-amz-checksum-sha256, so that a server that
+// checks checksums refuses content that does not hash to the sum. Nothing
+// is staged on the server, so Close has nothing to delete; the buffer is
+// kept until Close, so a second Commit can re-create a vanished object.
+//
+// Otherwise Sync completes the temp object (PutObject or
+// CompleteMultipartUpload): S3 acknowledges a write only once it is
+// durable. Commit then checks whether the object of the sum exists
+// (HeadObject) and if not copies the temp object to it on the server
+// (CopyObject, or UploadPartCopy for objects above 5 GiB, the limit of a
+// single copy); no content travels through filehub again. The temp object
+// is kept until Close, so Commit can be called again and re-creates the
+// object if it vanished meanwhile (see docs/decisions.md, also for the
+// measured alternatives to the copy). Close aborts an unfinished multipart
+// upload and deletes the temp object. Uploads abandoned
 // by a crashed process stay as temp objects or unfinished multipart uploads;
 // WalkTemp lists both and RemoveTemp removes both, so the cleanup service
 // removes them after the upload expiry. (A bucket lifecycle rule
