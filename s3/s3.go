@@ -17,8 +17,9 @@
 // A staged blob buffers what is written in a part buffer of Config.PartSize
 // bytes (default 8 MiB). When the buffer is full it is uploaded as one part of
 // a multipart upload of the temp key, in the background, while the next part
-// fills a second buffer; a Write that fills the second buffer before the first
-// part is uploaded waits for it. So a staged blob holds at most two part
+// fills a second buffer; when that is full too, its upload starts at once,
+// next to the first (the server works on both), and Write waits for the
+// first to finish to fill its buffer again. So a staged blob holds at most two part
 // buffers (16 MiB with the default), whatever the size of the content, plus
 // the SDK's small per-request overhead. The first buffer grows by doubling up
 // to PartSize, so a small upload holds only about twice its size (staging

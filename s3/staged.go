@@ -49,11 +49,12 @@ type staged struct {
 	cancel  context.CancelFunc
 
 	mu       sync.Mutex
-	cur      []byte   // the part being filled
-	spare    []byte   // a full-size buffer not in use, or nil
-	pending  *pending // the part being uploaded in the background, or nil
-	uploadID string   // multipart upload of key, "" before the first part
+	cur      []byte     // the part being filled
+	spare    []byte     // a full-size buffer not in use, or nil
+	pend     []*pending // parts being uploaded in the background, oldest first
+	uploadID string     // multipart upload of key, "" before the first part
 	parts    []types.CompletedPart
+	lastPart int32 // number of the last part started
 	size     int64 // bytes written
 	sealed   bool  // Sync or Commit has started: no more Writes
 	sent     bool  // a PutObject or CompleteMultipartUpload of key was tried
@@ -79,8 +80,10 @@ func newStaged(ctx context.Context, s *Store, name string) *staged {
 }
 
 // Write appends p. Whenever a part buffer is full and more bytes follow, the
-// part is uploaded in the background; Write waits only when the previous
-// part's upload has not finished by the time the next buffer is full.
+// part is uploaded in the background. When the second buffer is full too,
+// its upload starts at once, next to the first one's (the server handles
+// both at the same time), and Write waits for the first to finish to fill
+// its buffer again.
 // Returns an error after Close, Sync or Commit, and (stickily) once a part
 // upload has failed: EUNAVAILABLE after the retries, ESTORAGE for a full
 // quota.
@@ -134,13 +137,15 @@ func (b *staged) grow(need int) {
 	b.cur = append(nb, b.cur...)
 }
 
-// flushLocked starts the background upload of the full buffer cur, after
-// waiting for the previous one, and gives cur the spare buffer. Without
+// flushLocked starts the background upload of the full buffer cur and
+// gives cur the other buffer: the spare one, a new one from the budget, or,
+// when that is uploading too, the one whose upload finishes first. Without
 // room in the budget for a second buffer it uploads the part before it
-// returns, and cur is reused.
+// returns, and cur is reused. So at most two parts are in flight, in the
+// two buffers of the memory bound.
 func (b *staged) flushLocked() error {
-	if err := b.waitLocked(b.partCtx); err != nil {
-		return err
+	if b.err != nil {
+		return b.err
 	}
 	if b.uploadID == "" {
 		out, err := b.s.client.CreateMultipartUpload(b.partCtx, &s3.CreateMultipartUploadInput{Bucket: &b.s.bucket, Key: &b.key})
@@ -150,9 +155,10 @@ func (b *staged) flushLocked() error {
 		}
 		b.uploadID = aws.ToString(out.UploadId)
 	}
-	if b.spare == nil && b.reserved < 2*b.s.partSize {
+	if b.spare == nil && len(b.pend) == 0 && b.reserved < 2*b.s.partSize {
 		if !b.s.tryReserve(b.s.partSize) {
-			num := int32(len(b.parts) + 1)
+			b.lastPart++
+			num := b.lastPart
 			etag, err := b.uploadPart(b.partCtx, num, b.cur)
 			if err != nil {
 				b.err = err
@@ -163,40 +169,66 @@ func (b *staged) flushLocked() error {
 			return nil
 		}
 		b.reserved += b.s.partSize
-	}
-	p := &pending{done: make(chan struct{}), num: int32(len(b.parts) + 1), buf: b.cur}
-	b.pending = p
-	if b.spare != nil {
-		b.cur, b.spare = b.spare, nil
-	} else {
+		b.startLocked()
 		b.cur = b.s.getBuf()
+		return nil
 	}
+	b.startLocked()
+	if b.spare == nil {
+		// Both buffers are uploading: refill the one that is done first.
+		if err := b.waitOldestLocked(b.partCtx); err != nil {
+			return err
+		}
+	}
+	b.cur, b.spare = b.spare, nil
+	return nil
+}
+
+// startLocked starts the background upload of cur as the next part; the
+// caller gives cur another buffer.
+func (b *staged) startLocked() {
+	b.lastPart++
+	p := &pending{done: make(chan struct{}), num: b.lastPart, buf: b.cur}
+	b.pend = append(b.pend, p)
+	b.cur = nil
 	go func() {
 		defer close(p.done)
 		p.etag, p.err = b.uploadPart(b.partCtx, p.num, p.buf)
 	}()
-	return nil
 }
 
-// waitLocked waits for the background part upload, if any, and records its
-// result. A failed upload is sticky: its buffer has been reused.
-func (b *staged) waitLocked(ctx context.Context) error {
-	p := b.pending
-	if p == nil {
-		return nil
-	}
+// waitOldestLocked waits for the oldest background part upload, records
+// its result and makes its buffer the spare one. A failed upload is
+// sticky: its buffer has been reused. Parts are recorded oldest first, so
+// in ascending order, as CompleteMultipartUpload wants them.
+func (b *staged) waitOldestLocked(ctx context.Context) error {
+	p := b.pend[0]
 	select {
 	case <-p.done:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	b.pending = nil
-	b.spare = p.buf[:0]
+	b.pend = b.pend[1:]
+	if b.spare == nil {
+		b.spare = p.buf[:0]
+	} else {
+		b.s.putBuf(p.buf)
+	}
 	if p.err != nil {
 		b.err = p.err
 		return b.err
 	}
 	b.parts = append(b.parts, types.CompletedPart{ETag: &p.etag, PartNumber: aws.Int32(p.num)})
+	return nil
+}
+
+// waitLocked waits for every background part upload (see waitOldestLocked).
+func (b *staged) waitLocked(ctx context.Context) error {
+	for len(b.pend) > 0 {
+		if err := b.waitOldestLocked(ctx); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -252,11 +284,12 @@ func (b *staged) syncLocked(ctx context.Context) error {
 			return err
 		}
 		if len(b.cur) > 0 {
-			num := int32(len(b.parts) + 1)
+			num := b.lastPart + 1
 			etag, err := b.uploadPart(ctx, num, b.cur)
 			if err != nil {
 				return err
 			}
+			b.lastPart = num
 			b.parts = append(b.parts, types.CompletedPart{ETag: &etag, PartNumber: aws.Int32(num)})
 			b.cur = b.cur[:0]
 		}
@@ -457,11 +490,11 @@ func (b *staged) Close(ctx context.Context) error {
 		return nil
 	}
 	b.closed = true
-	if p := b.pending; p != nil {
+	for _, p := range b.pend {
 		<-p.done
-		b.pending = nil
 		b.s.putBuf(p.buf)
 	}
+	b.pend = nil
 	b.releaseBuffers()
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)

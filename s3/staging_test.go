@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -365,4 +367,44 @@ func TestCommitMultipartCopy(t *testing.T) {
 	if got := readAll(t, s, sum); !bytes.Equal(got, data) {
 		t.Fatal("copied object differs")
 	}
+}
+
+// TestTwoPartsInFlight: when the second part buffer is full while the
+// first part is still uploading, the second part's upload starts at once
+// rather than after the first, so that the server works on both. The fake
+// server holds the first part until the second arrives (or ten seconds
+// pass, and the test fails).
+func TestTwoPartsInFlight(t *testing.T) {
+	f := newFakeS3(t)
+	second := make(chan struct{})
+	var once sync.Once
+	var sawSecond atomic.Bool
+	f.setIntercept(func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
+		if r.Method != http.MethodPut || !r.URL.Query().Has("partNumber") {
+			return false
+		}
+		switch r.URL.Query().Get("partNumber") {
+		case "1":
+			select {
+			case <-second:
+				sawSecond.Store(true)
+			case <-time.After(10 * time.Second):
+			}
+		case "2":
+			once.Do(func() { close(second) })
+		}
+		return false
+	})
+	cfg := testConfig()
+	cfg.PartSize = s3.MinPartSize
+	s := mustOpen(t, f, "", cfg)
+	data := blobBytes(70, 3*s3.MinPartSize+1)
+	sum := stageCommit(t, s, data)
+	if !sawSecond.Load() {
+		t.Error("part 2 was not sent while part 1 was uploading")
+	}
+	if got := readAll(t, s, sum); !bytes.Equal(got, data) {
+		t.Fatal("read back different content")
+	}
+	assertTempEmpty(t, s)
 }
