@@ -22,7 +22,7 @@ import (
 // bucket of its own.
 
 // mustOpenGW opens a store on a new bucket of g.
-func mustOpenGW(t *testing.T, g *versitygw.Server, extra string, cfg s3.Config) *s3.Store {
+func mustOpenGW(t testing.TB, g *versitygw.Server, extra string, cfg s3.Config) *s3.Store {
 	t.Helper()
 	cfg.AccessKeyID, cfg.SecretAccessKey = versitygw.AccessKey, versitygw.SecretKey
 	s, err := s3.Open(t.Context(), g.URL(g.CreateBucket(t), extra), cfg)
