@@ -67,6 +67,12 @@ func lines(reqs []recorded) []string {
 	return l
 }
 
+// newCommitter is the optional method of a staged blob that the ingest
+// pipeline (files) asserts.
+type newCommitter interface {
+	CommitNew(ctx context.Context, sum string) (existed bool, err error)
+}
+
 // directServer opens stores with a recorder on one kind of server.
 type directServer struct {
 	name string
@@ -249,6 +255,31 @@ func TestCommitDirect(t *testing.T) {
 				}
 				if got := readAll(t, s, sum); !bytes.Equal(got, data) {
 					t.Fatal("the existing object was replaced")
+				}
+				assertTempEmpty(t, s)
+			})
+
+			t.Run("CommitNew", func(t *testing.T) {
+				for _, size := range []int{3000, s3.MinPartSize + 1} {
+					data := blobBytes(58, size)
+					sum := sumOf(data)
+					for i, want := range []bool{false, true} {
+						b := stageWrite(t, s, data)
+						nc, ok := b.(newCommitter)
+						if !ok {
+							t.Fatal("the staged blob has no CommitNew")
+						}
+						existed, err := nc.CommitNew(ctx, sum)
+						if err != nil || existed != want {
+							t.Fatalf("size %d, commit %d: CommitNew = %v, %v; want %v", size, i+1, existed, err, want)
+						}
+						if err := b.Close(ctx); err != nil {
+							t.Fatalf("Close: %v", err)
+						}
+					}
+					if got := readAll(t, s, sum); !bytes.Equal(got, data) {
+						t.Fatalf("size %d: read back different content", size)
+					}
 				}
 				assertTempEmpty(t, s)
 			})

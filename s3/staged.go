@@ -322,12 +322,26 @@ func (b *staged) syncLocked(ctx context.Context) error {
 // an error if the staged blob is closed, a part upload failed or the temp
 // object has vanished (removed as stale).
 func (b *staged) Commit(ctx context.Context, sum string) error {
+	_, err := b.CommitNew(ctx, sum)
+	return err
+}
+
+// CommitNew is Commit, telling also whether the object existed already
+// (and was kept). The ingest pipeline (files) asserts it: content that
+// was new, the common case, then needs no metadata lookup before the
+// record is written. The answer costs no request of its own: it is the
+// conditional PutObject's 412 for content committed straight to its key,
+// else the HEAD that Commit makes anyway. On a server that ignores
+// If-None-Match, the direct path always reports a new object, which the
+// pipeline handles like a re-created one (it clears a missing flag that
+// is not set: no change).
+func (b *staged) CommitNew(ctx context.Context, sum string) (existed bool, err error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return false, err
 	}
 	key, err := b.s.objectKey(sum)
 	if err != nil {
-		return err
+		return false, err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -335,7 +349,7 @@ func (b *staged) Commit(ctx context.Context, sum string) error {
 		return b.putDirect(ctx, key, sum)
 	}
 	if err := b.syncLocked(ctx); err != nil {
-		return err
+		return false, err
 	}
 	// Concurrent Commits of the same content may both find the object
 	// missing and both copy: they write identical bytes, so the race is
@@ -343,10 +357,10 @@ func (b *staged) Commit(ctx context.Context, sum string) error {
 	_, err = b.s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.s.bucket, Key: &key})
 	if err == nil {
 		b.copied = sum
-		return nil
+		return true, nil
 	}
 	if !isNotFound(err) {
-		return b.s.wrap("commit blob "+sum, err)
+		return false, b.s.wrap("commit blob "+sum, err)
 	}
 	if b.size > b.s.copyThreshold {
 		err = b.copyMultipart(ctx, key)
@@ -359,12 +373,12 @@ func (b *staged) Commit(ctx context.Context, sum string) error {
 	}
 	if err != nil {
 		if isNotFound(err) {
-			return fmt.Errorf("s3: commit blob %s: the staged object %s is gone: %w", sum, b.name, err)
+			return false, fmt.Errorf("s3: commit blob %s: the staged object %s is gone: %w", sum, b.name, err)
 		}
-		return b.s.wrap("commit blob "+sum, err)
+		return false, b.s.wrap("commit blob "+sum, err)
 	}
 	b.copied = sum
-	return nil
+	return false, nil
 }
 
 // putDirect commits a body that never left the first part buffer, and
@@ -380,10 +394,10 @@ func (b *staged) Commit(ctx context.Context, sum string) error {
 // A server that ignores If-None-Match overwrites an existing object with
 // the same bytes (the key is their sum; a server that checks the checksum
 // refuses any other bytes), which is harmless.
-func (b *staged) putDirect(ctx context.Context, key, sum string) error {
+func (b *staged) putDirect(ctx context.Context, key, sum string) (existed bool, err error) {
 	raw, err := hex.DecodeString(sum)
 	if err != nil { // cannot happen: objectKey checked sum
-		return filehub.Errorf(filehub.EINVALID, "invalid sha256 %q", sum)
+		return false, filehub.Errorf(filehub.EINVALID, "invalid sha256 %q", sum)
 	}
 	b.sealed = true
 	in := &s3.PutObjectInput{
@@ -405,19 +419,20 @@ func (b *staged) putDirect(ctx context.Context, key, sum string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
 		}
 	}
-	if err != nil && httpStatus(err) != http.StatusPreconditionFailed {
-		return b.s.wrap("put blob "+sum, err)
+	existed = httpStatus(err) == http.StatusPreconditionFailed
+	if err != nil && !existed {
+		return false, b.s.wrap("put blob "+sum, err)
 	}
 	b.copied = sum
 	if c := int64(cap(b.cur)); b.reserved > c && b.spare == nil {
 		b.s.unreserve(b.reserved - c)
 		b.reserved = c
 	}
-	return nil
+	return existed, nil
 }
 
 // conflictAttempts is how often putDirect tries a PutObject that
