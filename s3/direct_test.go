@@ -346,3 +346,41 @@ func TestCommitDirectWrongSumVersityGW(t *testing.T) {
 	}
 	assertTempEmpty(t, s)
 }
+
+// TestCommitDirectConflict: a 409 ConditionalRequestConflict (AWS S3's
+// answer while another conditional write of the key is in progress) is
+// tried again, and a 412 is an existing object, kept.
+func TestCommitDirectConflict(t *testing.T) {
+	f := newFakeS3(t)
+	s, ft := openFaulty(t, f, testConfig())
+	data := blobBytes(59, 1000)
+	sum := sumOf(data)
+	ft.setFail(func(r *http.Request, attempt int) (int, string) {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/") && attempt <= 2 {
+			return http.StatusConflict, "ConditionalRequestConflict"
+		}
+		return 0, ""
+	})
+	b := stageWrite(t, s, data)
+	if err := b.Commit(t.Context(), sum); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	if n := ft.count(http.MethodPut, ""); n != 3 {
+		t.Errorf("%d PutObject attempts, want 3 (two conflicts, then the write)", n)
+	}
+	if got := readAll(t, s, sum); !bytes.Equal(got, data) {
+		t.Fatal("read back different content")
+	}
+
+	// Always in conflict: Commit fails after a few attempts, saying so.
+	ft.setFail(func(r *http.Request, _ int) (int, string) {
+		if r.Method == http.MethodPut {
+			return http.StatusConflict, "ConditionalRequestConflict"
+		}
+		return 0, ""
+	})
+	other := stageWrite(t, s, blobBytes(60, 1000))
+	if err := other.Commit(t.Context(), sumOf(blobBytes(60, 1000))); err == nil || !strings.Contains(err.Error(), "ConditionalRequestConflict") {
+		t.Fatalf("Commit in a lasting conflict = %v, want the conflict", err)
+	}
+}
