@@ -20,6 +20,11 @@
 #   BLOBS=fake scripts/bench-uploads.sh small
 #       filehub on S3: each round starts "filehub-load s3-server", an
 #       in-memory gofakes3 bucket on 127.0.0.1 (a fast local object store).
+#   BLOBS=versitygw scripts/bench-uploads.sh small
+#       filehub on a real S3 server: each round starts the Versity S3
+#       Gateway (v1.8.0, installed with go install into a temporary GOBIN,
+#       or FILEHUB_VERSITYGW if set) on a fresh posix directory under the
+#       data dir, with a new bucket (created with curl --aws-sigv4).
 #   BLOBS='s3://bucket?endpoint=…' scripts/bench-uploads.sh small
 #       a real S3-compatible store (MinIO, …), with the AWS_* credentials
 #       of the environment; the bucket is not emptied between rounds.
@@ -94,6 +99,16 @@ if [ -n "$BASE_REV" ]; then
 	git worktree remove --force "$WORK/base-src"
 	TARGETS+=(base)
 fi
+VERSITYGW=""
+if [ "$BLOBS" = versitygw ]; then
+	VERSITYGW="${FILEHUB_VERSITYGW:-}"
+	if [ -z "$VERSITYGW" ]; then
+		# Outside filehub's module, so its go.mod plays no part.
+		(cd "$WORK" && GOFLAGS= GOWORK=off GOBIN="$WORK/gobin" \
+			go install -trimpath github.com/versity/versitygw/cmd/versitygw@v1.8.0)
+		VERSITYGW="$WORK/gobin/versitygw"
+	fi
+fi
 if [ "${TUSD:-}" = 1 ]; then
 	GOBIN="$WORK/gobin" go install "github.com/tus/tusd/v2/cmd/tusd@${TUSD_VERSION:-v2.9.1}"
 	TARGETS+=(tusd)
@@ -102,6 +117,7 @@ KEY="fhk_benchmark_key_$(date +%s)_local_only_0123456789"
 PORT_FH=18181
 PORT_REF=18182
 PORT_TUSD=18183
+PORT_GW=18184
 
 wait_port() { # wait until something accepts on 127.0.0.1:$1
 	for _ in $(seq 1 100); do
@@ -127,8 +143,20 @@ start_filehub() { # [binary]
 		S3_PID=$!
 		for _ in $(seq 1 100); do [ -s "$WORK/s3.url" ] && break; sleep 0.1; done
 		blobs="$(cat "$WORK/s3.url")"
+	elif [ "$BLOBS" = versitygw ]; then
+		rm -rf "$DATA/gw-root"
+		mkdir -p "$DATA/gw-root"
+		"$VERSITYGW" --access bench --secret bench --region us-east-1 --port "127.0.0.1:$PORT_GW" --quiet \
+			posix "$DATA/gw-root" >"$WORK/gw.log" 2>&1 &
+		S3_PID=$!
+		wait_port "$PORT_GW"
+		curl -sSf --aws-sigv4 "aws:amz:us-east-1:s3" --user bench:bench -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+			-X PUT "http://127.0.0.1:$PORT_GW/filehub-bench" -o /dev/null
+		blobs="s3://filehub-bench?endpoint=http://127.0.0.1:$PORT_GW&region=us-east-1&path_style=true"
 	fi
-	AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-bench}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-bench}" \
+	local ak="${AWS_ACCESS_KEY_ID:-bench}" sk="${AWS_SECRET_ACCESS_KEY:-bench}"
+	[ "$BLOBS" = versitygw ] && ak=bench sk=bench
+	AWS_ACCESS_KEY_ID="$ak" AWS_SECRET_ACCESS_KEY="$sk" \
 		AWS_EC2_METADATA_DISABLED=true FILEHUB_BOOTSTRAP_KEY="$KEY" \
 		"$bin" serve --data-dir "$DATA/fh-data" --db "$db" --blobs "$blobs" \
 		--listen "127.0.0.1:$PORT_FH" --rate-limit 0 --max-upload-size 2GiB \
