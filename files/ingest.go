@@ -334,9 +334,6 @@ func (p *pipeline) run(ctx context.Context, body io.Reader, w io.Writer, h hash.
 		return total, nil
 	}
 
-	type chunk struct{ b []byte }
-	work := make(chan chunk, pipelineDepth)
-	free := make(chan []byte, pipelineDepth)
 fill:
 	for len(p.bufs) < pipelineDepth {
 		if len(p.bufs) >= minPipelineDepth {
@@ -346,8 +343,16 @@ fill:
 				break fill
 			}
 		}
-		b := chunkPool.Get().(*[]byte)
-		p.bufs = append(p.bufs, b)
+		p.bufs = append(p.bufs, chunkPool.Get().(*[]byte))
+	}
+	if len(p.bufs) == 1 {
+		return p.runSerial(ctx, body, w, h, n)
+	}
+
+	type chunk struct{ b []byte }
+	work := make(chan chunk, pipelineDepth)
+	free := make(chan []byte, pipelineDepth)
+	for _, b := range p.bufs[1:] {
 		free <- *b
 	}
 	var writeErr atomic.Pointer[error]
@@ -396,4 +401,35 @@ fill:
 		h.Write(buf[:n])
 	}
 	return finish(nil)
+}
+
+// runSerial is run with one chunk, when the shared budget is spent: read,
+// hash and write in turn on the caller's goroutine, since a writer
+// goroutine could not overlap anything without a second chunk and would
+// only add two hand-offs per chunk.
+func (p *pipeline) runSerial(ctx context.Context, body io.Reader, w io.Writer, h hash.Hash, n int) (int64, error) {
+	buf := *p.bufs[0]
+	total := int64(n)
+	for {
+		h.Write(buf[:n])
+		if _, err := w.Write(buf[:n]); err != nil {
+			return total, err
+		}
+		var eof bool
+		var err error
+		n, eof, err = readChunk(ctx, body, buf)
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+		if eof || n == 0 {
+			if n > 0 {
+				h.Write(buf[:n])
+				if _, err := w.Write(buf[:n]); err != nil {
+					return total, err
+				}
+			}
+			return total, nil
+		}
+	}
 }
