@@ -24,7 +24,9 @@ func (db *DB) EventBounds(ctx context.Context) (oldest, latest int64, err error)
 	// "latest, even if trimmed" the contract asks for. The table has no
 	// row for events until the first insert.
 	var lo, hi sql.NullInt64
-	err = db.rdb.QueryRowContext(ctx, `SELECT
+	// Prepared (readQueryRow): the WebSocket hub asks at every wake-up
+	// while no session subscribes, that is after every upload.
+	err = db.readQueryRow(ctx, `SELECT
 		(SELECT min(id) FROM events),
 		(SELECT seq FROM sqlite_sequence WHERE name = 'events')`).Scan(&lo, &hi)
 	if err != nil {

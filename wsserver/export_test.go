@@ -27,3 +27,11 @@ func (s *Server) Crash() {
 		_ = c.ws.NetConn().Close()
 	}
 }
+
+// HubRing reports the hub's latest event id and how many events its ring
+// holds.
+func (s *Server) HubRing() (latest int64, held int) {
+	s.hub.mu.RLock()
+	defer s.hub.mu.RUnlock()
+	return s.hub.latest.Load(), s.hub.n
+}

@@ -220,3 +220,37 @@ func testEventsFromAnotherProcessArriveByPolling(t *testing.T, m mode) {
 		t.Fatalf("event = %+v, want the other process's file", ev)
 	}
 }
+
+// TestHubSkipsEventsWithoutSubscribers: while no session subscribes the hub
+// moves past new events without holding them; a session that subscribes
+// afterwards from an older cursor still gets every event (from the store),
+// and once one subscribes the ring fills again.
+func TestHubSkipsEventsWithoutSubscribers(t *testing.T) {
+	e := newEnv(t, wsserver.Config{EventPollInterval: time.Hour}) // only Notify wakes the hub
+	var created []*filehub.File
+	for i := range 3 {
+		created = append(created, e.upload(t, fmt.Sprintf("f%d", i), fmt.Sprintf("unwatched %d", i)))
+	}
+	e.srv.Notify()
+	waitFor(t, "the hub to reach event 3", func() bool { latest, _ := e.srv.HubRing(); return latest == 3 })
+	if _, held := e.srv.HubRing(); held != 0 {
+		t.Fatalf("the ring holds %d events with no subscriber", held)
+	}
+
+	c, _ := e.connect(t, "ro")
+	var r subResult
+	wantResult(t, c.call(1, "sub", wsproto.MethodEventsSubscribe, `{"after":1}`), &r)
+	for _, f := range created[1:] {
+		if ev := c.event(); ev.File == nil || ev.File.ID != f.ID {
+			t.Fatalf("event = %+v, want file %s", ev, f.ID)
+		}
+	}
+	live := e.upload(t, "live", "watched")
+	e.srv.Notify()
+	if ev := c.event(); ev.ID != 4 || ev.File.ID != live.ID {
+		t.Fatalf("live event = %+v", ev)
+	}
+	if _, held := e.srv.HubRing(); held == 0 {
+		t.Fatal("the ring holds nothing with a subscriber")
+	}
+}
