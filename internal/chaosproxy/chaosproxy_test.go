@@ -83,8 +83,14 @@ func TestProxyForwardsCutsStallsAndRefuses(t *testing.T) {
 	if err := roundTrip(t, c, r, "hello", 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if n := p.Upstream(); n != int64(len("hello\n")) {
-		t.Errorf("Upstream() = %d after one line, want %d", n, len("hello\n"))
+	// The proxy counts a chunk after its write to the server returns, which
+	// can be after the server's echo has reached the client: wait for it.
+	want := int64(len("hello\n"))
+	for deadline := time.Now().Add(5 * time.Second); p.Upstream() < want && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if n := p.Upstream(); n != want {
+		t.Errorf("Upstream() = %d after one line, want %d", n, want)
 	}
 
 	// Stalled: nothing comes back, and the connection stays open.
