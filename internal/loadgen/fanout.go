@@ -80,7 +80,7 @@ type FanoutResult struct {
 	Events      int     `json:"events"`
 	Rate        float64 `json:"offered_events_per_sec"`
 	Deliveries  int64   `json:"deliveries"` // in order, each event once per subscriber
-	Seconds     float64 `json:"seconds"` // first event produced → last delivery
+	Seconds     float64 `json:"seconds"`    // first event produced → last delivery
 	// ProduceSeconds is how long producing the events took.
 	ProduceSeconds  float64 `json:"produce_seconds"`
 	DeliveriesPerS  float64 `json:"deliveries_per_sec"`
