@@ -7,10 +7,16 @@
 #
 #   scripts/bench-fanout.sh                    # 3 rounds, 1,000 subscribers, 200 events/s
 #   ROUNDS=5 RATE=0 EVENTS=3000 scripts/bench-fanout.sh     # as fast as each server takes events
-#   BASE_REV=eb1af81 scripts/bench-fanout.sh   # adds filehub at BASE_REV as a third target
+#   BASE_REV=eb1af81 scripts/bench-fanout.sh   # adds filehub at BASE_REV as one more target
+#   DURABLE=1 scripts/bench-fanout.sh          # adds filehub with durable sessions (filehub-durable)
 #
 # filehub: `filehub-load ws-server`, the whole daemon (package server, as
-# `filehub serve` runs it) on SQLite (synchronous=FULL) and the local disk; each
+# `filehub serve` runs it) on SQLite (synchronous=FULL) and the local disk, with
+# WebSocket sessions in memory (--ws-sessions memory), the counterpart of
+# Centrifugo's memory engine: neither keeps sessions across a restart, and a
+# filehub client still loses no event, since it re-subscribes from the event
+# log (docs/protocol.md §8); DURABLE=1 adds the daemon's default, durable
+# sessions, which save every unacknowledged frame, events included; each
 # event is a real DELETE /v1/files/{id} or POST /v1/files/{id}/restore, its event
 # written in the change's transaction; the subscribers are raw protocol clients
 # (hello, events.subscribe, acks within 20 ms or 64 frames as docs/protocol.md
@@ -47,6 +53,9 @@ trap cleanup_work EXIT
 
 go build -o "$WORK/filehub-load" ./cmd/filehub-load
 TARGETS=(filehub centrifugo)
+if [ "${DURABLE:-}" = 1 ]; then
+	TARGETS+=(filehub-durable)
+fi
 if [ -n "$BASE_REV" ]; then
 	git worktree add -q --detach "$WORK/base-src" "$BASE_REV"
 	(cd "$WORK/base-src" && go build -o "$WORK/filehub-load-base" ./cmd/filehub-load)
@@ -65,6 +74,7 @@ CF_API_KEY="fanout-api-$RANDOM$RANDOM"
 PORT_FH=18191
 PORT_CF=18192
 PORT_BASE=18193
+PORT_DURABLE=18194
 
 wait_port() { # wait until something accepts on 127.0.0.1:$1
 	for _ in $(seq 1 100); do
@@ -75,9 +85,11 @@ wait_port() { # wait until something accepts on 127.0.0.1:$1
 	return 1
 }
 
-start_ws_server() { # binary port dir; sets WS_PID (started here, so that cleanup's jobs -p sees it)
+start_ws_server() { # binary port dir sessions; sets WS_PID (started here, so that cleanup's jobs -p sees it)
 	mkdir -p "$3"
-	"$1" ws-server --listen "127.0.0.1:$2" --dir "$3" --key "$KEY" >"$3.json" &
+	local sessions=()
+	if [ -n "$4" ]; then sessions=(--ws-sessions "$4"); fi
+	"$1" ws-server --listen "127.0.0.1:$2" --dir "$3" --key "$KEY" "${sessions[@]}" >"$3.json" &
 	wait_port "$2"
 	WS_PID="$(jq -r .pid "$3.json")"
 }
@@ -98,10 +110,15 @@ EOF
 "$CENTRIFUGO" --config "$WORK/centrifugo.json" >"$WORK/centrifugo.log" 2>&1 &
 CF_PID=$!
 wait_port "$PORT_CF"
-start_ws_server "$WORK/filehub-load" "$PORT_FH" "$WORK/fh"
+start_ws_server "$WORK/filehub-load" "$PORT_FH" "$WORK/fh" memory
 FH_PID="$WS_PID"
+if [ "${DURABLE:-}" = 1 ]; then
+	start_ws_server "$WORK/filehub-load" "$PORT_DURABLE" "$WORK/durable" durable
+	DURABLE_PID="$WS_PID"
+fi
 if [ -n "$BASE_REV" ]; then
-	start_ws_server "$WORK/filehub-load-base" "$PORT_BASE" "$WORK/base"
+	# BASE_SESSIONS= (empty) for a base older than ws-server's --ws-sessions.
+	start_ws_server "$WORK/filehub-load-base" "$PORT_BASE" "$WORK/base" "${BASE_SESSIONS-memory}"
 	BASE_PID="$WS_PID"
 fi
 
@@ -110,6 +127,7 @@ run() { # round target
 	local args=(-n "$SUBS" --events "$EVENTS" --rate "$RATE" --producers "$PRODUCERS")
 	case "$2" in
 	filehub) args+=(--url "ws://127.0.0.1:$PORT_FH/v1/ws" --key "$KEY" --pid "$FH_PID") ;;
+	filehub-durable) args+=(--url "ws://127.0.0.1:$PORT_DURABLE/v1/ws" --key "$KEY" --pid "$DURABLE_PID") ;;
 	base) args+=(--url "ws://127.0.0.1:$PORT_BASE/v1/ws" --key "$KEY" --pid "$BASE_PID") ;;
 	centrifugo) args+=(--target centrifugo --url "ws://127.0.0.1:$PORT_CF/connection/websocket"
 		--api-url "http://127.0.0.1:$PORT_CF/api" --api-key "$CF_API_KEY" --token-secret "$CF_SECRET" --pid "$CF_PID") ;;

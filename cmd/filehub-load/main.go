@@ -80,7 +80,7 @@ func main() {
 const usage = `usage:
   filehub-load upload --url URL [--key KEY] [-n COUNT] [-c CONCURRENCY] [--size SIZE] [--duplicate] [--pid PID] [--tus]
   filehub-load reference [--listen ADDR] --dir DIR
-  filehub-load ws-server [--listen ADDR] --dir DIR [--key KEY] [--cpuprofile FILE]
+  filehub-load ws-server [--listen ADDR] --dir DIR [--key KEY] [--ws-sessions durable|memory] [--cpuprofile FILE]
   filehub-load ws-bare [--listen ADDR]
   filehub-load ws-idle --url URL [--key KEY] [-n CONNS] [-c CONCURRENCY] [--settle D] [--hold D] [--pid PID]
   filehub-load ws-fanout [--target filehub|centrifugo] --url URL [--key KEY] [--api-url URL --api-key KEY --token-secret S] [-n SUBS] [--events N] [--rate R] [--pid PID]

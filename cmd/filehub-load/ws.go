@@ -57,6 +57,7 @@ func wsServer(args []string) error {
 	key := fs.String("key", os.Getenv("FILEHUB_KEY"), "secret of the read-write key to create (default $FILEHUB_KEY, else a new one)")
 	perKey := fs.Int("max-conns-per-key", 20000, "connection limit per key")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	sessions := fs.String("ws-sessions", "durable", "where WebSocket sessions live: durable (in SQLite, the daemon's default) or memory")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -83,7 +84,7 @@ func wsServer(args []string) error {
 	ctx, stop := signalContext()
 	defer stop()
 	srv, err := loadgen.StartWSServer(ctx, loadgen.WSServerConfig{
-		Dir: *dir, Addr: *listen, Key: *key, MaxConnsPerKey: *perKey,
+		Dir: *dir, Addr: *listen, Key: *key, MaxConnsPerKey: *perKey, Sessions: *sessions,
 	})
 	if err != nil {
 		return err
