@@ -22,7 +22,8 @@ import (
 type conn struct {
 	srv   *Server
 	ws    *websocket.Conn
-	keyID string // the key charged for this connection ("" until known)
+	lazy  *lazyConn // ws's socket, if it could be made one
+	keyID string    // the key charged for this connection ("" until known)
 	key   *filehub.APIKey
 	hash  []byte
 	addr  string // the client's address, charged with failed authentications
@@ -47,6 +48,7 @@ type conn struct {
 
 func (c *conn) init(srv *Server, ws *websocket.Conn, key *filehub.APIKey, hash []byte, addr string) {
 	c.srv, c.ws, c.key, c.hash, c.addr = srv, ws, key, hash, addr
+	c.lazy, _ = ws.NetConn().(*lazyConn)
 }
 
 // window is how long a connection may be silent before it is considered
@@ -123,22 +125,37 @@ func (c *conn) readLoop(ctx context.Context, ss *session, rest []*wsproto.Frame)
 		ss.handle(ctx, c, rest)
 	}
 	for {
-		typ, msg, err := c.ws.ReadMessage()
-		if err != nil {
-			c.readFailed(err, false)
+		if c.lazy != nil {
+			// Wait here, at the bottom of the goroutine, rather than deep
+			// in gorilla: the runtime shrinks an idle reader's stack to
+			// what it uses while it waits.
+			c.lazy.waitReadable()
+		}
+		if !c.readOne(ctx, ss) {
 			return
 		}
-		if c.closing.Load() || c.failed.Load() {
-			continue // draining until the client's close frame
-		}
-		c.touch()
-		frames, err := decode(typ, msg)
-		if err != nil {
-			c.fail(filehub.EINVALID, err.Error(), wsproto.CloseProtocolError)
-			continue
-		}
-		ss.handle(ctx, c, frames)
 	}
+}
+
+// readOne reads and handles one client message. It returns false when the
+// connection has ended.
+func (c *conn) readOne(ctx context.Context, ss *session) bool {
+	typ, msg, err := c.ws.ReadMessage()
+	if err != nil {
+		c.readFailed(err, false)
+		return false
+	}
+	if c.closing.Load() || c.failed.Load() {
+		return true // draining until the client's close frame
+	}
+	c.touch()
+	frames, err := decode(typ, msg)
+	if err != nil {
+		c.fail(filehub.EINVALID, err.Error(), wsproto.CloseProtocolError)
+		return true
+	}
+	ss.handle(ctx, c, frames)
+	return true
 }
 
 func decode(typ int, msg []byte) ([]*wsproto.Frame, error) {
@@ -191,6 +208,9 @@ func (c *conn) finish() {
 		c.ping.Stop()
 	}
 	_ = c.ws.NetConn().Close()
+	if c.lazy != nil {
+		c.lazy.release() // finish runs on the reader: nothing reads any more
+	}
 	if ss := c.sess; ss != nil {
 		ss.detach(c)
 	}

@@ -27,3 +27,9 @@ func (s *Server) Crash() {
 		_ = c.ws.NetConn().Close()
 	}
 }
+
+// ReadBuffers returns how many pooled read buffers connections hold now
+// and how many times one was borrowed.
+func ReadBuffers() (lent, borrowed int64) {
+	return readBuffersLent.Load(), readBuffersBorrowed.Load()
+}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -57,6 +58,7 @@ func wsServer(args []string) error {
 	key := fs.String("key", os.Getenv("FILEHUB_KEY"), "secret of the read-write key to create (default $FILEHUB_KEY, else a new one)")
 	perKey := fs.Int("max-conns-per-key", 20000, "connection limit per key")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	memProfile := fs.String("memprofile", "", "on SIGINT or SIGTERM, write a heap profile to this file before closing connections")
 	sessions := fs.String("ws-sessions", "durable", "where WebSocket sessions live: durable (in SQLite, the daemon's default) or memory")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -94,7 +96,27 @@ func wsServer(args []string) error {
 		return err
 	}
 	<-ctx.Done()
+	if *memProfile != "" {
+		if err := writeHeapProfile(*memProfile); err != nil {
+			srv.Close()
+			return err
+		}
+	}
 	return srv.Close()
+}
+
+// writeHeapProfile writes the in-use heap, after a collection, to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func wsBare(args []string) error {
