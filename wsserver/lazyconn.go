@@ -15,14 +15,15 @@ import (
 // read: gorilla reads through a small bufio.Reader (gorillaReadBuffer) from a
 // lazyConn, which borrows a readChunk buffer from a pool only once the
 // socket is readable, and returns it as soon as gorilla has consumed what it
-// read. The reader waits for the socket at the bottom of its goroutine
-// (conn.readLoop), so an idle reader also keeps the smallest stack.
+// read. The reader waits for the socket (fill) at the bottom of its
+// goroutine (conn.reads), so an idle reader also keeps the smallest stack.
 
 const (
 	// gorillaReadBuffer is the size of the bufio.Reader gorilla reads
 	// frame headers through; gorilla reuses a hijacked reader only if it is
-	// larger than 256 bytes. Payloads larger than it bypass it.
-	gorillaReadBuffer = 512
+	// larger than 256 bytes, and 288 is the allocator's next size class.
+	// Payloads larger than it bypass it.
+	gorillaReadBuffer = 288
 	// readChunk is the size of a pooled read buffer: what one read system
 	// call may take from the socket.
 	readChunk = 8 << 10
@@ -145,14 +146,5 @@ func (c *lazyConn) release() {
 		readBufferPool.Put(c.buf)
 		c.buf = nil
 		readBuffersLent.Add(-1)
-	}
-}
-
-// waitReadable waits, at the caller's stack depth, until a read would not
-// block, so that a long wait happens on a small stack. Errors are left for
-// the read that follows.
-func (c *lazyConn) waitReadable() {
-	if c.idle() {
-		c.fill()
 	}
 }

@@ -400,8 +400,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if closing {
 		c.closeNow(wsproto.CloseServerShutdown, "server shutting down")
 	}
-	// The connection outlives this call (see serve), and so does its
-	// context: r.Context() is canceled when ServeHTTP returns.
+	// The handshake may outlive a canceled request context (a client that
+	// hangs up mid-hello is noticed by the read); the read loop gets a
+	// context of its own (see serve).
 	c.serve(context.WithoutCancel(r.Context()))
 }
 
