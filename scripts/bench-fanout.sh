@@ -156,8 +156,8 @@ by = {}
 for r in rows:
     by.setdefault(r["round"], {})[r["server"]] = r
 print()
-print("| round | server | load (1/5/15 min) | deliveries/s | p50 ms | p99 ms | server CPU µs / 1000 deliveries | filehub/centrifugo deliveries/s | p99 centrifugo/filehub |")
-print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+print("| round | server | load (1/5/15 min) | deliveries/s | p50 ms | p99 ms | produce request p50 ms | server CPU µs / 1000 deliveries | filehub/centrifugo deliveries/s | p99 centrifugo/filehub |")
+print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
 for rnd in sorted(by):
     cf = by[rnd].get("centrifugo")
     for name, r in by[rnd].items():
@@ -165,7 +165,7 @@ for rnd in sorted(by):
         if cf and name != "centrifugo":
             ratio = "%.2f" % (r["deliveries_per_sec"] / cf["deliveries_per_sec"])
             p99 = "%.2f" % (cf["p99_ms"] / r["p99_ms"]) if r["p99_ms"] else ""
-        print("| %d | %s | %s | %.0f | %.1f | %.1f | %.0f | %s | %s |" % (
-            rnd, name, r["load"], r["deliveries_per_sec"], r["p50_ms"], r["p99_ms"],
+        print("| %d | %s | %s | %.0f | %.1f | %.1f | %.1f | %.0f | %s | %s |" % (
+            rnd, name, r["load"], r["deliveries_per_sec"], r["p50_ms"], r["p99_ms"], r.get("produce_p50_ms", 0),
             r.get("server_cpu_us_per_1000_deliveries", 0), ratio, p99))
 PY
