@@ -22,7 +22,8 @@ import (
 type conn struct {
 	srv   *Server
 	ws    *websocket.Conn
-	keyID string // the key charged for this connection ("" until known)
+	lazy  *lazyConn // ws's socket, if it could be made one
+	keyID string    // the key charged for this connection ("" until known)
 	key   *filehub.APIKey
 	hash  []byte
 	addr  string // the client's address, charged with failed authentications
@@ -47,6 +48,7 @@ type conn struct {
 
 func (c *conn) init(srv *Server, ws *websocket.Conn, key *filehub.APIKey, hash []byte, addr string) {
 	c.srv, c.ws, c.key, c.hash, c.addr = srv, ws, key, hash, addr
+	c.lazy, _ = ws.NetConn().(*lazyConn)
 }
 
 // window is how long a connection may be silent before it is considered
@@ -54,15 +56,22 @@ func (c *conn) init(srv *Server, ws *websocket.Conn, key *filehub.APIKey, hash [
 func (c *conn) window() time.Duration { return c.srv.cfg.PingInterval + c.srv.cfg.PongTimeout }
 
 // serve runs the connection: hello and welcome on the calling goroutine
-// (ServeHTTP's), then the read loop on a goroutine of its own, so that
-// ServeHTTP can return. See the package doc for why.
+// (ServeHTTP's) with the request's context, then the read loop on a
+// goroutine of its own, so that ServeHTTP can return. See the package doc
+// for why.
+//
+// The read loop's handlers get a context of their own, not the request's:
+// nothing they call reads request-scoped values, and keeping the request's
+// context chain (net/http's connection and request contexts, their values
+// and a done channel) would cost every idle connection ≈ 0.6 KB of heap for
+// its whole life.
 func (c *conn) serve(ctx context.Context) {
 	ss, rest, ok := c.handshake(ctx)
 	if !ok {
 		c.finish()
 		return
 	}
-	go c.readLoop(ctx, ss, rest)
+	go c.readLoop(context.Background(), ss, rest)
 }
 
 // handshake reads hello, opens or resumes the session and writes welcome.
@@ -118,27 +127,47 @@ func (c *conn) handshake(ctx context.Context) (*session, []*wsproto.Frame, bool)
 // readLoop reads and handles client messages until the connection ends,
 // then finishes it.
 func (c *conn) readLoop(ctx context.Context, ss *session, rest []*wsproto.Frame) {
-	defer c.finish()
 	if len(rest) > 0 {
 		ss.handle(ctx, c, rest)
 	}
+	c.reads(ctx, ss)
+}
+
+// reads is the read loop proper. It waits for the socket at the bottom of
+// its goroutine, rather than deep in gorilla, so that an idle reader's stack
+// is only what the wait needs: a reader that has never handled more than
+// its hello stays on the smallest stack.
+func (c *conn) reads(ctx context.Context, ss *session) {
 	for {
-		typ, msg, err := c.ws.ReadMessage()
-		if err != nil {
-			c.readFailed(err, false)
+		if c.lazy != nil && c.lazy.idle() {
+			c.lazy.fill()
+		}
+		if !c.readOne(ctx, ss) {
+			c.finish()
 			return
 		}
-		if c.closing.Load() || c.failed.Load() {
-			continue // draining until the client's close frame
-		}
-		c.touch()
-		frames, err := decode(typ, msg)
-		if err != nil {
-			c.fail(filehub.EINVALID, err.Error(), wsproto.CloseProtocolError)
-			continue
-		}
-		ss.handle(ctx, c, frames)
 	}
+}
+
+// readOne reads and handles one client message. It returns false when the
+// connection has ended.
+func (c *conn) readOne(ctx context.Context, ss *session) bool {
+	typ, msg, err := c.ws.ReadMessage()
+	if err != nil {
+		c.readFailed(err, false)
+		return false
+	}
+	if c.closing.Load() || c.failed.Load() {
+		return true // draining until the client's close frame
+	}
+	c.touch()
+	frames, err := decode(typ, msg)
+	if err != nil {
+		c.fail(filehub.EINVALID, err.Error(), wsproto.CloseProtocolError)
+		return true
+	}
+	ss.handle(ctx, c, frames)
+	return true
 }
 
 func decode(typ int, msg []byte) ([]*wsproto.Frame, error) {
@@ -191,6 +220,9 @@ func (c *conn) finish() {
 		c.ping.Stop()
 	}
 	_ = c.ws.NetConn().Close()
+	if c.lazy != nil {
+		c.lazy.release() // finish runs on the reader: nothing reads any more
+	}
 	if ss := c.sess; ss != nil {
 		ss.detach(c)
 	}

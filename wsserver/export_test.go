@@ -35,3 +35,9 @@ func (s *Server) HubRing() (latest int64, held int) {
 	defer s.hub.mu.RUnlock()
 	return s.hub.latest.Load(), s.hub.n
 }
+
+// ReadBuffers returns how many pooled read buffers connections hold now
+// and how many times one was borrowed.
+func ReadBuffers() (lent, borrowed int64) {
+	return readBuffersLent.Load(), readBuffersBorrowed.Load()
+}

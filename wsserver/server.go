@@ -334,8 +334,9 @@ func New(files *files.Service, store Store, cfg Config) *Server {
 	}
 	s.hub = newHub(s)
 	s.up = websocket.Upgrader{
-		// 0: reuse the HTTP server's 4 KiB read buffer instead of
-		// allocating a second one per connection.
+		// 0: reuse the hijacked reader, which lazyHijacker makes a small
+		// one over a connection that borrows its read buffer only while
+		// there is something to read (lazyconn.go).
 		ReadBufferSize:  0,
 		WriteBufferSize: 16 << 10,
 		WriteBufferPool: &writeBufferPool,
@@ -384,7 +385,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, err)
 		return
 	}
-	ws, err := s.up.Upgrade(w, r, nil)
+	ws, err := s.up.Upgrade(lazyHijacker{w}, r, nil)
 	if err != nil {
 		s.release(c)
 		s.log.Debug("websocket upgrade failed", "err", err)
@@ -399,8 +400,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if closing {
 		c.closeNow(wsproto.CloseServerShutdown, "server shutting down")
 	}
-	// The connection outlives this call (see serve), and so does its
-	// context: r.Context() is canceled when ServeHTTP returns.
+	// The handshake may outlive a canceled request context (a client that
+	// hangs up mid-hello is noticed by the read); the read loop gets a
+	// context of its own (see serve).
 	c.serve(context.WithoutCancel(r.Context()))
 }
 

@@ -22,6 +22,18 @@
 // and prints one JSON line with the server's VmRSS before and after, and
 // the difference per connection.
 //
+//	filehub-load ws-fanout --url ws://127.0.0.1:9100/v1/ws --key $KEY -n 1000 --events 2000 --rate 200 --pid $SERVER_PID
+//	filehub-load ws-fanout --target centrifugo --url ws://127.0.0.1:8000/connection/websocket \
+//	    --api-url http://127.0.0.1:8000/api --api-key $API_KEY --token-secret $SECRET -n 1000 --events 2000 --rate 200
+//
+// ws-fanout subscribes N connections to the server's event stream (filehub:
+// events.subscribe; Centrifugo: a channel with history and recovery),
+// produces events through the server's HTTP API (filehub: real deletes and
+// restores; Centrifugo: /api/publish of the same event JSON) and prints one
+// JSON line: deliveries/s, p50/p99 produce-to-receive latency, the server's
+// CPU time, and the exactly-once check (every subscriber got every event
+// once, in order). scripts/bench-fanout.sh alternates the two servers.
+//
 // For filehub on S3 (scripts/bench-uploads.sh with BLOBS=fake):
 //
 //	filehub-load s3-server --listen 127.0.0.1:9000 --bucket filehub-bench
@@ -68,9 +80,10 @@ func main() {
 const usage = `usage:
   filehub-load upload --url URL [--key KEY] [-n COUNT] [-c CONCURRENCY] [--size SIZE] [--duplicate] [--pid PID] [--tus]
   filehub-load reference [--listen ADDR] --dir DIR
-  filehub-load ws-server [--listen ADDR] --dir DIR [--key KEY]
+  filehub-load ws-server [--listen ADDR] --dir DIR [--key KEY] [--ws-sessions durable|memory] [--cpuprofile FILE]
   filehub-load ws-bare [--listen ADDR]
   filehub-load ws-idle --url URL [--key KEY] [-n CONNS] [-c CONCURRENCY] [--settle D] [--hold D] [--pid PID]
+  filehub-load ws-fanout [--target filehub|centrifugo] --url URL [--key KEY] [--api-url URL --api-key KEY --token-secret S] [-n SUBS] [--events N] [--rate R] [--pid PID]
   filehub-load s3-server [--listen ADDR] [--bucket NAME]
   filehub-load soak --bin FILEHUB [--duration D] [--kill-every D] [--workers N] [--watchers N] [--data-dir DIR]`
 
@@ -89,6 +102,8 @@ func run(args []string) error {
 		return wsBare(args[1:])
 	case "ws-idle":
 		return wsIdle(args[1:])
+	case "ws-fanout":
+		return wsFanout(args[1:])
 	case "s3-server":
 		return s3Server(args[1:])
 	case "soak":

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -55,8 +57,22 @@ func wsServer(args []string) error {
 	dir := fs.String("dir", "", "directory for the stores (required)")
 	key := fs.String("key", os.Getenv("FILEHUB_KEY"), "secret of the read-write key to create (default $FILEHUB_KEY, else a new one)")
 	perKey := fs.Int("max-conns-per-key", 20000, "connection limit per key")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	memProfile := fs.String("memprofile", "", "on SIGINT or SIGTERM, write a heap profile to this file before closing connections")
+	sessions := fs.String("ws-sessions", "durable", "where WebSocket sessions live: durable (in SQLite, the daemon's default) or memory")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *dir == "" {
 		return errors.New("ws-server: --dir is required")
@@ -70,7 +86,7 @@ func wsServer(args []string) error {
 	ctx, stop := signalContext()
 	defer stop()
 	srv, err := loadgen.StartWSServer(ctx, loadgen.WSServerConfig{
-		Dir: *dir, Addr: *listen, Key: *key, MaxConnsPerKey: *perKey,
+		Dir: *dir, Addr: *listen, Key: *key, MaxConnsPerKey: *perKey, Sessions: *sessions,
 	})
 	if err != nil {
 		return err
@@ -80,7 +96,27 @@ func wsServer(args []string) error {
 		return err
 	}
 	<-ctx.Done()
+	if *memProfile != "" {
+		if err := writeHeapProfile(*memProfile); err != nil {
+			srv.Close()
+			return err
+		}
+	}
 	return srv.Close()
+}
+
+// writeHeapProfile writes the in-use heap, after a collection, to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func wsBare(args []string) error {
@@ -144,6 +180,48 @@ func wsIdle(args []string) error {
 	}
 	if res.Failures > 0 {
 		return fmt.Errorf("%d connections failed; first: %s", res.Failures, res.FirstError)
+	}
+	return nil
+}
+
+func wsFanout(args []string) error {
+	fs := flag.NewFlagSet("ws-fanout", flag.ContinueOnError)
+	var cfg loadgen.FanoutConfig
+	fs.StringVar(&cfg.Target, "target", loadgen.TargetFilehub, "server kind: filehub or centrifugo")
+	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:9100/v1/ws", "WebSocket endpoint (Centrifugo: ws://HOST/connection/websocket)")
+	fs.StringVar(&cfg.APIURL, "api-url", "", "HTTP base the events are produced through (filehub: derived from --url; Centrifugo: http://HOST/api)")
+	fs.StringVar(&cfg.Key, "key", os.Getenv("FILEHUB_KEY"), "filehub bearer key (default $FILEHUB_KEY)")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "Centrifugo HTTP API key")
+	fs.StringVar(&cfg.TokenSecret, "token-secret", "", "Centrifugo HMAC secret for connection tokens")
+	fs.StringVar(&cfg.Channel, "channel", "fanout:events", "Centrifugo channel")
+	fs.IntVar(&cfg.Subscribers, "n", 1000, "subscribed connections")
+	fs.IntVar(&cfg.Events, "events", 2000, "events to produce")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "events per second (0: as fast as the server takes them)")
+	fs.IntVar(&cfg.Producers, "producers", 16, "event-producing HTTP requests in flight")
+	fs.DurationVar(&cfg.Timeout, "timeout", time.Minute, "wait for the last delivery after the last event")
+	fs.IntVar(&cfg.ServerPID, "pid", 0, "server process id, to report its CPU time")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	limit, err := raiseFileLimit()
+	if err != nil {
+		return err
+	}
+	if uint64(cfg.Subscribers)+uint64(max(cfg.Producers, 16))+64 > limit {
+		return fmt.Errorf("ws-fanout: %d connections need more open files than the limit %d", cfg.Subscribers, limit)
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	res, err := loadgen.RunFanout(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
+		return err
+	}
+	if res.Missing > 0 || res.Duplicates > 0 || res.ProduceFailures > 0 {
+		return fmt.Errorf("%d missing, %d duplicate or out-of-order deliveries, %d produce failures; first error: %s",
+			res.Missing, res.Duplicates, res.ProduceFailures, res.FirstError)
 	}
 	return nil
 }

@@ -38,6 +38,9 @@ type WSServerConfig struct {
 	MaxConnsPerKey int
 	// Logger receives the daemon's logs. Default: discard.
 	Logger *slog.Logger
+	// Sessions is where WebSocket sessions live, server.WSSessionsDurable
+	// or server.WSSessionsMemory. Default: the daemon's (durable).
+	Sessions string
 }
 
 // WSServer is the filehub daemon (package server) on SQLite and the local
@@ -78,6 +81,7 @@ func StartWSServer(ctx context.Context, cfg WSServerConfig) (*WSServer, error) {
 		RateLimit:           -1,
 		CleanupInterval:     -1,
 		Logger:              cfg.Logger,
+		WSSessions:          cfg.Sessions,
 	})
 	if err != nil {
 		return nil, err
