@@ -61,7 +61,7 @@ func BenchmarkFanout(b *testing.B) {
 		h.run(b, pacedRate)
 	})
 
-	srv := startFilehub(b)
+	srv := startFilehub(b, "")
 	defer closeServer(b, srv)
 	prod := newProducer(b, srv)
 	b.Run("sqlite-produce", func(b *testing.B) {

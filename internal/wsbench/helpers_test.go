@@ -11,11 +11,13 @@ import (
 	"github.com/filehub/filehub/wsclient"
 )
 
-// startFilehub starts the daemon on real stores in a temp dir of b. The
-// caller closes it.
-func startFilehub(b *testing.B) *loadgen.WSServer {
+// startFilehub starts the daemon on real stores in a temp dir of b, with
+// WebSocket sessions where sessions says (server.WSSessionsDurable or
+// server.WSSessionsMemory; "" is the daemon's default, durable). The caller
+// closes it.
+func startFilehub(b *testing.B, sessions string) *loadgen.WSServer {
 	b.Helper()
-	srv, err := loadgen.StartWSServer(context.Background(), loadgen.WSServerConfig{Dir: b.TempDir(), MaxConnsPerKey: 5000})
+	srv, err := loadgen.StartWSServer(context.Background(), loadgen.WSServerConfig{Dir: b.TempDir(), MaxConnsPerKey: 5000, Sessions: sessions})
 	if err != nil {
 		b.Fatal(err)
 	}

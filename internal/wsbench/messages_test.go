@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/filehub/filehub/internal/loadgen"
+	"github.com/filehub/filehub/server"
 	"github.com/filehub/filehub/wsclient"
 )
 
@@ -35,7 +36,8 @@ var endMarker = []byte(`"end"`)
 // client too), and as the baseline a plain gorilla/websocket echo (a
 // message counts when its echo is back) over loopback in the same process.
 // p99-µs is the send-to-acknowledgement (echo) latency; x-baseline the
-// ratio of filehub's rate to the echo's in the same run.
+// ratio of filehub's rate to the echo's in the same run. filehub runs twice:
+// with durable sessions (the daemon's default) and with sessions in memory.
 func BenchmarkMessages(b *testing.B) {
 	for _, sessions := range []int{1, 100} {
 		var base float64
@@ -49,13 +51,21 @@ func BenchmarkMessages(b *testing.B) {
 		}
 		echo.Close()
 
-		srv := startFilehub(b)
-		clients := dialClients(b, srv, sessions, wsclient.Options{IgnoreMessages: true})
-		b.Run(fmt.Sprintf("sessions=%d/filehub", sessions), func(b *testing.B) {
-			runFilehub(b, clients, base)
-		})
-		closeClients(clients)
-		closeServer(b, srv)
+		// filehub with the daemon's default, durable sessions (every
+		// acknowledgement waits for the session's state to be saved), then
+		// with sessions in memory, the mode the echo is comparable to.
+		for _, mode := range []struct{ name, sessions string }{
+			{"filehub", server.WSSessionsDurable},
+			{"filehub-memory", server.WSSessionsMemory},
+		} {
+			srv := startFilehub(b, mode.sessions)
+			clients := dialClients(b, srv, sessions, wsclient.Options{IgnoreMessages: true})
+			b.Run(fmt.Sprintf("sessions=%d/%s", sessions, mode.name), func(b *testing.B) {
+				runFilehub(b, clients, base)
+			})
+			closeClients(clients)
+			closeServer(b, srv)
+		}
 	}
 }
 
