@@ -35,6 +35,8 @@
 # as fast as the server takes them), PRODUCERS (16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 ROUNDS="${ROUNDS:-3}"
 SUBS="${SUBS:-1000}"
@@ -76,14 +78,6 @@ PORT_CF=18192
 PORT_BASE=18193
 PORT_DURABLE=18194
 
-wait_port() { # wait until something accepts on 127.0.0.1:$1
-	for _ in $(seq 1 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "nothing listening on port $1" >&2
-	return 1
-}
 
 start_ws_server() { # binary port dir sessions; sets WS_PID (started here, so that cleanup's jobs -p sees it)
 	mkdir -p "$3"
@@ -139,12 +133,7 @@ run() { # round target
 }
 
 for round in $(seq 1 "$ROUNDS"); do
-	order=("${TARGETS[@]}")
-	if [ $((round % 2)) = 0 ]; then # alternate who goes first
-		order=()
-		for ((i = ${#TARGETS[@]} - 1; i >= 0; i--)); do order+=("${TARGETS[$i]}"); done
-	fi
-	for t in "${order[@]}"; do
+	for t in $(round_order "$round" "${TARGETS[@]}"); do
 		run "$round" "$t"
 	done
 done

@@ -13,6 +13,8 @@
 # sessions in SQLite) and filehub-memory (--ws-sessions memory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 ROUNDS="${ROUNDS:-3}"
 CONNS="${CONNS:-10000}"
@@ -36,14 +38,6 @@ fi
 KEY="fhk_idle_key_$(date +%s)_local_only_0123456789"
 PORT=18201
 
-wait_port() {
-	for _ in $(seq 1 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "nothing listening on port $1" >&2
-	return 1
-}
 
 RESULTS="$WORK/results.jsonl"
 run() { # round target
@@ -69,12 +63,7 @@ run() { # round target
 }
 
 for round in $(seq 1 "$ROUNDS"); do
-	order=("${TARGETS[@]}")
-	if [ $((round % 2)) = 0 ]; then
-		order=()
-		for ((i = ${#TARGETS[@]} - 1; i >= 0; i--)); do order+=("${TARGETS[$i]}"); done
-	fi
-	for t in "${order[@]}"; do
+	for t in $(round_order "$round" "${TARGETS[@]}"); do
 		run "$round" "$t"
 	done
 done

@@ -55,6 +55,8 @@
 #       like durable write.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 ROUNDS="${ROUNDS:-3}"
 DB="${DB:-}"
@@ -119,14 +121,6 @@ PORT_REF=18182
 PORT_TUSD=18183
 PORT_GW=18184
 
-wait_port() { # wait until something accepts on 127.0.0.1:$1
-	for _ in $(seq 1 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "nothing listening on port $1" >&2
-	return 1
-}
 
 S3_PID=""
 start_filehub() { # [binary]
