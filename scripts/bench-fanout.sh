@@ -78,7 +78,6 @@ PORT_CF=18192
 PORT_BASE=18193
 PORT_DURABLE=18194
 
-
 start_ws_server() { # binary port dir sessions; sets WS_PID (started here, so that cleanup's jobs -p sees it)
 	mkdir -p "$3"
 	local sessions=()

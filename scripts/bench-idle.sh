@@ -38,7 +38,6 @@ fi
 KEY="fhk_idle_key_$(date +%s)_local_only_0123456789"
 PORT=18201
 
-
 RESULTS="$WORK/results.jsonl"
 run() { # round target
 	local dir="$WORK/$2-$1" url args=()

@@ -121,7 +121,6 @@ PORT_REF=18182
 PORT_TUSD=18183
 PORT_GW=18184
 
-
 S3_PID=""
 start_filehub() { # [binary]
 	local bin="${1:-$WORK/filehub}"
