@@ -175,26 +175,17 @@ func blobBytes(seed byte, n int) []byte {
 // stageCommit stages data in odd-sized writes and commits it under its sum.
 func stageCommit(t testing.TB, s *s3.Store, data []byte) string {
 	t.Helper()
-	ctx := context.Background()
-	sum := sumOf(data)
-	b, err := s.Stage(ctx)
-	if err != nil {
-		t.Fatalf("Stage: %v", err)
-	}
-	defer b.Close(context.Background())
-	writeOdd(t, b, data)
-	if err := b.Commit(ctx, sum); err != nil {
-		t.Fatalf("Commit: %v", err)
-	}
-	if err := b.Close(t.Context()); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	return sum
+	return stage(t, s, data, false)
 }
 
 // stageSyncCommit is stageCommit with a Sync before the Commit, which
 // stores a temp object first and makes Commit copy it.
 func stageSyncCommit(t testing.TB, s *s3.Store, data []byte) string {
+	t.Helper()
+	return stage(t, s, data, true)
+}
+
+func stage(t testing.TB, s *s3.Store, data []byte, sync bool) string {
 	t.Helper()
 	ctx := context.Background()
 	sum := sumOf(data)
@@ -204,8 +195,10 @@ func stageSyncCommit(t testing.TB, s *s3.Store, data []byte) string {
 	}
 	defer b.Close(context.Background())
 	writeOdd(t, b, data)
-	if err := b.Sync(); err != nil {
-		t.Fatalf("Sync: %v", err)
+	if sync {
+		if err := b.Sync(); err != nil {
+			t.Fatalf("Sync: %v", err)
+		}
 	}
 	if err := b.Commit(ctx, sum); err != nil {
 		t.Fatalf("Commit: %v", err)
