@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -184,12 +183,7 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	transport := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: cfg.Producers,
-		MaxConnsPerHost:     cfg.Producers,
-		DisableCompression:  true,
-	}
+	transport := newTransport(cfg.Producers)
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
 	r := &fanRun{cfg: cfg, want: int64(cfg.Subscribers) * int64(cfg.Events), done: make(chan struct{})}

@@ -58,12 +58,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Count <= 0 || cfg.Concurrency <= 0 || cfg.Size < 0 || cfg.URL == "" {
 		return nil, fmt.Errorf("need a URL, a positive count and concurrency, and a size ≥ 0")
 	}
-	transport := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: cfg.Concurrency,
-		MaxConnsPerHost:     cfg.Concurrency,
-		DisableCompression:  true,
-	}
+	transport := newTransport(cfg.Concurrency)
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Transport: transport}
 
@@ -208,3 +203,15 @@ func PeakRSS(pid int) (int64, error) { return statusBytes(pid, "VmHWM:") }
 
 // WriteJSON writes r as one JSON line.
 func (r *Result) WriteJSON(w io.Writer) error { return json.NewEncoder(w).Encode(r) }
+
+// newTransport is the HTTP transport of a load run: up to conns connections
+// to the server under test, kept open between requests, no compression (the
+// bodies are random or tiny).
+func newTransport(conns int) *http.Transport {
+	return &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: conns,
+		MaxConnsPerHost:     conns,
+		DisableCompression:  true,
+	}
+}
