@@ -128,14 +128,10 @@ run() { # round target
 	local load out
 	load="$(cut -d' ' -f1-3 /proc/loadavg)"
 	out="$("$WORK/filehub-load" ws-fanout "${args[@]}")" || { echo "$out"; echo "round $1 $2 failed" >&2; exit 1; }
-	echo "$out" | jq -c --arg r "$1" --arg t "$2" --arg l "$load" '{round: ($r|tonumber), server: $t, load: $l} + .' | tee -a "$RESULTS"
+	record "$1" "$2" "$load" "$out"
 }
 
-for round in $(seq 1 "$ROUNDS"); do
-	for t in $(round_order "$round" "${TARGETS[@]}"); do
-		run "$round" "$t"
-	done
-done
+run_rounds
 
 python3 - "$RESULTS" <<'PY'
 import json, sys

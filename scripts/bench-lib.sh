@@ -25,3 +25,20 @@ round_order() {
 		printf '%s\n' "$@"
 	fi
 }
+
+# run_rounds calls the script's run function for every round (1..$ROUNDS)
+# and every target of TARGETS, in round_order.
+run_rounds() {
+	for round in $(seq 1 "$ROUNDS"); do
+		for t in $(round_order "$round" "${TARGETS[@]}"); do
+			run "$round" "$t"
+		done
+	done
+}
+
+# record ROUND TARGET LOAD JSON appends the load tool's JSON result, tagged
+# with its round, target and the load average at its start, to $RESULTS
+# and prints it.
+record() {
+	echo "$4" | jq -c --arg r "$1" --arg t "$2" --arg l "$3" '{round: ($r|tonumber), server: $t, load: $l} + .' | tee -a "$RESULTS"
+}
